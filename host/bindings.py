@@ -1,0 +1,233 @@
+"""Bind a component's imports to what its links grant, and nothing else.
+
+The linker for a component gets:
+
+- WASI p2 from wasmtime, with an empty ``WasiConfig`` per store: no env vars,
+  arguments, preopened directories, sockets or stdin. Stdout/stderr go to the
+  host log tagged with the component id.
+- ``wasi:logging`` and ``wasi:config``, which only reach the component's own
+  log stream and configuration.
+- ``wasi:keyvalue/store`` + ``atomics`` only when a keyvalue link exists.
+
+Anything else the component imports is a ``LinkError`` at start, naming each
+missing interface; nothing is stubbed with traps.
+
+Host functions run on the worker thread that runs the guest. Provider calls
+are coroutines on the host's event loop; ``_await`` hands them over and waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import wasmtime
+from wasmtime import component as wc
+
+from host.errors import LinkError
+from providers import contracts
+from providers.config_provider import ComponentConfig
+from providers.keyvalue import KeyValueBackend, KeyValueError, resolve_bucket
+from providers.logging_provider import OutputLines, log_from_component
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BUCKET_RESOURCE_TYPE = 1
+HOST_CALL_TIMEOUT_S = 5.0
+
+
+@dataclass
+class KeyValueGrant:
+    backend: KeyValueBackend
+    link_config: Mapping[str, str]
+
+
+@dataclass
+class Grants:
+    """What one component may reach; built from its links and spec."""
+
+    component_id: str
+    loop: asyncio.AbstractEventLoop
+    config: ComponentConfig = field(default_factory=lambda: ComponentConfig({}))
+    keyvalue: KeyValueGrant | None = None
+
+    def provided_interfaces(self) -> set[str]:
+        provided = set(contracts.ALWAYS_GRANTED)
+        if self.keyvalue is not None:
+            provided.update(contracts.PROVIDER_INTERFACES["keyvalue"])
+        return provided
+
+
+def imported_interfaces(engine: wasmtime.Engine, component: wc.Component) -> list[str]:
+    return sorted(component.type().imports(engine).keys())
+
+
+def exported_interfaces(engine: wasmtime.Engine, component: wc.Component) -> list[str]:
+    return sorted(component.type().exports(engine).keys())
+
+
+def check_imports(engine: wasmtime.Engine, component: wc.Component, grants: Grants) -> None:
+    """Raise LinkError naming every import that nothing provides to this component."""
+    provided = grants.provided_interfaces()
+    missing = [
+        name
+        for name in imported_interfaces(engine, component)
+        if name not in provided and not name.startswith(contracts.WASI_PREFIXES)
+    ]
+    if missing:
+        raise LinkError(grants.component_id, missing)
+
+
+def new_wasi_config(component_id: str) -> wasmtime.WasiConfig:
+    """A WASI context with no ambient authority; output goes to the host log."""
+    wasi = wasmtime.WasiConfig()
+    stdout, stderr = OutputLines(component_id, "stdout"), OutputLines(component_id, "stderr")
+    wasi.stdout_custom = stdout.write
+    wasi.stderr_custom = stderr.write
+    return wasi
+
+
+def build_linker(engine: wasmtime.Engine, component: wc.Component, grants: Grants) -> wc.Linker:
+    check_imports(engine, component, grants)
+    imports = set(imported_interfaces(engine, component))
+    linker = wc.Linker(engine)
+    linker.add_wasip2()
+    with linker.root() as root:
+        if contracts.LOGGING in imports:
+            _bind_logging(root, grants)
+        if contracts.CONFIG_STORE in imports:
+            _bind_config(root, grants)
+        if grants.keyvalue is not None and (
+            contracts.KEYVALUE_STORE in imports or contracts.KEYVALUE_ATOMICS in imports
+        ):
+            _KeyValueBinding(grants, grants.keyvalue).bind(root, imports)
+    return linker
+
+
+def _bind_logging(root: wc.LinkerInstance, grants: Grants) -> None:
+    component_id = grants.component_id
+
+    def log_(_store: Any, level: str, context: str, message: str) -> None:
+        log_from_component(component_id, level, context, message)
+
+    with root.add_instance(contracts.LOGGING) as iface:
+        iface.add_func("log", log_)
+
+
+def _bind_config(root: wc.LinkerInstance, grants: Grants) -> None:
+    config = grants.config
+
+    def get(_store: Any, key: str) -> str | None:
+        return config.get(key)
+
+    def get_all(_store: Any) -> list[tuple[str, str]]:
+        return config.get_all()
+
+    with root.add_instance(contracts.CONFIG_STORE) as iface:
+        iface.add_func("get", get)
+        iface.add_func("get-all", get_all)
+
+
+def _kv_error(exc: KeyValueError) -> wc.Variant:
+    if exc.kind in ("no-such-store", "access-denied"):
+        return wc.Variant(exc.kind)
+    return wc.Variant("other", str(exc))
+
+
+class _KeyValueBinding:
+    """Host side of wasi:keyvalue for one component: bucket handles and calls."""
+
+    def __init__(self, grants: Grants, grant: KeyValueGrant) -> None:
+        self.grants = grants
+        self.backend = grant.backend
+        self.link_config = grant.link_config
+        # rep -> backend bucket name; reps are shared by all instances of the component.
+        self.handles: dict[int, str] = {}
+        self._reps = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def _await(self, coro: Coroutine[Any, Any, T]) -> T:
+        future = asyncio.run_coroutine_threadsafe(coro, self.grants.loop)
+        return future.result(HOST_CALL_TIMEOUT_S)
+
+    def _bucket(self, store: Any, handle: wc.ResourceAny) -> str:
+        return self.handles[handle.to_host(store).rep]
+
+    def bind(self, root: wc.LinkerInstance, imports: set[str]) -> None:
+        with root.add_instance(contracts.KEYVALUE_STORE) as store_iface:
+            store_iface.add_resource(
+                "bucket", wc.ResourceType.host(BUCKET_RESOURCE_TYPE), self._drop
+            )
+            store_iface.add_func("open", self._open)
+            store_iface.add_func("[method]bucket.get", self._get)
+            store_iface.add_func("[method]bucket.set", self._set)
+            store_iface.add_func("[method]bucket.delete", self._delete)
+            store_iface.add_func("[method]bucket.exists", self._exists)
+            store_iface.add_func("[method]bucket.list-keys", self._list_keys)
+        if contracts.KEYVALUE_ATOMICS in imports:
+            with root.add_instance(contracts.KEYVALUE_ATOMICS) as atomics:
+                atomics.add_func("increment", self._increment)
+
+    def _drop(self, _store: Any, rep: int) -> None:
+        with self._lock:
+            self.handles.pop(rep, None)
+
+    def _open(self, _store: Any, identifier: str) -> Any:
+        try:
+            bucket = resolve_bucket(identifier, self.link_config)
+        except KeyValueError as exc:
+            return _kv_error(exc)
+        with self._lock:
+            rep = next(self._reps)
+            self.handles[rep] = bucket
+        return wc.ResourceHost.own(rep, BUCKET_RESOURCE_TYPE)
+
+    def _get(self, store: Any, handle: wc.ResourceAny, key: str) -> bytes | None:
+        # result<option<list<u8>>, error>: wasmtime-py cannot lower the err case of
+        # this type (an option's None matches any Python value), so a backend
+        # failure here traps the call instead of returning err.
+        return self._await(self.backend.get(self._bucket(store, handle), key))
+
+    def _set(self, store: Any, handle: wc.ResourceAny, key: str, value: bytes) -> Any:
+        try:
+            self._await(self.backend.set(self._bucket(store, handle), key, bytes(value)))
+        except KeyValueError as exc:
+            return _kv_error(exc)
+        return None
+
+    def _delete(self, store: Any, handle: wc.ResourceAny, key: str) -> Any:
+        try:
+            self._await(self.backend.delete(self._bucket(store, handle), key))
+        except KeyValueError as exc:
+            return _kv_error(exc)
+        return None
+
+    def _exists(self, store: Any, handle: wc.ResourceAny, key: str) -> Any:
+        try:
+            return self._await(self.backend.exists(self._bucket(store, handle), key))
+        except KeyValueError as exc:
+            return _kv_error(exc)
+
+    def _list_keys(self, store: Any, handle: wc.ResourceAny, cursor: int | None) -> Any:
+        try:
+            keys = self._await(self.backend.keys(self._bucket(store, handle)))
+        except KeyValueError as exc:
+            return _kv_error(exc)
+        page = 1000
+        start = cursor or 0
+        response = wc.Record()
+        setattr(response, "keys", keys[start : start + page])
+        setattr(response, "cursor", start + page if start + page < len(keys) else None)
+        return response
+
+    def _increment(self, store: Any, handle: wc.ResourceAny, key: str, delta: int) -> Any:
+        try:
+            return self._await(self.backend.increment(self._bucket(store, handle), key, delta))
+        except KeyValueError as exc:
+            return _kv_error(exc)

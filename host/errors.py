@@ -1,0 +1,92 @@
+"""Errors raised by the host runtime.
+
+Every failure the host reports is one of these, so callers can tell a bad
+input (fix the component or the spec) from a transient fault (retrying helps)::
+
+    HostError
+    ├── ComponentLoadError          the component cannot be loaded at all
+    │   ├── FetchError              the source (file or URL) cannot be read   (retryable)
+    │   ├── DigestMismatch          the bytes do not match the sha256 pin
+    │   └── InvalidComponent        not a component: core module, truncated, garbage
+    ├── LinkError                   imports that nothing provides to this component
+    ├── UnknownComponent            no component with that id runs on this host
+    └── CallError                   one call failed; the host keeps serving
+        ├── ComponentTrapped        the guest trapped (bug in the component)
+        ├── DeadlineExceeded        the call ran past its execution deadline
+        ├── ResourceLimitExceeded   the guest hit its memory cap
+        └── Overloaded              no instance became free in time            (retryable)
+
+Errors from wasmtime are translated at the boundary (``host.engine`` and
+``host.pool``); nothing above them sees a ``wasmtime`` exception.
+"""
+
+from __future__ import annotations
+
+
+class HostError(Exception):
+    """Base of every error the host runtime raises."""
+
+    retryable: bool = False
+
+
+class ComponentLoadError(HostError):
+    """The component could not be loaded."""
+
+
+class FetchError(ComponentLoadError):
+    """The component source could not be read (missing file, HTTP error)."""
+
+    retryable = True
+
+
+class DigestMismatch(ComponentLoadError):
+    """The component's bytes do not match the pinned sha256 digest."""
+
+    def __init__(self, source: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"refusing {source}: sha256 mismatch (expected {expected}, got {actual})"
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+class InvalidComponent(ComponentLoadError):
+    """The bytes are not a valid WebAssembly component."""
+
+
+class LinkError(HostError):
+    """The component imports interfaces that nothing on this host provides to it."""
+
+    def __init__(self, component_id: str, missing: list[str]) -> None:
+        names = ", ".join(missing)
+        super().__init__(
+            f"component {component_id!r} imports interfaces that nothing provides to it: "
+            f"{names} (link them to a provider or component)"
+        )
+        self.missing = missing
+
+
+class UnknownComponent(HostError):
+    """No component with this id runs on this host."""
+
+
+class CallError(HostError):
+    """A single call into a component failed; the instance was discarded."""
+
+
+class ComponentTrapped(CallError):
+    """The guest trapped (unreachable, out-of-bounds access, a failed host call...)."""
+
+
+class DeadlineExceeded(CallError):
+    """The call ran longer than its execution deadline and was interrupted."""
+
+
+class ResourceLimitExceeded(CallError):
+    """The guest ran into its linear-memory cap."""
+
+
+class Overloaded(CallError):
+    """Every instance stayed busy until the call's deadline."""
+
+    retryable = True

@@ -1,0 +1,219 @@
+"""Instance pools: run calls into a component on worker threads, under limits.
+
+Each running component owns a pool: up to ``max_concurrency`` instances, each
+in its own store, and as many worker threads. A call takes a free slot (or
+waits for one until its deadline), runs on a worker thread (ctypes releases
+the GIL while wasm runs, so the event loop keeps serving), and puts the
+instance back. An instance whose call failed in any way is discarded, never
+reused: a trap can leave its memory in any state.
+
+Limits per instance: an execution deadline (epoch interruption) per call and
+a linear-memory cap (store limiter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import wasmtime
+from wasmtime import component as wc
+
+from host.engine import WasmEngine, first_line
+from host.errors import (
+    CallError,
+    ComponentTrapped,
+    DeadlineExceeded,
+    Overloaded,
+    ResourceLimitExceeded,
+    UnknownComponent,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_concurrency: int = 8
+    deadline_s: float = 10.0
+    memory_bytes: int = 256 * 2**20
+
+
+class _Instance:
+    """One instantiated component in its own store, used by one thread at a time."""
+
+    def __init__(self, store: wasmtime.Store, instance: wc.Instance) -> None:
+        self.store = store
+        self.instance = instance
+        self.funcs: dict[tuple[str, str], wc.Func] = {}
+        self.calls = 0
+
+    def func(self, interface: str, name: str) -> wc.Func:
+        key = (interface, name)
+        found = self.funcs.get(key)
+        if found is None:
+            found = self._lookup(interface, name)
+            self.funcs[key] = found
+        return found
+
+    def _lookup(self, interface: str, name: str) -> wc.Func:
+        parent = None
+        if interface:
+            parent = self.instance.get_export_index(self.store, interface)
+            if parent is None:
+                raise UnknownComponent(f"the component does not export {interface}")
+        index = self.instance.get_export_index(self.store, name, parent)
+        func = self.instance.get_func(self.store, index) if index is not None else None
+        if func is None:
+            where = f"{interface}#{name}" if interface else name
+            raise UnknownComponent(f"the component does not export function {where}")
+        return func
+
+
+class InstancePool:
+    def __init__(
+        self,
+        component_id: str,
+        engine: WasmEngine,
+        component: wc.Component,
+        linker: wc.Linker,
+        new_wasi: Callable[[], wasmtime.WasiConfig],
+        limits: Limits,
+    ) -> None:
+        self.component_id = component_id
+        self.engine = engine
+        self.component = component
+        self.linker = linker
+        self.new_wasi = new_wasi
+        self.limits = limits
+        self._idle: list[_Instance] = []
+        self._lock = threading.Lock()
+        self._instantiate_lock = threading.Lock()
+        self._slots = asyncio.Semaphore(limits.max_concurrency)
+        self._executor = self._new_executor(limits.max_concurrency)
+        self.active = 0
+        self.invocations = 0
+        self.failures = 0
+        self._closed = False
+
+    def _new_executor(self, workers: int) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(workers, thread_name_prefix=f"wasm-{self.component_id}")
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def warm(self) -> None:
+        """Instantiate one instance now, so a broken component fails at start."""
+        loop = asyncio.get_running_loop()
+        instance = await loop.run_in_executor(self._executor, self._instantiate)
+        with self._lock:
+            self._idle.append(instance)
+
+    def resize(self, limits: Limits) -> None:
+        """Change limits; in-flight calls finish on the old executor."""
+        if limits.max_concurrency != self.limits.max_concurrency:
+            old = self._executor
+            self._executor = self._new_executor(limits.max_concurrency)
+            self._slots = asyncio.Semaphore(limits.max_concurrency)
+            old.shutdown(wait=False)
+        self.limits = limits
+        with self._lock:
+            del self._idle[limits.max_concurrency :]
+
+    async def close(self, drain_timeout_s: float = 10.0) -> None:
+        """Stop taking calls, let in-flight ones finish (up to the timeout); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + drain_timeout_s
+        while self.active and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self._idle.clear()
+
+    @property
+    def idle_instances(self) -> int:
+        return len(self._idle)
+
+    # -- calls -------------------------------------------------------------
+
+    async def call(self, interface: str, func: str, *args: Any) -> Any:
+        if self._closed:
+            raise UnknownComponent(f"component {self.component_id} is stopping")
+        slots = self._slots
+        try:
+            await asyncio.wait_for(slots.acquire(), self.limits.deadline_s)
+        except TimeoutError:
+            raise Overloaded(
+                f"component {self.component_id}: all {self.limits.max_concurrency} "
+                f"instances stayed busy for {self.limits.deadline_s} s"
+            ) from None
+        self.active += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self._call, interface, func, args)
+        finally:
+            self.active -= 1
+            slots.release()
+
+    def _take(self) -> _Instance:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._instantiate()
+
+    def _instantiate(self) -> _Instance:
+        store = wasmtime.Store(self.engine.engine)
+        store.set_limits(memory_size=self.limits.memory_bytes)
+        store.set_wasi(self.new_wasi())
+        # Instantiation runs guest start code too: it gets the same deadline.
+        store.set_epoch_deadline(self.engine.deadline_ticks(self.limits.deadline_s))
+        try:
+            with self._instantiate_lock:
+                instance = self.linker.instantiate(store, self.component)
+        except Exception as exc:
+            raise self._translate(exc, "instantiation") from exc
+        return _Instance(store, instance)
+
+    def _call(self, interface: str, name: str, args: tuple[Any, ...]) -> Any:
+        self.invocations += 1
+        instance = self._take()
+        func = instance.func(interface, name)
+        instance.store.set_epoch_deadline(self.engine.deadline_ticks(self.limits.deadline_s))
+        try:
+            result = func(instance.store, *args)
+            func.post_return(instance.store)
+        except Exception as exc:
+            self.failures += 1
+            # The instance is dropped here: its state after a failure is unknown.
+            raise self._translate(exc, f"{interface}#{name}") from exc
+        instance.calls += 1
+        with self._lock:
+            if len(self._idle) < self.limits.max_concurrency:
+                self._idle.append(instance)
+        return result
+
+    def _translate(self, exc: Exception, what: str) -> CallError:
+        who = f"component {self.component_id} ({what})"
+        if isinstance(exc, CallError | UnknownComponent):
+            return exc if isinstance(exc, CallError) else ComponentTrapped(str(exc))
+        text = str(exc)
+        if isinstance(exc, wasmtime.WasmtimeError | wasmtime.Trap):
+            if "interrupt" in text:
+                return DeadlineExceeded(
+                    f"{who} ran past its {self.limits.deadline_s} s deadline and was stopped"
+                )
+            if "exceeds memory limits" in text or "memory limit" in text:
+                return ResourceLimitExceeded(
+                    f"{who} exceeded its {self.limits.memory_bytes // 2**20} MiB memory cap"
+                )
+            log.info("%s trapped: %s", who, text)
+            return ComponentTrapped(f"{who} trapped: {first_line(exc)}")
+        log.warning("%s failed in a host call: %r", who, exc)
+        return ComponentTrapped(f"{who} failed in a host call: {type(exc).__name__}: {exc}")

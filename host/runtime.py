@@ -1,0 +1,194 @@
+"""The host runtime: start, scale, call and stop components on this node.
+
+``HostRuntime`` ties the pieces together: it fetches and compiles a component
+(``host.engine``), checks that its links grant every import and builds its
+linker (``host.bindings``), and keeps an instance pool (``host.pool``). The
+http-server provider reaches components through ``handle_http``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from host.bindings import Grants, KeyValueGrant, build_linker, exported_interfaces, new_wasi_config
+from host.engine import WasmEngine
+from host.errors import (
+    ComponentTrapped,
+    DeadlineExceeded,
+    HostError,
+    LinkError,
+    Overloaded,
+    ResourceLimitExceeded,
+    UnknownComponent,
+)
+from host.loader import fetch_component
+from host.pool import InstancePool, Limits
+from providers import contracts
+from providers.config_provider import ComponentConfig, merge_config
+from providers.http_server import HandlerError, HttpRequest, HttpResponse
+from providers.keyvalue import KeyValueBackend
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """Binds the component's imports of ``provider``'s interfaces, with link config."""
+
+    provider: str  # "keyvalue" (logging and config are always granted)
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    component_id: str
+    source: str
+    sha256: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    config: Mapping[str, str] = field(default_factory=dict)
+    links: tuple[LinkSpec, ...] = ()
+
+
+@dataclass
+class RunningComponent:
+    spec: ComponentSpec
+    digest: str
+    pool: InstancePool
+    exports: list[str]
+    started_at: float
+
+    @property
+    def component_id(self) -> str:
+        return self.spec.component_id
+
+
+class HostRuntime:
+    """Runs components for one host; owns the engine and the provider backends."""
+
+    def __init__(
+        self,
+        cache_dir: Path | None,
+        keyvalue_backends: Mapping[str, KeyValueBackend] | None = None,
+        default_keyvalue_backend: str = "nats",
+    ) -> None:
+        self.engine = WasmEngine(cache_dir)
+        self.keyvalue_backends = dict(keyvalue_backends or {})
+        self.default_keyvalue_backend = default_keyvalue_backend
+        self.components: dict[str, RunningComponent] = {}
+        self._starting: dict[str, asyncio.Lock] = {}
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self, spec: ComponentSpec) -> RunningComponent:
+        """Start (or replace) a component; errors name what is wrong and change nothing."""
+        lock = self._starting.setdefault(spec.component_id, asyncio.Lock())
+        async with lock:
+            current = self.components.get(spec.component_id)
+            if current is not None and current.spec == spec:
+                return current
+            started = time.monotonic()
+            wasm = await fetch_component(spec.source, spec.sha256)
+            digest = hashlib.sha256(wasm).hexdigest()
+            compiled = await asyncio.to_thread(self.engine.compile, wasm, spec.source)
+            grants = self._grants(spec)
+            linker = build_linker(self.engine.engine, compiled, grants)
+            pool = InstancePool(
+                spec.component_id,
+                self.engine,
+                compiled,
+                linker,
+                lambda: new_wasi_config(spec.component_id),
+                spec.limits,
+            )
+            await pool.warm()
+            running = RunningComponent(
+                spec, digest, pool, exported_interfaces(self.engine.engine, compiled), time.time()
+            )
+            # Swap only once the new one works: a bad update leaves the old one serving.
+            self.components[spec.component_id] = running
+            if current is not None:
+                await current.pool.close()
+            log.info(
+                "started component %s from %s in %.0f ms",
+                spec.component_id,
+                spec.source,
+                (time.monotonic() - started) * 1000,
+            )
+            return running
+
+    def _grants(self, spec: ComponentSpec) -> Grants:
+        grants = Grants(
+            component_id=spec.component_id,
+            loop=asyncio.get_running_loop(),
+            config=ComponentConfig(merge_config([spec.config])),
+        )
+        for link in spec.links:
+            if link.provider == "keyvalue":
+                backend_name = link.config.get("backend", self.default_keyvalue_backend)
+                backend = self.keyvalue_backends.get(backend_name)
+                if backend is None:
+                    raise LinkError(
+                        spec.component_id,
+                        [f"{contracts.KEYVALUE_STORE} (no keyvalue backend {backend_name!r})"],
+                    )
+                grants.keyvalue = KeyValueGrant(backend, dict(link.config))
+            elif link.provider not in contracts.PROVIDER_INTERFACES:
+                raise LinkError(spec.component_id, [f"unknown provider {link.provider!r}"])
+        return grants
+
+    async def scale(self, component_id: str, limits: Limits) -> RunningComponent:
+        running = self.get(component_id)
+        running.pool.resize(limits)
+        running.spec = ComponentSpec(
+            running.spec.component_id,
+            running.spec.source,
+            running.spec.sha256,
+            limits,
+            running.spec.config,
+            running.spec.links,
+        )
+        return running
+
+    async def stop(self, component_id: str, drain_timeout_s: float = 10.0) -> None:
+        running = self.components.pop(component_id, None)
+        if running is None:
+            raise UnknownComponent(f"no component {component_id!r} runs on this host")
+        await running.pool.close(drain_timeout_s)
+
+    async def close(self) -> None:
+        """Stop every component (draining in-flight calls) and the engine; idempotent."""
+        for component_id in list(self.components):
+            await self.stop(component_id)
+        self.engine.close()
+
+    def get(self, component_id: str) -> RunningComponent:
+        running = self.components.get(component_id)
+        if running is None:
+            raise UnknownComponent(f"no component {component_id!r} runs on this host")
+        return running
+
+    # -- calls -------------------------------------------------------------
+
+    async def call(self, component_id: str, interface: str, func: str, *args: Any) -> Any:
+        return await self.get(component_id).pool.call(interface, func, *args)
+
+    async def handle_http(self, component_id: str, request: HttpRequest) -> HttpResponse:
+        """The http-server provider's invoker: host errors become HTTP statuses."""
+        try:
+            result = await self.call(component_id, contracts.HTTP_HANDLER, "handle", request)
+        except DeadlineExceeded as exc:
+            raise HandlerError(504, "the component did not answer in time", str(exc)) from exc
+        except (Overloaded, UnknownComponent) as exc:
+            raise HandlerError(503, "the component is unavailable", str(exc)) from exc
+        except (ComponentTrapped, ResourceLimitExceeded, HostError) as exc:
+            raise HandlerError(500, "the component failed", str(exc)) from exc
+        return HttpResponse(
+            status=result.status, headers=list(result.headers), body=bytes(result.body)
+        )

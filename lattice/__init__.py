@@ -1,0 +1,1 @@
+"""The lattice: the only package that talks to NATS."""

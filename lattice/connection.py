@@ -1,0 +1,78 @@
+"""Connecting to NATS, with auth/TLS options and errors translated at the boundary."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from dataclasses import dataclass
+
+import nats
+import nats.errors
+from nats.aio.client import Client
+
+from lattice.errors import ConnectError
+
+log = logging.getLogger(__name__)
+
+# The connection type other packages may name without importing nats.
+Connection = Client
+
+
+@dataclass(frozen=True)
+class NatsOptions:
+    """How to reach the lattice's NATS server; all optional but the URL."""
+
+    url: str = "nats://127.0.0.1:4222"
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    credentials_file: str | None = None
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    name: str = "wasmlattice"
+
+
+def _tls_context(options: NatsOptions) -> ssl.SSLContext | None:
+    if not (options.tls_ca_file or options.tls_cert_file):
+        return None
+    context = ssl.create_default_context(cafile=options.tls_ca_file)
+    if options.tls_cert_file:
+        context.load_cert_chain(options.tls_cert_file, options.tls_key_file)
+    return context
+
+
+async def connect(options: NatsOptions, *, reconnect: bool = True) -> Client:
+    """Connect, or raise ConnectError naming the URL and how to get a server."""
+
+    async def on_disconnect() -> None:
+        log.warning("disconnected from NATS at %s; reconnecting", options.url)
+
+    async def on_reconnect() -> None:
+        log.info("reconnected to NATS at %s", options.url)
+
+    async def on_error(exc: Exception) -> None:
+        log.debug("NATS client error: %s", exc)
+
+    try:
+        return await nats.connect(
+            options.url,
+            name=options.name,
+            user=options.user,
+            password=options.password,
+            token=options.token,
+            user_credentials=options.credentials_file,
+            tls=_tls_context(options),
+            allow_reconnect=reconnect,
+            max_reconnect_attempts=-1 if reconnect else 0,
+            reconnect_time_wait=0.25,
+            connect_timeout=2,
+            disconnected_cb=on_disconnect,
+            reconnected_cb=on_reconnect,
+            error_cb=on_error,
+        )
+    except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
+        raise ConnectError(
+            f"no NATS server at {options.url}: start one with `lattice up` "
+            f"or pass --nats-url ({exc or type(exc).__name__})"
+        ) from exc

@@ -1,0 +1,163 @@
+"""The http-server provider: incoming HTTP to components via ``wasmlattice:http``.
+
+Routes match on an optional Host header and a path prefix; the most specific
+route wins (host-specific before any-host, then the longest prefix). Status
+codes the provider produces itself:
+
+- 404 when no route matches,
+- 413 when the body is over ``max_body_bytes``,
+- 500 when the component trapped (the body never carries internals),
+- 503 when the component is overloaded or stopping, 504 when it ran past its deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY = 4 * 2**20
+
+
+@dataclass
+class HttpRequest:
+    """The ``request`` record of the handler contract (field names match the WIT)."""
+
+    method: str
+    path: str
+    query: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass
+class HttpResponse:
+    """The ``response`` record of the handler contract."""
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+class HandlerError(Exception):
+    """Raised by an invoker; carries the status and a body safe to show clients."""
+
+    def __init__(self, status: int, public_message: str, detail: str = "") -> None:
+        super().__init__(detail or public_message)
+        self.status = status
+        self.public_message = public_message
+
+
+Invoker = Callable[[str, HttpRequest], Awaitable[HttpResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    component_id: str
+    path_prefix: str = "/"
+    host: str | None = None
+
+    def matches(self, host: str, path: str) -> bool:
+        if self.host is not None and self.host != host:
+            return False
+        prefix = self.path_prefix.rstrip("/")
+        return path == prefix or path.startswith(prefix + "/") or prefix == ""
+
+    def specificity(self) -> tuple[int, int]:
+        return (self.host is not None, len(self.path_prefix.rstrip("/")))
+
+
+class RouteTable:
+    def __init__(self) -> None:
+        self._routes: list[Route] = []
+
+    def add(self, route: Route) -> None:
+        self._routes = [r for r in self._routes if (r.host, r.path_prefix) != (route.host, route.path_prefix)]
+        self._routes.append(route)
+        self._routes.sort(key=Route.specificity, reverse=True)
+
+    def remove_component(self, component_id: str) -> None:
+        self._routes = [r for r in self._routes if r.component_id != component_id]
+
+    def lookup(self, host: str, path: str) -> Route | None:
+        for route in self._routes:
+            if route.matches(host, path):
+                return route
+        return None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(list(self._routes))
+
+
+def _text(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=message + "\n")
+
+
+class HttpServer:
+    """One listening socket serving every routed component on this host."""
+
+    def __init__(
+        self,
+        invoke: Invoker,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        self.invoke = invoke
+        self.routes = RouteTable()
+        self.bind_host = host
+        self.port = port
+        self.max_body_bytes = max_body_bytes
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=self.max_body_bytes)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.bind_host, self.port, reuse_address=True)
+        await site.start()
+        if self.port == 0:
+            server = site._server
+            assert server is not None
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.bind_host}:{self.port}"
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        host = (request.host or "").split(":", 1)[0]
+        route = self.routes.lookup(host, request.path)
+        if route is None:
+            return _text(404, f"no component is routed at {request.path}")
+        if request.content_length is not None and request.content_length > self.max_body_bytes:
+            return _text(413, f"request body over {self.max_body_bytes} bytes")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _text(413, f"request body over {self.max_body_bytes} bytes")
+        call = HttpRequest(
+            method=request.method,
+            path=request.path,
+            query=request.query_string,
+            headers=list(request.headers.items()),
+            body=body,
+        )
+        try:
+            response = await self.invoke(route.component_id, call)
+        except HandlerError as exc:
+            log.info("%s %s -> %s: %s", request.method, request.path, exc.status, exc)
+            return _text(exc.status, exc.public_message)
+        return web.Response(
+            status=response.status, headers=list(response.headers), body=bytes(response.body)
+        )

@@ -1,0 +1,54 @@
+"""Shared fixtures: real nats-server processes, built components, a host runtime.
+
+Everything a test starts it stops again, by process id. Tests fail when they
+leave asyncio tasks behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from examples.build_components import build_all  # noqa: E402
+from lattice.natsd import NatsServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def components() -> dict[str, Path]:
+    """Every example component, built once per session (the build cache makes it cheap)."""
+    return build_all(REPO / "build" / "components")
+
+
+@pytest.fixture(scope="session")
+def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One compile cache for the session, so each component compiles once."""
+    return REPO / "build" / "test-compile-cache"
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    before = set(asyncio.all_tasks())
+    yield
+    await asyncio.sleep(0)
+    leaked = [
+        t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()
+    ]
+    for task in leaked:
+        task.cancel()
+    assert not leaked, f"test left tasks running: {[t.get_name() for t in leaked]}"
