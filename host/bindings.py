@@ -65,16 +65,32 @@ class Grants:
 
 
 def imported_interfaces(engine: wasmtime.Engine, component: wc.Component) -> list[str]:
-    return sorted(component.type().imports(engine).keys())
+    return sorted(component.type.imports(engine).keys())
 
 
 def exported_interfaces(engine: wasmtime.Engine, component: wc.Component) -> list[str]:
-    return sorted(component.type().exports(engine).keys())
+    return sorted(component.type.exports(engine).keys())
+
+
+def types_only_imports(engine: wasmtime.Engine, component: wc.Component) -> list[str]:
+    """Imported interfaces that declare only types (e.g. ``wasmlattice:http/types``).
+
+    They grant nothing, so an empty instance satisfies them.
+    """
+    found = []
+    for name, extern in component.type.imports(engine).items():
+        item = extern.ty
+        if isinstance(item, wc.ComponentInstanceType) and not any(
+            isinstance(export.ty, wc.FuncType | wc.ResourceType)
+            for export in item.exports(engine).values()
+        ):
+            found.append(name)
+    return found
 
 
 def check_imports(engine: wasmtime.Engine, component: wc.Component, grants: Grants) -> None:
     """Raise LinkError naming every import that nothing provides to this component."""
-    provided = grants.provided_interfaces()
+    provided = grants.provided_interfaces() | set(types_only_imports(engine, component))
     missing = [
         name
         for name in imported_interfaces(engine, component)
@@ -99,6 +115,9 @@ def build_linker(engine: wasmtime.Engine, component: wc.Component, grants: Grant
     linker = wc.Linker(engine)
     linker.add_wasip2()
     with linker.root() as root:
+        for name in types_only_imports(engine, component):
+            with root.add_instance(name):
+                pass
         if contracts.LOGGING in imports:
             _bind_logging(root, grants)
         if contracts.CONFIG_STORE in imports:
