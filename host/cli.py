@@ -39,11 +39,19 @@ def main(verbose: int) -> None:
     _setup_logging(verbose)
 
 
-async def _serve_until_signal(daemon: HostDaemon) -> None:
+def _stop_on_signals(daemon: HostDaemon) -> None:
+    """Ctrl-C or SIGTERM: graceful shutdown once serving, cancel while still starting."""
     loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+
+    def on_signal() -> None:
+        if daemon.serving:
+            asyncio.ensure_future(daemon.shutdown())
+        elif main_task is not None:
+            main_task.cancel()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(daemon.shutdown()))
-    await daemon.run()
+        loop.add_signal_handler(sig, on_signal)
 
 
 @main.command()
@@ -93,6 +101,7 @@ def up(
 
 async def _up(config: HostConfig, components_dir: Path | None) -> None:
     daemon = HostDaemon(config)
+    _stop_on_signals(daemon)
     try:
         await daemon.start()
         assert daemon.http is not None
@@ -104,7 +113,9 @@ async def _up(config: HostConfig, components_dir: Path | None) -> None:
             base = daemon.http.url
             click.echo(f"demo: {base}/ answers hello; {base}/counter counts in JetStream KV")
         click.echo("press Ctrl-C to stop", err=True)
-        await _serve_until_signal(daemon)
+        await daemon.run()
+    except asyncio.CancelledError:
+        click.echo("interrupted while starting", err=True)
     finally:
         with contextlib.suppress(Exception):
             await daemon.shutdown()

@@ -38,6 +38,7 @@ class HostDaemon:
         self.http: HttpServer | None = None
         self._stopped = asyncio.Event()
         self._closed = False
+        self.serving = False
 
     async def start(self) -> None:
         self.nc = await connect(self.config.nats)
@@ -58,6 +59,7 @@ class HostDaemon:
             self.http.routes.add(route)
 
     async def run(self) -> None:
+        self.serving = True
         await self._stopped.wait()
 
     async def shutdown(self) -> None:

@@ -119,6 +119,15 @@ def check_component_bytes(wasm: bytes, source: str) -> None:
         raise InvalidComponent(f"{source} has an unknown WebAssembly version {preamble.hex()}")
 
 
+def trap_reason(exc: BaseException) -> str:
+    """The one line of a wasmtime error that says why (it follows a backtrace)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "wasm trap:" in line:
+            return line[line.index("wasm trap:") :]
+    return lines[-1] if lines else type(exc).__name__
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

@@ -25,7 +25,7 @@ from typing import Any
 import wasmtime
 from wasmtime import component as wc
 
-from host.engine import WasmEngine, first_line
+from host.engine import WasmEngine, trap_reason
 from host.errors import (
     CallError,
     ComponentTrapped,
@@ -213,7 +213,7 @@ class InstancePool:
                 return ResourceLimitExceeded(
                     f"{who} exceeded its {self.limits.memory_bytes // 2**20} MiB memory cap"
                 )
-            log.info("%s trapped: %s", who, text)
-            return ComponentTrapped(f"{who} trapped: {first_line(exc)}")
+            log.info("%s trapped: %s", who, trap_reason(exc))
+            return ComponentTrapped(f"{who} trapped: {trap_reason(exc)}")
         log.warning("%s failed in a host call: %r", who, exc)
         return ComponentTrapped(f"{who} failed in a host call: {type(exc).__name__}: {exc}")

@@ -58,6 +58,10 @@ class NatsServer:
     process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid_file(self) -> Path:
+        return self.store_dir / "nats-server.pid"
+
+    @property
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 
@@ -74,6 +78,7 @@ class NatsServer:
             "--addr", self.host,
             "--port", str(self.port),
             "--server_name", self.name,
+            "--pid", str(self.pid_file),
             *self.extra_args,
         ]
         log_path = self.log_file or self.store_dir / "nats-server.log"
