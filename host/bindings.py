@@ -241,8 +241,8 @@ class _KeyValueBinding:
         page = 1000
         start = cursor or 0
         response = wc.Record()
-        setattr(response, "keys", keys[start : start + page])
-        setattr(response, "cursor", start + page if start + page < len(keys) else None)
+        response.keys = keys[start:start + page]
+        response.cursor = start + page if start + page < len(keys) else None
         return response
 
     def _increment(self, store: Any, handle: wc.ResourceAny, key: str, delta: int) -> Any:

@@ -1,48 +1,95 @@
-"""The host daemon: one node's runtime, built-in providers and lattice connection.
+"""The host daemon: one node's runtime, built-in providers and its place on the lattice.
 
-``HostDaemon.run()`` serves until ``shutdown()``; shutdown is idempotent and
-graceful: stop taking new work (the HTTP listener closes), let in-flight calls
-finish, then close the NATS connection.
+A daemon connects to NATS, serves the control interface for its host id
+(``host.control``), answers pings, publishes a heartbeat with its inventory
+every ``heartbeat_s``, and re-binds its components when the links or named
+config they use change. Links and named config live in JetStream KV, so a
+restarted host re-reads them; which components a host runs is the
+controller's business (a restarted host gets its replicas back from it).
+
+``run()`` serves until ``shutdown()``. Shutdown is idempotent and graceful:
+stop taking new work (control and HTTP), let in-flight calls finish, say
+``host_stopped``, then close the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from host.runtime import ComponentSpec, HostRuntime
+from host.control import ControlInterface
+from host.identity import friendly_name, host_labels, stable_host_id
+from host.pool import Limits
+from host.runtime import ComponentSpec, HostRuntime, LinkSpec
 from lattice.connection import Connection, NatsOptions, connect
+from lattice.errors import LatticeError
 from lattice.kv import BucketCache
+from lattice.messages import (
+    ComponentDescription,
+    Event,
+    HostInventory,
+    Link,
+    ScaleComponent,
+    decode,
+    encode,
+)
+from lattice.rpc import serve
+from lattice.state import LatticeState
+from lattice.subjects import Subjects
+from providers import contracts
 from providers.http_server import HttpServer, Route
 from providers.keyvalue import MemoryKeyValue, NatsKeyValue
 
 log = logging.getLogger(__name__)
 
+VERSION = "0.1.0"
+HTTP_SERVER_SOURCE = "http-server"
+# Instances are created lazily up to this many concurrent calls per component.
+DEFAULT_MAX_CONCURRENCY = 4
+
 
 @dataclass
 class HostConfig:
     nats: NatsOptions = field(default_factory=NatsOptions)
+    subjects: Subjects = field(default_factory=Subjects)
     state_dir: Path = Path(".state")
+    host_id: str | None = None
+    labels: list[str] = field(default_factory=list)
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     max_body_bytes: int = 4 * 2**20
+    heartbeat_s: float = 1.0
 
 
 class HostDaemon:
     def __init__(self, config: HostConfig) -> None:
         self.config = config
+        self.subjects = config.subjects
+        self.host_id = stable_host_id(config.state_dir, config.host_id)
+        self.friendly_name = friendly_name(self.host_id)
+        self.labels = host_labels(config.labels)
         self.nc: Connection | None = None
         self.runtime: HostRuntime | None = None
         self.http: HttpServer | None = None
+        self.state: LatticeState | None = None
+        self.desired: dict[str, ScaleComponent] = {}
+        self.started_at = time.time()
+        self.draining = False
+        self.serving = False
+        self._subscriptions: list[Any] = []
         self._stopped = asyncio.Event()
         self._closed = False
-        self.serving = False
+
+    # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
-        self.nc = await connect(self.config.nats)
-        backends = {"nats": NatsKeyValue(BucketCache(self.nc)), "memory": MemoryKeyValue()}
+        self.nc = nc = await connect(self.config.nats)
+        self.state = LatticeState(nc, self.subjects, self.host_id)
+        backends = {"nats": NatsKeyValue(BucketCache(nc)), "memory": MemoryKeyValue()}
         self.runtime = HostRuntime(self.config.state_dir / "compile-cache", backends)
         self.http = HttpServer(
             self.runtime.handle_http,
@@ -51,25 +98,168 @@ class HostDaemon:
             self.config.max_body_bytes,
         )
         await self.http.start()
-
-    async def start_component(self, spec: ComponentSpec, routes: list[Route]) -> None:
-        assert self.runtime is not None and self.http is not None
-        await self.runtime.start(spec)
-        for route in routes:
-            self.http.routes.add(route)
+        control = ControlInterface(self)
+        self._subscriptions = [
+            await serve(nc, self.subjects.host_control_all(self.host_id), control.handle),
+            await serve(nc, self.subjects.ping, control.ping),
+            await nc.subscribe(self.subjects.event("link_set"), cb=self._on_state_event),
+            await nc.subscribe(self.subjects.event("link_deleted"), cb=self._on_state_event),
+            await nc.subscribe(self.subjects.event("config_set"), cb=self._on_state_event),
+            await nc.subscribe(self.subjects.event("config_deleted"), cb=self._on_state_event),
+        ]
+        await self.publish("host_started", self.inventory().model_dump(mode="json"))
+        log.info("host %s (%s) is on lattice %s", self.host_id, self.friendly_name, self.subjects.lattice)
 
     async def run(self) -> None:
+        """Serve until shutdown; the heartbeat is a named task owned here."""
         self.serving = True
-        await self._stopped.wait()
+        async with asyncio.TaskGroup() as tasks:
+            heartbeat = tasks.create_task(self._heartbeat(), name=f"heartbeat-{self.host_id}")
+            await self._stopped.wait()
+            heartbeat.cancel()
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, drain_timeout_s: float = 10.0) -> None:
+        """Stop taking work, finish in-flight calls, announce, disconnect; idempotent."""
         if self._closed:
             return
         self._closed = True
+        self.draining = True
+        for sub in self._subscriptions:
+            try:
+                await sub.unsubscribe()
+            except Exception as exc:  # the connection may already be gone
+                log.debug("unsubscribe failed: %s", exc)
         if self.http is not None:
             await self.http.stop()
         if self.runtime is not None:
+            for component_id in list(self.runtime.components):
+                await self.runtime.stop(component_id, drain_timeout_s)
             await self.runtime.close()
         if self.nc is not None and not self.nc.is_closed:
-            await self.nc.drain()
+            try:
+                await self.publish("host_stopped", {"host_id": self.host_id})
+                await self.nc.drain()
+            except Exception as exc:
+                log.debug("closing the NATS connection failed: %s", exc)
         self._stopped.set()
+
+    # -- lattice -----------------------------------------------------------
+
+    async def publish(self, event_type: str, data: dict[str, Any]) -> None:
+        if self.nc is None or self.nc.is_closed:
+            return
+        event = Event(type=event_type, source=self.host_id, data=data)
+        try:
+            await self.nc.publish(self.subjects.event(event_type), encode(event))
+        except Exception as exc:
+            log.warning("could not publish %s: %s", event_type, exc)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await self.publish("host_heartbeat", self.inventory().model_dump(mode="json"))
+            await asyncio.sleep(self.config.heartbeat_s)
+
+    def inventory(self) -> HostInventory:
+        components = []
+        if self.runtime is not None:
+            for running in self.runtime.components.values():
+                pool = running.pool
+                request = self.desired.get(running.component_id)
+                components.append(
+                    ComponentDescription(
+                        component_id=running.component_id,
+                        source=running.spec.source,
+                        digest=running.digest,
+                        count=running.spec.replicas,
+                        max_concurrency=pool.limits.max_concurrency,
+                        active=pool.active,
+                        invocations=pool.invocations,
+                        failures=pool.failures,
+                        exports=running.exports,
+                        annotations=request.annotations if request else {},
+                    )
+                )
+        return HostInventory(
+            host_id=self.host_id,
+            friendly_name=self.friendly_name,
+            labels=self.labels,
+            version=VERSION,
+            uptime_s=round(time.time() - self.started_at, 3),
+            components=sorted(components, key=lambda c: c.component_id),
+            http_url=self.http.url if self.http else None,
+            draining=self.draining,
+        )
+
+    async def _on_state_event(self, msg: Any) -> None:
+        """A link or named config changed: re-apply the local components it touches."""
+        try:
+            event = decode(Event, msg.data)
+        except LatticeError as exc:
+            log.warning("ignoring bad state event: %s", exc)
+            return
+        affected = set()
+        if event.type in ("link_set", "link_deleted"):
+            affected = {event.data.get("source_id"), event.data.get("target")}
+        elif event.type in ("config_set", "config_deleted"):
+            name = event.data.get("name")
+            affected = {c for c, req in self.desired.items() if name in req.config_names}
+        for component_id in affected:
+            request = self.desired.get(str(component_id))
+            if request is not None:
+                try:
+                    await self.apply(request)
+                except Exception as exc:
+                    log.warning("re-binding %s after %s failed: %s", component_id, event.type, exc)
+
+    # -- components ----------------------------------------------------------
+
+    async def apply(self, request: ScaleComponent) -> None:
+        """Make this host run ``request.count`` replicas with the current links and config."""
+        assert self.runtime is not None and self.state is not None and self.http is not None
+        component_id = request.component_id
+        if request.count == 0:
+            self.desired.pop(component_id, None)
+            self.http.routes.remove_component(component_id)
+            if component_id in self.runtime.components:
+                await self.runtime.stop(component_id)
+            return
+        links = await self.state.links(source_id=component_id)
+        routes = [
+            Route(component_id, link.config.get("path", "/"), link.config.get("host") or None)
+            for link in await self.state.links_to(component_id)
+            if link.source_id == HTTP_SERVER_SOURCE
+        ]
+        config_layers = []
+        for name in request.config_names:
+            values = await self.state.get_config(name)
+            if values is None:
+                raise LookupError(f"named config {name!r} does not exist")
+            config_layers.append(values)
+        config_layers.append(request.config)
+        merged: dict[str, str] = {}
+        for layer in config_layers:
+            merged.update(layer)
+        spec = ComponentSpec(
+            component_id=component_id,
+            source=request.source,
+            sha256=request.sha256,
+            limits=Limits(
+                max_concurrency=max(
+                    request.count, request.max_concurrency or DEFAULT_MAX_CONCURRENCY
+                ),
+                deadline_s=request.deadline_s,
+                memory_bytes=request.memory_mb * 2**20,
+            ),
+            replicas=request.count,
+            config=merged,
+            links=tuple(_link_spec(link) for link in links if link.target in contracts.PROVIDER_INTERFACES),
+        )
+        await self.runtime.start(spec)
+        self.desired[component_id] = request
+        self.http.routes.remove_component(component_id)
+        for route in routes:
+            self.http.routes.add(route)
+
+
+def _link_spec(link: Link) -> LinkSpec:
+    return LinkSpec(link.target, dict(link.config))

@@ -1,32 +1,45 @@
-"""The demo app that ``lattice up`` runs: hello at ``/`` and a counter at ``/counter``."""
+"""The demo app that ``lattice up`` runs: hello at ``/`` and a counter at ``/counter``.
+
+It goes through the same path as any user's app: links in JetStream (the
+http-server routes, the counter's keyvalue bucket) and scale requests.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from host.errors import FetchError
-from host.runtime import ComponentSpec, LinkSpec
-from providers.http_server import Route
+from lattice.messages import Link, ScaleComponent
+
+if TYPE_CHECKING:
+    from host.daemon import HostDaemon
 
 DEMO_BUCKET = "demo-counter"
 
 
-def demo_components(components_dir: Path) -> list[tuple[ComponentSpec, list[Route]]]:
-    hello = components_dir / "hello.wasm"
-    counter = components_dir / "counter.wasm"
-    for path in (hello, counter):
-        if not path.exists():
-            raise FetchError(
-                f"demo component {path} is missing: build it with `make components`"
-            )
+def demo_links() -> list[Link]:
+    http = {"namespace": "wasmlattice", "package": "http", "interfaces": ["incoming-handler"]}
     return [
-        (ComponentSpec("hello", str(hello)), [Route("hello", "/")]),
-        (
-            ComponentSpec(
-                "counter",
-                str(counter),
-                links=(LinkSpec("keyvalue", {"bucket": DEMO_BUCKET}),),
-            ),
-            [Route("counter", "/counter")],
+        Link(source_id="http-server", target="hello", name="hello", config={"path": "/"}, **http),
+        Link(
+            source_id="http-server", target="counter", name="counter",
+            config={"path": "/counter"}, **http,
+        ),
+        Link(
+            source_id="counter", target="keyvalue", interfaces=["store", "atomics"],
+            config={"bucket": DEMO_BUCKET},
         ),
     ]
+
+
+async def deploy_demo(daemon: HostDaemon, components_dir: Path) -> None:
+    assert daemon.state is not None
+    sources = {name: components_dir / f"{name}.wasm" for name in ("hello", "counter")}
+    for path in sources.values():
+        if not path.exists():
+            raise FetchError(f"demo component {path} is missing: build it with `make components`")
+    for link in demo_links():
+        await daemon.state.put_link(link)
+    for name, path in sources.items():
+        await daemon.apply(ScaleComponent(component_id=name, source=str(path.resolve())))

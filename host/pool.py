@@ -107,12 +107,13 @@ class InstancePool:
 
     # -- lifecycle ---------------------------------------------------------
 
-    async def warm(self) -> None:
-        """Instantiate one instance now, so a broken component fails at start."""
+    async def warm(self, count: int = 1) -> None:
+        """Have ``count`` idle instances ready; the first proves the component instantiates."""
         loop = asyncio.get_running_loop()
-        instance = await loop.run_in_executor(self._executor, self._instantiate)
-        with self._lock:
-            self._idle.append(instance)
+        while self.idle_instances < min(count, self.limits.max_concurrency):
+            instance = await loop.run_in_executor(self._executor, self._instantiate)
+            with self._lock:
+                self._idle.append(instance)
 
     def resize(self, limits: Limits) -> None:
         """Change limits; in-flight calls finish on the old executor."""

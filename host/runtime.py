@@ -9,6 +9,7 @@ http-server provider reaches components through ``handle_http``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import time
@@ -52,6 +53,7 @@ class ComponentSpec:
     source: str
     sha256: str | None = None
     limits: Limits = field(default_factory=Limits)
+    replicas: int = 1
     config: Mapping[str, str] = field(default_factory=dict)
     links: tuple[LinkSpec, ...] = ()
 
@@ -93,6 +95,11 @@ class HostRuntime:
             current = self.components.get(spec.component_id)
             if current is not None and current.spec == spec:
                 return current
+            if current is not None and spec == dataclasses.replace(
+                current.spec, limits=spec.limits, replicas=spec.replicas
+            ):
+                # Only the scale changed: keep instances and in-flight calls.
+                return await self.scale(spec.component_id, spec.limits, spec.replicas)
             started = time.monotonic()
             wasm = await fetch_component(spec.source, spec.sha256)
             digest = hashlib.sha256(wasm).hexdigest()
@@ -107,7 +114,7 @@ class HostRuntime:
                 lambda: new_wasi_config(spec.component_id),
                 spec.limits,
             )
-            await pool.warm()
+            await pool.warm(spec.replicas)
             running = RunningComponent(
                 spec, digest, pool, exported_interfaces(self.engine.engine, compiled), time.time()
             )
@@ -143,17 +150,15 @@ class HostRuntime:
                 raise LinkError(spec.component_id, [f"unknown provider {link.provider!r}"])
         return grants
 
-    async def scale(self, component_id: str, limits: Limits) -> RunningComponent:
+    async def scale(
+        self, component_id: str, limits: Limits, replicas: int | None = None
+    ) -> RunningComponent:
+        """Change limits and warm replicas in place, keeping instances and in-flight calls."""
         running = self.get(component_id)
         running.pool.resize(limits)
-        running.spec = ComponentSpec(
-            running.spec.component_id,
-            running.spec.source,
-            running.spec.sha256,
-            limits,
-            running.spec.config,
-            running.spec.links,
-        )
+        replicas = running.spec.replicas if replicas is None else replicas
+        running.spec = dataclasses.replace(running.spec, limits=limits, replicas=replicas)
+        await running.pool.warm(replicas)
         return running
 
     async def stop(self, component_id: str, drain_timeout_s: float = 10.0) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
+from typing import Any
 from dataclasses import dataclass
 
 import nats
@@ -13,6 +15,8 @@ from nats.aio.client import Client
 from lattice.errors import ConnectError
 
 log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5.0
 
 # The connection type other packages may name without importing nats.
 Connection = Client
@@ -46,7 +50,9 @@ async def connect(options: NatsOptions, *, reconnect: bool = True) -> Client:
     """Connect, or raise ConnectError naming the URL and how to get a server."""
 
     async def on_disconnect() -> None:
-        log.warning("disconnected from NATS at %s; reconnecting", options.url)
+        # A client without reconnect only disconnects when it closes on purpose.
+        if reconnect:
+            log.warning("disconnected from NATS at %s; reconnecting", options.url)
 
     async def on_reconnect() -> None:
         log.info("reconnected to NATS at %s", options.url)
@@ -55,24 +61,34 @@ async def connect(options: NatsOptions, *, reconnect: bool = True) -> Client:
         log.debug("NATS client error: %s", exc)
 
     try:
-        return await nats.connect(
-            options.url,
-            name=options.name,
-            user=options.user,
-            password=options.password,
-            token=options.token,
-            user_credentials=options.credentials_file,
-            tls=_tls_context(options),
-            allow_reconnect=reconnect,
-            max_reconnect_attempts=-1 if reconnect else 0,
-            reconnect_time_wait=0.25,
-            connect_timeout=2,
-            disconnected_cb=on_disconnect,
-            reconnected_cb=on_reconnect,
-            error_cb=on_error,
+        # nats-py retries the first connection like a reconnect (forever with -1):
+        # bound the whole attempt so a missing server is a clear error, not a hang.
+        return await asyncio.wait_for(
+            _connect(options, reconnect, on_disconnect, on_reconnect, on_error), CONNECT_TIMEOUT_S
         )
     except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
         raise ConnectError(
             f"no NATS server at {options.url}: start one with `lattice up` "
-            f"or pass --nats-url ({exc or type(exc).__name__})"
+            f"or pass --nats-url ({str(exc) or type(exc).__name__})"
         ) from exc
+
+
+async def _connect(
+    options: NatsOptions, reconnect: bool, on_disconnect: Any, on_reconnect: Any, on_error: Any
+) -> Client:
+    return await nats.connect(
+        options.url,
+        name=options.name,
+        user=options.user,
+        password=options.password,
+        token=options.token,
+        user_credentials=options.credentials_file,
+        tls=_tls_context(options),
+        allow_reconnect=reconnect,
+        max_reconnect_attempts=-1 if reconnect else 1,
+        reconnect_time_wait=0.25,
+        connect_timeout=2,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+        error_cb=on_error,
+    )

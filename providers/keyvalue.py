@@ -17,7 +17,6 @@ from typing import Protocol, TypeVar
 
 from lattice.errors import LatticeError
 
-
 T = TypeVar("T")
 
 

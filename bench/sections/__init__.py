@@ -1,0 +1,30 @@
+"""The registry of benchmark sections.
+
+A section is a module with a one-line ``TITLE`` and ``run(config) -> list[Table]``.
+To add one, write ``bench/sections/NAME.py`` and list it here; the order here is
+the order of a full run. Modules are imported only when selected, so a section's
+heavy imports (or missing tools) never slow down or break the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol, cast
+
+from bench.context import Config
+from bench.table import Table
+
+SECTIONS: dict[str, str] = {
+    "http": "bench.sections.http",
+    "calls": "bench.sections.calls",
+}
+
+
+class Section(Protocol):
+    TITLE: str
+
+    def run(self, config: Config) -> list[Table]: ...
+
+
+def load(name: str) -> Section:
+    return cast(Section, importlib.import_module(SECTIONS[name]))

@@ -1,0 +1,170 @@
+"""Per-call overhead of calling into a component, layer by layer, in this process.
+
+Three ways to make the same call, each adding one layer on top of the previous:
+
+- direct: ``func(store, *args)`` + ``post_return`` on an instance taken from the
+  pool, on the calling thread (wasmtime-py and the canonical ABI only);
+- pool._call: the pool's synchronous call path on the calling thread (take and
+  put back the instance, arm the epoch deadline, look up the export);
+- runtime.call: what the provider uses: ``await HostRuntime.call`` (concurrency
+  slot, hop to a worker thread and back to the event loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.context import CACHE_DIR, Config, prepare_components
+from bench.stats import median
+from bench.table import Table, fmt, ratio
+
+TITLE = "per-call overhead: wasmtime call vs pool vs HostRuntime.call (worker-thread hop)"
+
+ROUNDS = 5
+CALLS = 2000
+WARMUP_CALLS = 200
+MODES = ["direct", "pool._call", "runtime.call"]
+
+
+@dataclass(frozen=True)
+class Case:
+    label: str
+    component: str
+    interface: str
+    func: str
+    args: tuple[Any, ...] = ()
+
+
+def _cases() -> list[Case]:
+    from providers import contracts
+    from providers.http_server import HttpRequest
+
+    get = HttpRequest("GET", "/", "", [], b"")
+    calls = "wasmlattice:probe/calls@0.1.0"
+    return [
+        Case("probe noop (no host call)", "probe", calls, "noop"),
+        Case("probe log-once (1 host call)", "probe", calls, "log-once"),
+        Case("hello-wat handle (WAT)", "hello-wat", contracts.HTTP_HANDLER, "handle", (get,)),
+        Case("hello handle (componentize-py)", "hello", contracts.HTTP_HANDLER, "handle", (get,)),
+    ]
+
+
+def run(config: Config) -> list[Table]:
+    return asyncio.run(_run(config))
+
+
+async def _run(config: Config) -> list[Table]:
+    from host.runtime import ComponentSpec, HostRuntime
+
+    cases = _cases()
+    names = sorted({case.component for case in cases})
+    wasm = prepare_components(names)
+    runtime = HostRuntime(CACHE_DIR)
+    try:
+        for name in names:
+            await runtime.start(ComponentSpec(name, str(wasm[name])))
+        timings = await _measure(runtime, cases, config.rounds_or(ROUNDS))
+    finally:
+        await runtime.close()
+    return [_table(cases, timings, config.rounds_or(ROUNDS))]
+
+
+Timings = dict[tuple[str, str], list[float]]
+# The key of the reference timing: a no-op round trip through a pool's executor.
+BARE_HOP = ("run_in_executor(no-op)", "")
+
+
+async def _measure(runtime: Any, cases: list[Case], rounds: int) -> Timings:
+    timings: Timings = {(c.label, m): [] for c in cases for m in MODES}
+    timings[BARE_HOP] = []
+    executor = runtime.get(cases[0].component).pool._executor
+    for _ in range(rounds):
+        # Interleaved, so noise from a shared machine spreads over every case and mode.
+        for case in cases:
+            for mode in MODES:
+                timings[case.label, mode].append(await _per_call_us(runtime, case, mode))
+        timings[BARE_HOP].append(await _bare_hop_us(executor))
+    return timings
+
+
+async def _bare_hop_us(executor: Any) -> float:
+    """What the thread hop alone costs on this machine, without wasm or the pool."""
+    loop = asyncio.get_running_loop()
+
+    async def hop() -> None:
+        await loop.run_in_executor(executor, _nothing)
+
+    return await _time_async(hop)
+
+
+def _nothing() -> None:
+    pass
+
+
+async def _per_call_us(runtime: Any, case: Case, mode: str) -> float:
+    if mode == "runtime.call":
+        args = (case.component, case.interface, case.func, *case.args)
+        return await _time_async(lambda: runtime.call(*args))
+    pool = runtime.get(case.component).pool
+    if mode == "pool._call":
+        return _time_sync(lambda: pool._call(case.interface, case.func, case.args))
+    # Borrow one idle instance; put it back so the other modes find it again.
+    instance = pool._take()
+    try:
+        func, store = instance.func(case.interface, case.func), instance.store
+
+        def direct() -> None:
+            func(store, *case.args)
+            func.post_return(store)
+
+        return _time_sync(direct)
+    finally:
+        pool._idle.append(instance)
+
+
+def _time_sync(call: Callable[[], object]) -> float:
+    for _ in range(WARMUP_CALLS):
+        call()
+    started = time.perf_counter()
+    for _ in range(CALLS):
+        call()
+    return (time.perf_counter() - started) / CALLS * 1e6
+
+
+async def _time_async(call: Callable[[], Awaitable[object]]) -> float:
+    for _ in range(WARMUP_CALLS):
+        await call()
+    started = time.perf_counter()
+    for _ in range(CALLS):
+        await call()
+    return (time.perf_counter() - started) / CALLS * 1e6
+
+
+def _table(cases: list[Case], timings: Timings, rounds: int) -> Table:
+    table = Table(
+        f"Sequential calls, µs per call, median of {rounds} rounds x {CALLS} calls",
+        ["call", *MODES, "pool overhead", "thread hop + asyncio", "runtime.call / direct"],
+    )
+    for case in cases:
+        direct, pooled, hopped = (median(timings[case.label, m]) for m in MODES)
+        table.add(
+            case.label, fmt(direct, 2), fmt(pooled, 2), fmt(hopped, 2),
+            fmt(_minus(pooled, direct), 2), fmt(_minus(hopped, pooled), 2), ratio(hopped, direct),
+        )  # fmt: skip
+    table.notes.append(
+        f"Reference: a bare loop.run_in_executor(no-op) round trip on the pool's executor takes "
+        f"{fmt(median(timings[BARE_HOP]), 2)} µs here (median)."
+    )
+    table.notes.append(
+        "log-once's host call goes through wasi:logging at level info; the bench leaves Python "
+        "logging unconfigured (WARNING), so the record is dropped early, as on a quiet host."
+    )
+    return table
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b

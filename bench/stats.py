@@ -1,0 +1,22 @@
+"""Small statistics helpers (stdlib ``statistics`` has no nearest-rank percentile)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def median(values: Sequence[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def percentile(ordered: Sequence[float], pct: float) -> float | None:
+    """Nearest-rank percentile of an already sorted sequence."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]

@@ -1,0 +1,57 @@
+"""A tiny table type and printer shared by every section.
+
+Tables print as Markdown pipe tables: readable in a terminal and pasted as-is
+into docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, *cells: object) -> None:
+        if len(cells) != len(self.columns):
+            raise ValueError(f"{self.title}: {len(cells)} cells for {len(self.columns)} columns")
+        self.rows.append([str(cell) for cell in cells])
+
+
+def render(table: Table) -> str:
+    widths = [len(c) for c in table.columns]
+    for row in table.rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = [f"### {table.title}", "", _line(table.columns, widths)]
+    # First column is a label (left-aligned); the rest are numbers (right-aligned).
+    lines.append("|" + "|".join(_rule(w, i == 0) for i, w in enumerate(widths)) + "|")
+    lines += [_line(row, widths) for row in table.rows]
+    if table.notes:
+        lines.append("")
+        lines += [f"- {note}" for note in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _line(cells: list[str], widths: list[int]) -> str:
+    pairs = enumerate(zip(cells, widths, strict=True))
+    padded = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs]
+    return "| " + " | ".join(padded) + " |"
+
+
+def _rule(width: int, left: bool) -> str:
+    return ":" + "-" * (width + 1) if left else "-" * (width + 1) + ":"
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    """A number with fixed decimals and thousands separators; "-" when missing."""
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def ratio(value: float | None, base: float | None) -> str:
+    if value is None or not base:
+        return "-"
+    return f"{value / base:.2f}x"

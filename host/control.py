@@ -1,0 +1,175 @@
+"""The control interface of one host: decode, validate, act, reply.
+
+Each operation maps to a request model and a coroutine. Whatever goes wrong, the
+caller gets a ``Reply`` naming it: a message that fails validation is
+``bad_request``, an unknown component ``not_found``, a component that cannot
+start ``failed``; the host keeps running either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from host.errors import HostError, UnknownComponent
+from lattice.errors import BadMessage, LatticeError
+from lattice.messages import (
+    ConfigPut,
+    ConfigRef,
+    Empty,
+    LabelDel,
+    LabelPut,
+    Link,
+    LinkRef,
+    Reply,
+    ScaleComponent,
+    StopComponent,
+    StopHost,
+    decode,
+)
+
+if TYPE_CHECKING:
+    from host.daemon import HostDaemon
+
+log = logging.getLogger(__name__)
+
+Operation = tuple[type[BaseModel], Callable[[Any], Awaitable[Reply]]]
+
+
+class ControlInterface:
+    def __init__(self, daemon: HostDaemon) -> None:
+        self.daemon = daemon
+        self.operations: dict[str, Operation] = {
+            "component.scale": (ScaleComponent, self.scale),
+            "component.stop": (StopComponent, self.stop_component),
+            "link.put": (Link, self.link_put),
+            "link.del": (LinkRef, self.link_del),
+            "link.get": (Empty, self.link_get),
+            "config.put": (ConfigPut, self.config_put),
+            "config.get": (ConfigRef, self.config_get),
+            "config.del": (ConfigRef, self.config_del),
+            "label.put": (LabelPut, self.label_put),
+            "label.del": (LabelDel, self.label_del),
+            "inventory": (Empty, self.inventory),
+            "stop": (StopHost, self.stop_host),
+        }
+
+    async def handle(self, subject: str, data: bytes) -> Reply:
+        operation = self.daemon.subjects.operation_of(subject)
+        entry = self.operations.get(operation)
+        if entry is None:
+            known = ", ".join(sorted(self.operations))
+            return Reply.failure("bad_request", f"unknown operation {operation!r} (known: {known})")
+        model, action = entry
+        try:
+            request = decode(model, data)
+        except BadMessage as exc:
+            return Reply.failure("bad_request", str(exc))
+        if self.daemon.draining and operation == "component.scale":
+            return Reply.failure("unavailable", f"host {self.daemon.host_id} is stopping")
+        try:
+            return await action(request)
+        except UnknownComponent as exc:
+            return Reply.failure("not_found", str(exc))
+        except (HostError, LatticeError, LookupError, ValueError) as exc:
+            return Reply.failure("failed", str(exc))
+
+    async def ping(self, _subject: str, _data: bytes) -> Reply:
+        return Reply.success(self.daemon.inventory().model_dump(mode="json"))
+
+    # -- components ----------------------------------------------------------
+
+    async def scale(self, request: ScaleComponent) -> Reply:
+        try:
+            await self.daemon.apply(request)
+        except Exception as exc:
+            await self.daemon.publish(
+                "component_scale_failed",
+                {"host_id": self.daemon.host_id, "component_id": request.component_id,
+                 "count": request.count, "error": str(exc)},
+            )
+            raise
+        await self.daemon.publish(
+            "component_scaled",
+            {"host_id": self.daemon.host_id, "component_id": request.component_id,
+             "count": request.count, "source": request.source,
+             "annotations": request.annotations},
+        )
+        return Reply.success({"component_id": request.component_id, "count": request.count})
+
+    async def stop_component(self, request: StopComponent) -> Reply:
+        current = self.daemon.desired.get(request.component_id)
+        if current is None:
+            raise UnknownComponent(
+                f"no component {request.component_id!r} runs on host {self.daemon.host_id}"
+            )
+        return await self.scale(current.model_copy(update={"count": 0}))
+
+    # -- links and config ------------------------------------------------------
+
+    async def link_put(self, link: Link) -> Reply:
+        assert self.daemon.state is not None
+        await self.daemon.state.put_link(link)
+        return Reply.success({"key": link.key})
+
+    async def link_del(self, ref: LinkRef) -> Reply:
+        assert self.daemon.state is not None
+        key = f"{ref.source_id}/{ref.namespace}:{ref.package}/{ref.name}"
+        if not await self.daemon.state.delete_link(key):
+            raise UnknownComponent(f"no link {key}")
+        return Reply.success({"key": key})
+
+    async def link_get(self, _request: Empty) -> Reply:
+        assert self.daemon.state is not None
+        links = await self.daemon.state.links()
+        return Reply.success([link.model_dump(mode="json") for link in links])
+
+    async def config_put(self, request: ConfigPut) -> Reply:
+        assert self.daemon.state is not None
+        await self.daemon.state.put_config(request.name, request.values)
+        return Reply.success({"name": request.name})
+
+    async def config_get(self, request: ConfigRef) -> Reply:
+        assert self.daemon.state is not None
+        values = await self.daemon.state.get_config(request.name)
+        if values is None:
+            raise UnknownComponent(f"no named config {request.name!r}")
+        return Reply.success(values)
+
+    async def config_del(self, request: ConfigRef) -> Reply:
+        assert self.daemon.state is not None
+        if not await self.daemon.state.delete_config(request.name):
+            raise UnknownComponent(f"no named config {request.name!r}")
+        return Reply.success({"name": request.name})
+
+    # -- labels, inventory, stop -----------------------------------------------
+
+    async def label_put(self, request: LabelPut) -> Reply:
+        self.daemon.labels[request.key] = request.value
+        await self._labels_changed()
+        return Reply.success(self.daemon.labels)
+
+    async def label_del(self, request: LabelDel) -> Reply:
+        if self.daemon.labels.pop(request.key, None) is None:
+            raise UnknownComponent(f"host {self.daemon.host_id} has no label {request.key!r}")
+        await self._labels_changed()
+        return Reply.success(self.daemon.labels)
+
+    async def _labels_changed(self) -> None:
+        await self.daemon.publish(
+            "labels_changed", {"host_id": self.daemon.host_id, "labels": self.daemon.labels}
+        )
+
+    async def inventory(self, _request: Empty) -> Reply:
+        return Reply.success(self.daemon.inventory().model_dump(mode="json"))
+
+    async def stop_host(self, request: StopHost) -> Reply:
+        # Reply first, then stop: the caller learns the stop was accepted.
+        asyncio.get_running_loop().call_later(
+            0.05, lambda: asyncio.ensure_future(self.daemon.shutdown(request.drain_timeout_s))
+        )
+        return Reply.success({"host_id": self.daemon.host_id, "stopping": True})

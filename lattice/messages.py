@@ -1,0 +1,190 @@
+"""Control messages and events: pydantic models carried as msgpack.
+
+Every message on the lattice is one of these models, validated on receipt. A
+reply is always a ``Reply``: ``ok`` with ``data``, or an error with a code
+(``bad_request``, ``not_found``, ``failed``, ``unavailable``) and a message
+that names what is wrong.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal, TypeVar
+
+import msgpack
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lattice.errors import BadMessage
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def encode(message: BaseModel) -> bytes:
+    packed: bytes = msgpack.packb(message.model_dump(mode="json"), use_bin_type=True)
+    return packed
+
+
+def decode(model: type[M], data: bytes) -> M:
+    """Decode and validate; BadMessage says which field is wrong."""
+    try:
+        raw = msgpack.unpackb(data, raw=False) if data else {}
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise BadMessage(f"not a msgpack message ({type(exc).__name__})") from exc
+    if not isinstance(raw, dict):
+        raise BadMessage(f"expected a map for {model.__name__}, got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(message)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise BadMessage(f"invalid {model.__name__}: {problems}") from exc
+
+
+# -- shared pieces ----------------------------------------------------------
+
+
+class Link(Message):
+    """Binds ``source_id``'s import of ``namespace:package/interfaces`` to ``target``.
+
+    ``target`` is a provider kind (``keyvalue``) or a component id. A link whose
+    source is ``http-server`` routes HTTP to the target component instead
+    (config ``path`` and optional ``host``).
+    """
+
+    source_id: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+    namespace: str = "wasi"
+    package: str = "keyvalue"
+    interfaces: list[str] = Field(default_factory=list)
+    name: str = "default"
+    config: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.source_id}/{self.namespace}:{self.package}/{self.name}"
+
+
+class ComponentDescription(Message):
+    component_id: str
+    source: str
+    digest: str
+    count: int
+    max_concurrency: int
+    active: int = 0
+    invocations: int = 0
+    failures: int = 0
+    exports: list[str] = Field(default_factory=list)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class HostInventory(Message):
+    host_id: str
+    friendly_name: str
+    labels: dict[str, str]
+    version: str
+    uptime_s: float
+    components: list[ComponentDescription] = Field(default_factory=list)
+    http_url: str | None = None
+    draining: bool = False
+
+
+# -- control requests ---------------------------------------------------------
+
+
+class ScaleComponent(Message):
+    """Run ``count`` replicas of a component on the addressed host (0 stops it)."""
+
+    component_id: str = Field(min_length=1, pattern=r"^[-_a-zA-Z0-9]+$")
+    source: str = Field(min_length=1)
+    sha256: str | None = None
+    count: int = Field(default=1, ge=0, le=10_000)
+    max_concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    deadline_s: float = Field(default=10.0, gt=0, le=3600)
+    memory_mb: int = Field(default=256, ge=1, le=65536)
+    config: dict[str, str] = Field(default_factory=dict)
+    config_names: list[str] = Field(default_factory=list)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class StopComponent(Message):
+    component_id: str = Field(min_length=1)
+
+
+class LinkRef(Message):
+    source_id: str
+    namespace: str = "wasi"
+    package: str = "keyvalue"
+    name: str = "default"
+
+
+class ConfigPut(Message):
+    name: str = Field(min_length=1, pattern=r"^[-_a-zA-Z0-9]+$")
+    values: dict[str, str]
+
+
+class ConfigRef(Message):
+    name: str = Field(min_length=1)
+
+
+class LabelPut(Message):
+    key: str = Field(min_length=1)
+    value: str
+
+
+class LabelDel(Message):
+    key: str = Field(min_length=1)
+
+
+class Empty(Message):
+    pass
+
+
+class StopHost(Message):
+    drain_timeout_s: float = Field(default=10.0, ge=0, le=600)
+
+
+# -- replies and events -------------------------------------------------------
+
+ErrorCode = Literal["bad_request", "not_found", "failed", "unavailable"]
+
+
+class Reply(Message):
+    ok: bool
+    data: Any = None
+    error: str | None = None
+    code: ErrorCode | None = None
+
+    @staticmethod
+    def success(data: Any = None) -> Reply:
+        return Reply(ok=True, data=data)
+
+    @staticmethod
+    def failure(code: ErrorCode, error: str) -> Reply:
+        return Reply(ok=False, code=code, error=error)
+
+
+class Event(Message):
+    type: str
+    source: str
+    time: float = Field(default_factory=time.time)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+EVENT_TYPES = (
+    "host_started",
+    "host_stopped",
+    "host_heartbeat",
+    "component_scaled",
+    "component_scale_failed",
+    "link_set",
+    "link_deleted",
+    "config_set",
+    "config_deleted",
+    "labels_changed",
+)

@@ -1,0 +1,87 @@
+"""Request/reply over NATS with msgpack models, timeouts and clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from pydantic import BaseModel
+
+from lattice.errors import BadMessage, ConnectError, RemoteError, RequestTimeout
+from lattice.messages import Reply, decode, encode
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, bytes], Awaitable[Reply]]
+
+
+async def request(
+    nc: Client, subject: str, message: BaseModel, *, timeout_s: float, who: str
+) -> Reply:
+    """One request, one reply; ``who`` names the peer in errors ("host abc")."""
+    try:
+        msg = await nc.request(subject, encode(message), timeout=timeout_s)
+    except nats.errors.NoRespondersError as exc:
+        raise RequestTimeout(f"no {who} answered: is it running on this lattice?") from exc
+    except nats.errors.TimeoutError as exc:
+        raise RequestTimeout(f"{who} did not reply within {timeout_s:g} s") from exc
+    except nats.errors.ConnectionClosedError as exc:
+        raise ConnectError("the NATS connection is closed") from exc
+    return decode(Reply, msg.data)
+
+
+async def request_ok(
+    nc: Client, subject: str, message: BaseModel, *, timeout_s: float, who: str
+) -> Reply:
+    """Like ``request`` but an error reply raises RemoteError."""
+    reply = await request(nc, subject, message, timeout_s=timeout_s, who=who)
+    if not reply.ok:
+        raise RemoteError(f"{who}: {reply.error}", reply.code or "failed")
+    return reply
+
+
+async def scatter(
+    nc: Client, subject: str, message: BaseModel, *, wait_s: float
+) -> list[Reply]:
+    """Publish once and gather every reply that arrives within ``wait_s``."""
+    inbox = nc.new_inbox()
+    replies: list[Reply] = []
+
+    async def collect(msg: Msg) -> None:
+        try:
+            replies.append(decode(Reply, msg.data))
+        except BadMessage as exc:
+            log.warning("ignoring bad reply on %s: %s", subject, exc)
+
+    sub = await nc.subscribe(inbox, cb=collect)
+    try:
+        await nc.publish(subject, encode(message), reply=inbox)
+        await asyncio.sleep(wait_s)
+    finally:
+        await sub.unsubscribe()
+    return replies
+
+
+async def serve(nc: Client, subject: str, handler: Handler, queue: str = "") -> Subscription:
+    """Answer requests on ``subject``; a handler error still gets an error reply."""
+
+    async def on_request(msg: Msg) -> None:
+        try:
+            reply = await handler(msg.subject, msg.data)
+        except BadMessage as exc:
+            reply = Reply.failure("bad_request", str(exc))
+        except Exception as exc:
+            log.exception("handler for %s failed", msg.subject)
+            reply = Reply.failure("failed", f"{type(exc).__name__}: {exc}")
+        if msg.reply:
+            try:
+                await msg.respond(encode(reply))
+            except nats.errors.Error as exc:
+                log.warning("could not reply on %s: %s", msg.subject, exc)
+
+    return await nc.subscribe(subject, queue=queue, cb=on_request)

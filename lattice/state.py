@@ -1,0 +1,98 @@
+"""Lattice state that survives restarts: links and named config, in JetStream KV.
+
+Writers store the value, then publish the matching event so hosts re-bind the
+components it concerns; a host that was down re-reads everything at start.
+"""
+
+from __future__ import annotations
+
+import msgpack
+from nats.aio.client import Client
+
+from lattice.errors import KeyValueFailure
+from lattice.kv import Bucket, open_bucket
+from lattice.messages import Event, Link, encode
+from lattice.subjects import Subjects
+
+
+class LatticeState:
+    def __init__(self, nc: Client, subjects: Subjects, source: str) -> None:
+        self.nc = nc
+        self.subjects = subjects
+        self.source = source
+        self._links: Bucket | None = None
+        self._config: Bucket | None = None
+
+    async def _links_bucket(self) -> Bucket:
+        if self._links is None:
+            self._links = await open_bucket(self.nc, self.subjects.links_bucket)
+        return self._links
+
+    async def _config_bucket(self) -> Bucket:
+        if self._config is None:
+            self._config = await open_bucket(self.nc, self.subjects.config_bucket)
+        return self._config
+
+    async def publish(self, event_type: str, data: dict[str, object]) -> None:
+        event = Event(type=event_type, source=self.source, data=data)
+        await self.nc.publish(self.subjects.event(event_type), encode(event))
+
+    # -- links -------------------------------------------------------------
+
+    async def put_link(self, link: Link) -> None:
+        bucket = await self._links_bucket()
+        await bucket.put(link.key, encode(link))
+        await self.publish("link_set", link.model_dump(mode="json"))
+
+    async def delete_link(self, key: str) -> bool:
+        bucket = await self._links_bucket()
+        existing = await bucket.get(key)
+        if existing is None:
+            return False
+        await bucket.delete(key)
+        link = Link.model_validate(msgpack.unpackb(existing))
+        await self.publish("link_deleted", link.model_dump(mode="json"))
+        return True
+
+    async def links(self, source_id: str | None = None) -> list[Link]:
+        bucket = await self._links_bucket()
+        found = []
+        for key in await bucket.keys():
+            raw = await bucket.get(key)
+            if raw is None:
+                continue
+            link = Link.model_validate(msgpack.unpackb(raw))
+            if source_id is None or link.source_id == source_id:
+                found.append(link)
+        return found
+
+    async def links_to(self, target: str) -> list[Link]:
+        return [link for link in await self.links() if link.target == target]
+
+    # -- named config --------------------------------------------------------
+
+    async def put_config(self, name: str, values: dict[str, str]) -> None:
+        bucket = await self._config_bucket()
+        await bucket.put(name, msgpack.packb(values))
+        await self.publish("config_set", {"name": name})
+
+    async def get_config(self, name: str) -> dict[str, str] | None:
+        bucket = await self._config_bucket()
+        raw = await bucket.get(name)
+        if raw is None:
+            return None
+        values = msgpack.unpackb(raw)
+        if not isinstance(values, dict):
+            raise KeyValueFailure(f"config {name} is corrupt")
+        return {str(k): str(v) for k, v in values.items()}
+
+    async def delete_config(self, name: str) -> bool:
+        bucket = await self._config_bucket()
+        if await bucket.get(name) is None:
+            return False
+        await bucket.delete(name)
+        await self.publish("config_deleted", {"name": name})
+        return True
+
+    async def config_names(self) -> list[str]:
+        return await (await self._config_bucket()).keys()

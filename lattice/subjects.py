@@ -1,0 +1,95 @@
+"""Every NATS subject and JetStream bucket name the project uses, built in one place.
+
+Layout (``P`` = prefix, default ``wasmlattice``; ``L`` = lattice name, default
+``default``; several lattices share one NATS by name)::
+
+    P.L.ctl.host.<host-id>.<operation>   control interface of one host (request/reply)
+    P.L.ctl.ping                         every host answers (scatter/gather)
+    P.L.evt.<event-type>                 lattice events, heartbeats included
+    P.L.rpc.<component-id>.<interface>   component invocations (queue group per component)
+
+JetStream KV buckets: ``P-L-links``, ``P-L-config``, ``P-L-specs``, ``P-L-lease``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "wasmlattice"
+DEFAULT_LATTICE = "default"
+
+_TOKEN = re.compile(r"^[-_a-zA-Z0-9]+$")
+
+
+def check_token(kind: str, value: str) -> str:
+    """A subject token must not contain '.', '*', '>' or whitespace."""
+    if not _TOKEN.match(value):
+        raise ValueError(f"invalid {kind} {value!r}: use letters, digits, '-' and '_'")
+    return value
+
+
+@dataclass(frozen=True)
+class Subjects:
+    lattice: str = DEFAULT_LATTICE
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        check_token("lattice name", self.lattice)
+        check_token("subject prefix", self.prefix)
+
+    @property
+    def root(self) -> str:
+        return f"{self.prefix}.{self.lattice}"
+
+    # -- control interface -------------------------------------------------
+
+    def host_control(self, host_id: str, operation: str) -> str:
+        return f"{self.root}.ctl.host.{check_token('host id', host_id)}.{operation}"
+
+    def host_control_all(self, host_id: str) -> str:
+        return f"{self.root}.ctl.host.{check_token('host id', host_id)}.>"
+
+    def operation_of(self, subject: str) -> str:
+        """The operation named by a control subject (its tokens after the host id)."""
+        return ".".join(subject.split(".")[5:])
+
+    @property
+    def ping(self) -> str:
+        return f"{self.root}.ctl.ping"
+
+    # -- events ------------------------------------------------------------
+
+    def event(self, event_type: str) -> str:
+        return f"{self.root}.evt.{check_token('event type', event_type)}"
+
+    @property
+    def all_events(self) -> str:
+        return f"{self.root}.evt.>"
+
+    # -- component invocations ---------------------------------------------
+
+    def rpc(self, component_id: str, interface: str) -> str:
+        safe = re.sub(r"[^-_a-zA-Z0-9]", "_", interface)
+        return f"{self.root}.rpc.{check_token('component id', component_id)}.{safe}"
+
+    # -- JetStream buckets ---------------------------------------------------
+
+    def bucket(self, purpose: str) -> str:
+        return f"{self.prefix}-{self.lattice}-{purpose}"
+
+    @property
+    def links_bucket(self) -> str:
+        return self.bucket("links")
+
+    @property
+    def config_bucket(self) -> str:
+        return self.bucket("config")
+
+    @property
+    def specs_bucket(self) -> str:
+        return self.bucket("specs")
+
+    @property
+    def lease_bucket(self) -> str:
+        return self.bucket("lease")
