@@ -45,7 +45,7 @@ from __future__ import annotations
 import ctypes
 import struct
 from collections.abc import Callable
-from ctypes import POINTER, addressof, c_char, c_char_p, c_int, c_size_t, c_ssize_t, c_void_p
+from ctypes import POINTER, addressof, c_char_p, c_int, c_size_t, c_ssize_t, c_ubyte, c_void_p
 from typing import Any
 
 import wasmtime
@@ -77,7 +77,13 @@ _VARIANT_VAL = _OF + _offset(ffi.wasmtime_component_valvariant, "val")
 _VEC = struct.Struct("@NP")
 _PTR = struct.Struct("@P")
 _U32 = struct.Struct("@I")
+_F32_FORMAT = struct.Struct("@f")
 _F64 = struct.Struct("@d")
+
+# Scratch memory for one value: a ctypes array is the cheapest zeroed buffer with
+# a known address. Fixed-size container contents get array types of their own;
+# variable sizes use _view, since ctypes caches an array type per length forever.
+_ValImage = c_ubyte * _VAL
 
 _BOOL = ffi.WASMTIME_COMPONENT_BOOL.value
 _U8_KIND = ffi.WASMTIME_COMPONENT_U8.value
@@ -105,7 +111,6 @@ def _c(restype: Any, name: str, *argtypes: Any) -> Any:
 
 
 _byte_vec_new = _c(None, "wasm_byte_vec_new", c_void_p, c_size_t, c_char_p)
-_vallist_new = _c(None, "wasmtime_component_vallist_new", c_void_p, c_size_t, c_void_p)
 _vallist_new_uninit = _c(None, "wasmtime_component_vallist_new_uninit", c_void_p, c_size_t)
 _valtuple_new_uninit = _c(None, "wasmtime_component_valtuple_new_uninit", c_void_p, c_size_t)
 _valrecord_new_uninit = _c(None, "wasmtime_component_valrecord_new_uninit", c_void_p, c_size_t)
@@ -136,16 +141,6 @@ _string_at = ctypes.string_at
 def _view(address: int, size: int) -> memoryview:
     view: memoryview = _from_memory(address, size, _PYBUF_WRITE)
     return view
-
-
-def _address(buf: bytearray) -> int:
-    """The address of a non-empty bytearray's storage (it must not be resized)."""
-    return addressof(c_char.from_buffer(buf))
-
-
-def _vec_data(mv: Any, off: int) -> int:
-    data: int = _PTR.unpack_from(mv, off + _OF + _PTR.size)[0]
-    return data
 
 
 def _string_of(mv: Any, off: int) -> str:
@@ -214,13 +209,13 @@ class _F32Conv(_Conv):
     def lower(self, store: Any, val: Any, mv: Any, addr: int, off: int) -> None:
         if not isinstance(val, float):
             raise TypeError("expected float for F32 type")
-        # ctypes rounds (and overflows to inf) exactly as wasmtime-py's setter does;
-        # struct would raise on overflow instead.
-        mv[off + _OF : off + _OF + 4] = bytes(ctypes.c_float(val))
+        # Round through c_float as wasmtime-py's ctypes setter does: too large a
+        # value becomes inf there, where struct would raise OverflowError.
+        _F32_FORMAT.pack_into(mv, off + _OF, ctypes.c_float(val).value)
         mv[off] = _F32
 
     def lift(self, mv: Any, addr: int, off: int) -> Any:
-        return struct.unpack_from("@f", mv, off + _OF)[0]
+        return _F32_FORMAT.unpack_from(mv, off + _OF)[0]
 
 
 class _F64Conv(_Conv):
@@ -280,7 +275,15 @@ def _new_vec(new_uninit: Any, kind: int, n: int, mv: Any, addr: int, off: int) -
     """
     new_uninit(addr + off + _OF, n)
     mv[off] = kind
-    return _vec_data(mv, off)
+    data: int = _VEC.unpack_from(mv, off + _OF)[1]
+    return data
+
+
+def _check_size(got: int, expected: int) -> None:
+    # The C value follows the function type, so this never fires; it guards the
+    # fixed-size reads that follow against reading past the allocation.
+    if got != expected:
+        raise ValueError(f"expected {expected} fields from wasmtime, got {got}")
 
 
 class _Bytes(_Conv):
@@ -292,15 +295,12 @@ class _Bytes(_Conv):
         if not isinstance(val, bytes):
             raise TypeError("expected bytes value")
         n = len(val)
-        if n == 0:
-            _vallist_new_uninit(addr + off + _OF, 0)
-        else:
-            image = bytearray(n * _VAL)
-            image[0::_VAL] = bytes((_U8_KIND,)) * n
-            image[_OF::_VAL] = val
-            # vallist_new copies the image into a C allocation (U8 values are plain data).
-            _vallist_new(addr + off + _OF, n, _address(image))
-        mv[off] = _LIST
+        data = _new_vec(_vallist_new_uninit, _LIST, n, mv, addr, off)
+        if n:
+            # Overwrite the empty bools with U8 values: kind bytes, then payload bytes.
+            items = _view(data, n * _VAL)
+            items[0::_VAL] = bytes((_U8_KIND,)) * n
+            items[_OF::_VAL] = val
 
     def lift(self, mv: Any, addr: int, off: int) -> Any:
         n, data = _VEC.unpack_from(mv, off + _OF)
@@ -336,12 +336,13 @@ class _List(_Conv):
 
 
 class _Tuple(_Conv):
-    __slots__ = ("_lifts", "_lowers", "_offsets")
+    __slots__ = ("_items", "_lifts", "_lowers", "_offsets")
 
     def __init__(self, elements: list[_Conv]) -> None:
         self._lowers = tuple(e.lower for e in elements)
         self._lifts = tuple(e.lift for e in elements)
         self._offsets = tuple(range(0, len(elements) * _VAL, _VAL))
+        self._items = c_ubyte * (len(elements) * _VAL)
 
     def lower(self, store: Any, val: Any, mv: Any, addr: int, off: int) -> None:
         if not isinstance(val, tuple):
@@ -350,13 +351,14 @@ class _Tuple(_Conv):
         if len(val) != n:
             raise TypeError("tuple length mismatch")
         data = _new_vec(_valtuple_new_uninit, _TUPLE, n, mv, addr, off)
-        items = _view(data, n * _VAL)
+        items = self._items.from_address(data)
         for lower, o, item in zip(self._lowers, self._offsets, val, strict=True):
             lower(store, item, items, data, o)
 
     def lift(self, mv: Any, addr: int, off: int) -> Any:
         n, data = _VEC.unpack_from(mv, off + _OF)
-        items = _view(data, n * _VAL)
+        _check_size(n, len(self._lifts))
+        items = self._items.from_address(data)
         pairs = zip(self._lifts, self._offsets, strict=True)
         return tuple([lift(items, data, o) for lift, o in pairs])
 
@@ -364,10 +366,11 @@ class _Tuple(_Conv):
 class _Record(_Conv):
     """A record as ``wasmtime.component.Record`` with kebab-case attribute names."""
 
-    __slots__ = ("_fields", "_lifts", "_n")
+    __slots__ = ("_entries", "_fields", "_lifts", "_n")
 
     def __init__(self, fields: list[tuple[str, _Conv]]) -> None:
         self._n = len(fields)
+        self._entries = c_ubyte * (self._n * _ENTRY)
         # (name, encoded name, entry offset, lower) per field, in type order.
         self._fields = tuple(
             (name, name.encode("utf-8"), i * _ENTRY, conv.lower)
@@ -380,7 +383,7 @@ class _Record(_Conv):
     def lower(self, store: Any, val: Any, mv: Any, addr: int, off: int) -> None:
         n = self._n
         data = _new_vec(_valrecord_new_uninit, _RECORD, n, mv, addr, off)
-        entries = _view(data, n * _ENTRY)
+        entries = self._entries.from_address(data)
         for name, encoded, o, lower in self._fields:
             lower(store, getattr(val, name), entries, data, o + _ENTRY_VAL)
             # The C side frees every entry's name with the record.
@@ -388,7 +391,8 @@ class _Record(_Conv):
 
     def lift(self, mv: Any, addr: int, off: int) -> Any:
         n, data = _VEC.unpack_from(mv, off + _OF)
-        entries = _view(data, n * _ENTRY)
+        _check_size(n, self._n)
+        entries = self._entries.from_address(data)
         record = wc.Record()
         # Record has no __setattr__: filling __dict__ is what setattr would do.
         attrs = record.__dict__
@@ -486,8 +490,8 @@ class _Cases(_Conv):
         """Lower the payload and move it into a C box (0 for a payload-less case)."""
         if case.conv is None:
             return 0
-        image = bytearray(_VAL)
-        address = _address(image)
+        image = _ValImage()
+        address = addressof(image)
         try:
             case.conv.lower(store, payload, image, address, 0)
         except BaseException:
@@ -499,7 +503,7 @@ class _Cases(_Conv):
     def _lift_case(self, case: _Case, box: int) -> Any:
         if case.conv is None:
             return wc.Variant(case.name) if self._tagged else None
-        payload = case.conv.lift(_view(box, _VAL), box, 0)
+        payload = case.conv.lift(_ValImage.from_address(box), box, 0)
         return wc.Variant(case.name, payload) if self._tagged else payload
 
 
@@ -647,6 +651,7 @@ class FastFunc:
         "_lowers",
         "_nparams",
         "_offsets",
+        "_params",
         "func",
         "type",
     )
@@ -659,6 +664,8 @@ class FastFunc:
         self._lowers = tuple(_compile(ty).lower for _, ty in params)
         self._nparams = len(params)
         self._offsets = tuple(range(0, len(params) * _VAL, _VAL))
+        # At least one slot, so the C side never sees a null parameter array.
+        self._params = c_ubyte * (max(len(params), 1) * _VAL)
         self._lift = None if result is None else _compile(result).lift
         # Func keeps the raw wasmtime_component_func_t alive; `func` keeps Func alive.
         self._func = func._func
@@ -671,9 +678,8 @@ class FastFunc:
                 f"wrong number of parameters provided: given {len(params)}, expected {n}"
             )
         context = store._context()
-        # At least one slot, so the C side never sees a null parameter array.
-        image = bytearray(max(n, 1) * _VAL)
-        address = _address(image)
+        image = self._params()
+        address = addressof(image)
         try:
             for lower, o, param in zip(self._lowers, self._offsets, params, strict=True):
                 lower(store, param, image, address, o)
@@ -690,8 +696,8 @@ class FastFunc:
             if error:
                 _raise_call_error(error)
             return None
-        result = bytearray(_VAL)
-        address = _address(result)
+        result = _ValImage()
+        address = addressof(result)
         error = _func_call(self._func_address, context, params, n, address, 1)
         if error:
             _raise_call_error(error)

@@ -1,0 +1,80 @@
+"""Real processes for multi-host tests: host daemons started with the `lattice` CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lattice.client import LatticeClient
+from lattice.natsd import free_port
+
+LATTICE = str(Path(sys.executable).parent / "lattice")
+
+
+@dataclass
+class HostProcess:
+    """`lattice host` in a subprocess; stopped by pid when the test ends."""
+
+    nats_url: str
+    state_dir: Path
+    host_id: str
+    labels: dict[str, str] = field(default_factory=dict)
+    heartbeat_s: float = 0.5
+    http_port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> HostProcess:
+        self.http_port = self.http_port or free_port()
+        args = [
+            LATTICE, "host",
+            "--nats-url", self.nats_url,
+            "--state-dir", str(self.state_dir),
+            "--host-id", self.host_id,
+            "--http-port", str(self.http_port),
+            "--heartbeat", str(self.heartbeat_s),
+        ]
+        for key, value in self.labels.items():
+            args += ["--label", f"{key}={value}"]
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.state_dir / "host.log", "wb")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def log_text(self) -> str:
+        return (self.state_dir / "host.log").read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+async def wait_for_hosts(
+    client: LatticeClient, host_ids: set[str], timeout_s: float = 20.0
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    seen: set[str] = set()
+    while time.monotonic() < deadline:
+        seen = {h.host_id for h in await client.hosts(wait_s=0.2)}
+        if host_ids <= seen:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"hosts {sorted(host_ids - seen)} did not join (saw {sorted(seen)})")

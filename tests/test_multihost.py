@@ -1,0 +1,131 @@
+"""Several host daemons (real processes) on real nats-servers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from lattice.client import LatticeClient
+from lattice.connection import NatsOptions, connect
+from lattice.messages import Link, ScaleComponent
+from lattice.natsd import NatsServer, free_port
+from tests.lattice_procs import HostProcess, wait_for_hosts
+
+HEARTBEAT_S = 0.5
+ZONES = {"host-1": "a", "host-2": "b", "host-3": "c"}
+
+
+@pytest.fixture
+def hosts(nats_server: NatsServer, tmp_path: Path, compile_cache: Path) -> Iterator[dict[str, HostProcess]]:
+    procs = {}
+    for host_id, zone in ZONES.items():
+        state = tmp_path / host_id
+        state.mkdir()
+        (state / "compile-cache").symlink_to(compile_cache)
+        procs[host_id] = HostProcess(
+            nats_server.url, state, host_id, {"zone": zone}, HEARTBEAT_S
+        ).start()
+    try:
+        yield procs
+    finally:
+        for proc in procs.values():
+            proc.stop()
+
+
+@pytest.fixture
+async def client(nats_server: NatsServer) -> AsyncIterator[LatticeClient]:
+    nc = await connect(NatsOptions(nats_server.url))
+    yield LatticeClient(nc)
+    await nc.close()
+
+
+async def get_text(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        return response.status, await response.text()
+
+
+async def test_components_run_where_asked(
+    hosts: dict[str, HostProcess], client: LatticeClient, components: dict[str, Path]
+) -> None:
+    await wait_for_hosts(client, set(hosts))
+    await client.put_link(Link(source_id="http-server", target="hello", namespace="wasmlattice",
+                               package="http", name="hello", config={"path": "/"}))
+    hello = str(components["hello-wat"])
+    await client.scale("host-2", ScaleComponent(component_id="hello", source=hello, count=2))
+    await client.scale("host-3", ScaleComponent(component_id="hello", source=hello, count=1))
+    inventories = {h.host_id: h for h in await client.hosts()}
+    assert {h: [(c.component_id, c.count) for c in inv.components]
+            for h, inv in inventories.items()} == {
+        "host-1": [], "host-2": [("hello", 2)], "host-3": [("hello", 1)]}
+    assert {h: inv.labels["zone"] for h, inv in inventories.items()} == ZONES
+    assert await get_text(f"{hosts['host-2'].http_url}/") == (200, "Hello from wasmlattice!\n")
+    assert (await get_text(f"{hosts['host-1'].http_url}/"))[0] == 404
+
+
+async def test_killed_host_disappears_within_three_heartbeats(
+    hosts: dict[str, HostProcess], client: LatticeClient
+) -> None:
+    await wait_for_hosts(client, set(hosts))
+    hosts["host-2"].kill()
+    killed_at = time.monotonic()
+    while "host-2" in {h.host_id for h in await client.hosts(wait_s=0.1)}:
+        assert time.monotonic() - killed_at < 3 * HEARTBEAT_S, "host-2 still listed"
+    assert {h.host_id for h in await client.hosts()} == {"host-1", "host-3"}
+
+
+async def test_graceful_stop_host(hosts: dict[str, HostProcess], client: LatticeClient) -> None:
+    await wait_for_hosts(client, set(hosts))
+    await client.stop_host("host-3")
+    process = hosts["host-3"].process
+    assert process is not None
+    for _ in range(100):
+        if process.poll() is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert process.returncode == 0
+    assert {h.host_id for h in await client.hosts()} == {"host-1", "host-2"}
+
+
+async def test_hosts_survive_a_nats_server_restart(
+    tmp_path: Path, compile_cache: Path, components: dict[str, Path]
+) -> None:
+    port = free_port()
+    server = NatsServer(tmp_path / "nats", port=port).start()
+    state = tmp_path / "h"
+    state.mkdir()
+    (state / "compile-cache").symlink_to(compile_cache)
+    host = HostProcess(server.url, state, "survivor", heartbeat_s=HEARTBEAT_S).start()
+    nc = await connect(NatsOptions(server.url))
+    try:
+        client = LatticeClient(nc)
+        await wait_for_hosts(client, {"survivor"})
+        await client.put_link(Link(source_id="counter", target="keyvalue",
+                                   config={"bucket": "restart"}))
+        await client.put_link(Link(source_id="http-server", target="counter",
+                                   namespace="wasmlattice", package="http", name="counter",
+                                   config={"path": "/counter"}))
+        await client.scale("survivor", ScaleComponent(
+            component_id="counter", source=str(components["counter"])))
+        assert await get_text(f"{host.http_url}/counter") == (200, '{"count": 1}')
+        server.stop()
+        server = NatsServer(tmp_path / "nats", port=port).start()
+        # The host reconnects by itself; JetStream kept the count on disk.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            status, body = await get_text(f"{host.http_url}/counter")
+            if status == 200:
+                break
+            await asyncio.sleep(0.2)
+        assert (status, body) == (200, '{"count": 2}')
+        await wait_for_hosts(client, {"survivor"})
+        assert [c.component_id for c in (await client.inventory("survivor")).components] == [
+            "counter"]
+    finally:
+        await nc.close()
+        host.stop()
+        server.stop()
