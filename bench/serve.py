@@ -2,6 +2,7 @@
 
     python -m bench.serve plain
     python -m bench.serve component NAME PATH_TO_WASM
+    python -m bench.serve component-inline NAME PATH_TO_WASM   (diagnostic: no thread hop)
 
 Listens on 127.0.0.1 on a free port, prints ``READY <port>``, serves until
 SIGTERM (or until the bench that started it is gone).
@@ -15,11 +16,16 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from bench.context import CACHE_DIR, HELLO_BODY, HELLO_CONTENT_TYPE
 from bench.procs import READY
+
+if TYPE_CHECKING:
+    from host.runtime import HostRuntime
+    from providers.http_server import Invoker
 
 Stop = Callable[[], Awaitable[None]]
 
@@ -42,8 +48,13 @@ async def serve_plain() -> tuple[int, Stop]:
     return port, runner.cleanup
 
 
-async def serve_component(name: str, wasm: Path) -> tuple[int, Stop]:
-    """The component path of a real host: HostRuntime + the http-server provider."""
+async def serve_component(name: str, wasm: Path, inline: bool = False) -> tuple[int, Stop]:
+    """The component path of a real host: HostRuntime + the http-server provider.
+
+    ``inline`` is a diagnostic, not a way to run a host: calls run on the event loop
+    thread (no worker-thread hop), which tells the hop's share of the cost apart from
+    wasmtime's.
+    """
     from host.daemon import DEFAULT_MAX_CONCURRENCY
     from host.pool import Limits
     from host.runtime import ComponentSpec, HostRuntime
@@ -55,7 +66,8 @@ async def serve_component(name: str, wasm: Path) -> tuple[int, Stop]:
     spec = ComponentSpec(name, str(wasm), limits=limits, replicas=limits.max_concurrency)
     runtime = HostRuntime(CACHE_DIR)
     await runtime.start(spec)
-    server = HttpServer(runtime.handle_http, "127.0.0.1", 0)
+    invoke = _inline_invoker(runtime) if inline else runtime.handle_http
+    server = HttpServer(invoke, "127.0.0.1", 0)
     await server.start()
     server.routes.add(Route(name, "/"))
 
@@ -66,11 +78,26 @@ async def serve_component(name: str, wasm: Path) -> tuple[int, Stop]:
     return server.port, stop
 
 
+def _inline_invoker(runtime: HostRuntime) -> Invoker:
+    from providers import contracts
+    from providers.http_server import HttpRequest, HttpResponse
+
+    async def invoke(component_id: str, request: HttpRequest) -> HttpResponse:
+        # pool._call is the worker threads' body; here it blocks the loop for the call.
+        pool = runtime.get(component_id).pool
+        result = pool._call(contracts.HTTP_HANDLER, "handle", (request,))
+        return HttpResponse(result.status, list(result.headers), bytes(result.body))
+
+    return invoke
+
+
 async def main(argv: list[str]) -> None:
     if argv[:1] == ["plain"]:
         port, stop = await serve_plain()
     elif argv[:1] == ["component"] and len(argv) == 3:
         port, stop = await serve_component(argv[1], Path(argv[2]))
+    elif argv[:1] == ["component-inline"] and len(argv) == 3:
+        port, stop = await serve_component(argv[1], Path(argv[2]), inline=True)
     else:
         raise SystemExit(__doc__)
     stopped = asyncio.Event()

@@ -14,6 +14,7 @@ import nats.errors
 import nats.js.errors as jserr
 from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
+from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
 from lattice.errors import KeyValueFailure
@@ -40,9 +41,10 @@ def decode_key(stored: str) -> str:
 class Bucket:
     """One JetStream KV bucket with translated errors."""
 
-    def __init__(self, name: str, kv: KeyValue) -> None:
+    def __init__(self, name: str, kv: KeyValue, js: JetStreamContext) -> None:
         self.name = name
         self._kv = kv
+        self._js = js
 
     async def get(self, key: str) -> bytes | None:
         try:
@@ -79,13 +81,23 @@ class Bucket:
             raise KeyValueFailure(f"delete {key!r} from bucket {self.name}: {exc}") from exc
 
     async def keys(self) -> list[str]:
+        """Live keys, read from the stream's subject counts.
+
+        nats-py's ``KeyValue.keys()`` can miss keys written just before it is
+        called (its watcher may decide it is done before the first delivery), so
+        list the stream's subjects and drop keys whose last entry is a delete.
+        """
+        prefix = f"$KV.{self.name}."
         try:
-            stored = await self._kv.keys()
-        except jserr.NoKeysError:
-            return []
+            info = await self._js.stream_info(f"KV_{self.name}", subjects_filter=f"{prefix}>")
         except (nats.errors.Error, jserr.Error) as exc:
             raise KeyValueFailure(f"list keys of bucket {self.name}: {exc}") from exc
-        return sorted(decode_key(k) for k in stored)
+        live = []
+        for subject in info.state.subjects or {}:
+            key = decode_key(subject[len(prefix) :])
+            if await self.get(key) is not None:
+                live.append(key)
+        return sorted(live)
 
     async def increment(self, key: str, delta: int) -> int:
         """Atomically add ``delta`` to a decimal counter; compare-and-swap with retries."""
@@ -116,7 +128,7 @@ async def open_bucket(nc: Client, name: str, *, create: bool = True, history: in
         raise KeyValueFailure(f"invalid bucket name {name!r}: use letters, digits, - and _")
     js = nc.jetstream()
     try:
-        return Bucket(name, await js.key_value(name))
+        return Bucket(name, await js.key_value(name), js)
     except jserr.BucketNotFoundError:
         if not create:
             raise KeyValueFailure(f"bucket {name} does not exist") from None
@@ -128,7 +140,7 @@ async def open_bucket(nc: Client, name: str, *, create: bool = True, history: in
         )
     except (nats.errors.Error, jserr.Error) as exc:
         raise KeyValueFailure(f"create bucket {name}: {exc}") from exc
-    return Bucket(name, kv)
+    return Bucket(name, kv, js)
 
 
 class BucketCache:

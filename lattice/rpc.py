@@ -53,6 +53,8 @@ async def scatter(
     replies: list[Reply] = []
 
     async def collect(msg: Msg) -> None:
+        if not msg.data:
+            return  # a "no responders" status: nobody is listening yet
         try:
             replies.append(decode(Reply, msg.data))
         except BadMessage as exc:

@@ -15,12 +15,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.context import CACHE_DIR, Config, prepare_components
 from bench.stats import median
 from bench.table import Table, fmt, ratio
+
+if TYPE_CHECKING:
+    from host.runtime import HostRuntime
 
 TITLE = "per-call overhead: wasmtime call vs pool vs HostRuntime.call (worker-thread hop)"
 
@@ -28,6 +32,11 @@ ROUNDS = 5
 CALLS = 2000
 WARMUP_CALLS = 200
 MODES = ["direct", "pool._call", "runtime.call"]
+
+# Per (case label, mode): µs per call, one value per round.
+Timings = dict[tuple[str, str], list[float]]
+# The key of the reference timing: a no-op round trip through a pool's executor.
+BARE_HOP = ("run_in_executor(no-op)", "")
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ def run(config: Config) -> list[Table]:
 
 
 async def _run(config: Config) -> list[Table]:
+    # Imported here so that listing sections does not load wasmtime.
     from host.runtime import ComponentSpec, HostRuntime
 
     cases = _cases()
@@ -73,12 +83,7 @@ async def _run(config: Config) -> list[Table]:
     return [_table(cases, timings, config.rounds_or(ROUNDS))]
 
 
-Timings = dict[tuple[str, str], list[float]]
-# The key of the reference timing: a no-op round trip through a pool's executor.
-BARE_HOP = ("run_in_executor(no-op)", "")
-
-
-async def _measure(runtime: Any, cases: list[Case], rounds: int) -> Timings:
+async def _measure(runtime: HostRuntime, cases: list[Case], rounds: int) -> Timings:
     timings: Timings = {(c.label, m): [] for c in cases for m in MODES}
     timings[BARE_HOP] = []
     executor = runtime.get(cases[0].component).pool._executor
@@ -91,7 +96,7 @@ async def _measure(runtime: Any, cases: list[Case], rounds: int) -> Timings:
     return timings
 
 
-async def _bare_hop_us(executor: Any) -> float:
+async def _bare_hop_us(executor: Executor) -> float:
     """What the thread hop alone costs on this machine, without wasm or the pool."""
     loop = asyncio.get_running_loop()
 
@@ -105,7 +110,7 @@ def _nothing() -> None:
     pass
 
 
-async def _per_call_us(runtime: Any, case: Case, mode: str) -> float:
+async def _per_call_us(runtime: HostRuntime, case: Case, mode: str) -> float:
     if mode == "runtime.call":
         args = (case.component, case.interface, case.func, *case.args)
         return await _time_async(lambda: runtime.call(*args))

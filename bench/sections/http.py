@@ -22,9 +22,12 @@ from bench.table import Table, fmt, ratio
 TITLE = "req/s and latency of hello world: component via the http-server provider vs aiohttp"
 
 COMPONENTS = ["hello", "hello-wat"]
+# Diagnostic target: hello-wat called on the event loop thread, without the worker hop.
+INLINE = "hello-wat-inline"
 LABELS = {
     "hello": "hello (componentize-py)",
     "hello-wat": "hello-wat (WAT)",
+    INLINE: "diagnostic: hello-wat, no thread hop",
     "plain": "plain aiohttp",
 }
 CONNECTIONS = 16
@@ -84,6 +87,9 @@ def run(config: Config) -> list[Table]:
         for name in COMPONENTS:
             servers.append(spawn_server(name, "bench.serve", "component", name, str(wasm[name])))
             cleanup.callback(stop, servers[-1])
+        inline_args = ("component-inline", "hello-wat", str(wasm["hello-wat"]))
+        servers.append(spawn_server(INLINE, "bench.serve", *inline_args))
+        cleanup.callback(stop, servers[-1])
         servers.append(spawn_server("plain", "bench.serve", "plain"))
         cleanup.callback(stop, servers[-1])
         for server in servers:  # started together, so their start-ups overlap
