@@ -277,13 +277,21 @@ def down(state_dir: Path, timeout: float) -> None:
     progress(f"stopping lattice up (pid {pid}) ...")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _process_alive(pid):
             click.echo("stopped")
             return
         time.sleep(0.1)
     raise click.ClickException(f"pid {pid} did not stop within {timeout} s")
+
+
+def _process_alive(pid: int) -> bool:
+    """True while ``pid`` runs; an exited but unreaped (zombie) process counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
 
 
 @main.command()

@@ -566,7 +566,16 @@ class _Fallback(_Conv):
         self._ty = ty
 
     def lower(self, store: Any, val: Any, mv: Any, addr: int, off: int) -> None:
-        self._ty.convert_to_c(store, val, ctypes.pointer(_Val.from_address(addr + off)))
+        raw = _Val.from_address(addr + off)
+        try:
+            self._ty.convert_to_c(store, val, ctypes.pointer(raw))
+        except BaseException:
+            # OwnType sets the kind before taking the handle, so a failure can
+            # leave a resource kind without a resource. Nothing was allocated
+            # yet; an empty bool keeps the slot valid for the final delete.
+            raw.kind = _BOOL
+            raw.of.boolean = False
+            raise
 
     def lift(self, mv: Any, addr: int, off: int) -> Any:
         raw = _Val.from_address(addr + off)

@@ -310,7 +310,10 @@ def test_http_handler_matches_func(guest: Guest) -> None:
         store.set_epoch_deadline(10**9)
         instance = linker.instantiate(store, component)
         parent = instance.get_export_index(store, "wasmlattice:http/incoming-handler@0.1.0")
-        func = instance.get_func(store, instance.get_export_index(store, "handle", parent))
+        index = instance.get_export_index(store, "handle", parent)
+        assert index is not None
+        func = instance.get_func(store, index)
+        assert func is not None
         request = HttpRequest("POST", "/x", "a=1", [("accept", "*/*")], b"payload")
         slow = func(store, request)
         func.post_return(store)
@@ -320,8 +323,8 @@ def test_http_handler_matches_func(guest: Guest) -> None:
     finally:
         loop.close()
     assert same(fast, slow)
-    assert getattr(fast, "status") == 200
-    assert getattr(fast, "body") == b"Hello from wasmlattice!\n"
+    assert vars(fast)["status"] == 200
+    assert vars(fast)["body"] == b"Hello from wasmlattice!\n"
 
 
 # -- errors ------------------------------------------------------------------------

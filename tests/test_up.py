@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -77,3 +78,70 @@ def test_lattice_up_serves_the_demo_and_stops_cleanly(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    lattice = Path(sys.executable).parent / "lattice"
+    return subprocess.run([str(lattice), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_new_user_workflow_two_hosts(tmp_path: Path, components: dict[str, Path]) -> None:
+    """`lattice up`, a second `lattice host --label zone=b`, then manage it all from the CLI."""
+    nats_port, http_a, http_b = free_port(), free_port(), free_port()
+    url = f"nats://127.0.0.1:{nats_port}"
+    lattice = str(Path(sys.executable).parent / "lattice")
+    up = subprocess.Popen(
+        [lattice, "up", "--no-demo", "--nats-port", str(nats_port), "--http-port", str(http_a),
+         "--state-dir", str(tmp_path / "a")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    second = None
+    try:
+        assert up.stdout is not None
+        while "press Ctrl-C" not in (line := up.stdout.readline()):
+            assert line, "lattice up exited early"
+        second = subprocess.Popen(
+            [lattice, "host", "--nats-url", url, "--label", "zone=b", "--host-id", "edge-b",
+             "--http-port", str(http_b), "--state-dir", str(tmp_path / "b")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        hosts: list[dict[str, object]] = []
+        while time.monotonic() < deadline and len(hosts) < 2:
+            result = cli("get", "hosts", "--nats-url", url, "-o", "json")
+            assert result.returncode == 0, result.stderr
+            hosts = json.loads(result.stdout)
+        assert len(hosts) == 2
+        assert {"zone": "b"}.items() <= next(
+            h["labels"] for h in hosts if h["host_id"] == "edge-b").items()  # type: ignore[union-attr]
+        table = cli("get", "hosts", "--nats-url", url)
+        assert "edge-b" in table.stdout and "zone=b" in table.stdout
+        routed = cli("link", "put", "http-server", "hello", "--namespace", "wasmlattice",
+                     "--package", "http", "--name", "hello", "--config", "path=/hi",
+                     "--nats-url", url)
+        assert routed.returncode == 0, routed.stderr
+        scaled = cli("scale", "component", "hello", str(components["hello-wat"]), "--count", "2",
+                     "--host", "edge-b", "--nats-url", url)
+        assert scaled.returncode == 0, scaled.stderr
+        assert get(f"http://127.0.0.1:{http_b}/hi") == "Hello from wasmlattice!\n"
+        inventory = json.loads(cli("get", "inventory", "edge-b", "--nats-url", url,
+                                   "-o", "json").stdout)
+        assert [(c["component_id"], c["count"]) for c in inventory[0]["components"]] == [
+            ("hello", 2)]
+        # Errors are one clear line.
+        missing = cli("get", "inventory", "ghost", "--nats-url", url)
+        assert missing.returncode == 1 and "no host 'ghost'" in missing.stderr
+        down = cli("down", "--state-dir", str(tmp_path / "a"))
+        assert down.returncode == 0, down.stderr
+        assert up.wait(30) == 0
+    finally:
+        for proc in (second, up):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_cli_without_a_server_says_how_to_get_one() -> None:
+    result = cli("get", "hosts", "--nats-url", f"nats://127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert "no NATS server at" in result.stderr and "lattice up" in result.stderr
