@@ -64,6 +64,8 @@ SPECS = {
     for s in [
         Spec("hello", "http-hello", EXAMPLES / "hello"),
         Spec("counter", "http-keyvalue", EXAMPLES / "counter"),
+        # Probes the WASI sandbox (env, argv, files, stdin, sockets); tests/test_sandbox.py.
+        Spec("inspect", "http-hello", EXAMPLES / "inspect"),
         # "-wat" because the Python hello already owns the name.
         Spec("hello-wat", "http-bare", WAT / "hello.wat"),
         Spec("echo", "http-bare", WAT / "echo.wat"),

@@ -43,6 +43,14 @@ HOST_CALL_TIMEOUT_S = 5.0
 
 
 @dataclass
+class KeyResponse:
+    """The ``key-response`` record (wasmtime-py lowers records by attribute name)."""
+
+    keys: list[str]
+    cursor: int | None
+
+
+@dataclass
 class KeyValueGrant:
     backend: KeyValueBackend
     link_config: Mapping[str, str]
@@ -240,10 +248,8 @@ class _KeyValueBinding:
             return _kv_error(exc)
         page = 1000
         start = cursor or 0
-        response = wc.Record()
-        response.keys = keys[start:start + page]
-        response.cursor = start + page if start + page < len(keys) else None
-        return response
+        end = start + page
+        return KeyResponse(keys[start:end], end if end < len(keys) else None)
 
     def _increment(self, store: Any, handle: wc.ResourceAny, key: str, delta: int) -> Any:
         try:

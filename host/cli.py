@@ -70,8 +70,14 @@ def nats_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--tls-ca", default=None, help="CA file to verify the NATS server."),
         click.option("--tls-cert", default=None, help="Client certificate for NATS."),
         click.option("--tls-key", default=None, help="Client key for NATS."),
-        click.option("--lattice", "lattice_name", default="default", show_default=True,
-                     envvar="WASMLATTICE_LATTICE", help="Lattice name."),
+        click.option(
+            "--lattice",
+            "lattice_name",
+            default="default",
+            show_default=True,
+            envvar="WASMLATTICE_LATTICE",
+            help="Lattice name.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -157,7 +163,7 @@ def _stop_on_signals(daemon: HostDaemon) -> None:
 
     def on_signal() -> None:
         if daemon.serving:
-            asyncio.ensure_future(daemon.shutdown())
+            daemon.request_stop()
         elif main_task is not None:
             main_task.cancel()
 
@@ -182,10 +188,16 @@ def host_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--http-port", default=8080, show_default=True),
         click.option("--http-host", default="127.0.0.1", show_default=True),
-        click.option("--state-dir", default=str(DEFAULT_STATE_DIR), show_default=True,
-                     type=click.Path(path_type=Path)),
+        click.option(
+            "--state-dir",
+            default=str(DEFAULT_STATE_DIR),
+            show_default=True,
+            type=click.Path(path_type=Path),
+        ),
         click.option("--label", "labels", multiple=True, help="Host label KEY=VALUE (repeatable)."),
-        click.option("--host-id", default=None, help="Stable host id [default: kept in state dir]."),
+        click.option(
+            "--host-id", default=None, help="Stable host id [default: kept in state dir]."
+        ),
         click.option("--heartbeat", default=1.0, show_default=True, help="Heartbeat seconds."),
     ]
     for option in reversed(options):
@@ -211,10 +223,19 @@ def _host_config(kwargs: dict[str, Any], nats: NatsOptions) -> HostConfig:
 @main.command()
 @nats_options
 @host_options
-@click.option("--nats-port", default=4222, show_default=True,
-              help="Port for the local NATS (a free one if taken).")
-@click.option("--components-dir", default="build/components", show_default=True,
-              type=click.Path(path_type=Path), help="Where the demo components were built.")
+@click.option(
+    "--nats-port",
+    default=4222,
+    show_default=True,
+    help="Port for the local NATS (a free one if taken).",
+)
+@click.option(
+    "--components-dir",
+    default="build/components",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where the demo components were built.",
+)
 @click.option("--demo/--no-demo", default=True, help="Run the demo app.")
 def up(**kwargs: Any) -> None:
     """Start a local lattice: nats-server (unless --nats-url), a host and the demo app."""
@@ -238,7 +259,9 @@ def up(**kwargs: Any) -> None:
 
         async def after_start() -> None:
             assert daemon.http is not None
-            click.echo(f"lattice: NATS at {nats.url}; host {daemon.host_id} ({daemon.friendly_name})")
+            click.echo(
+                f"lattice: NATS at {nats.url}; host {daemon.host_id} ({daemon.friendly_name})"
+            )
             click.echo(f"more hosts: lattice host --nats-url {nats.url} --http-port 8081")
             if kwargs["demo"]:
                 progress("starting the demo (a first start compiles it: a few seconds) ...")
@@ -260,14 +283,20 @@ def up(**kwargs: Any) -> None:
 
 
 @main.command()
-@click.option("--state-dir", default=str(DEFAULT_STATE_DIR), show_default=True,
-              type=click.Path(path_type=Path))
+@click.option(
+    "--state-dir",
+    default=str(DEFAULT_STATE_DIR),
+    show_default=True,
+    type=click.Path(path_type=Path),
+)
 @click.option("--timeout", default=30.0, show_default=True)
 def down(state_dir: Path, timeout: float) -> None:
     """Stop what `lattice up` started (its host, demo and nats-server)."""
     pid_file = state_dir / "up.pid"
     if not pid_file.exists():
-        raise click.ClickException(f"nothing to stop: no {pid_file} (is `lattice up` running here?)")
+        raise click.ClickException(
+            f"nothing to stop: no {pid_file} (is `lattice up` running here?)"
+        )
     pid = int(pid_file.read_text())
     try:
         os.kill(pid, signal.SIGTERM)
@@ -327,12 +356,24 @@ def get_hosts(output: str, lattice_name: str, **kwargs: Any) -> None:
     """List every host on the lattice."""
     nats = make_nats_options(kwargs, "lattice-cli")
     hosts = run(with_client(nats, lattice_name, lambda c: c.hosts()))
-    emit(output, [h.model_dump(mode="json") for h in hosts], lambda: print_table(
-        ["HOST ID", "NAME", "LABELS", "COMPONENTS", "HTTP", "UPTIME"],
-        [[h.host_id, h.friendly_name,
-          ",".join(f"{k}={v}" for k, v in sorted(h.labels.items()) if k != "hostname"),
-          len(h.components), h.http_url or "-", f"{h.uptime_s:.0f}s"] for h in hosts],
-    ))
+    emit(
+        output,
+        [h.model_dump(mode="json") for h in hosts],
+        lambda: print_table(
+            ["HOST ID", "NAME", "LABELS", "COMPONENTS", "HTTP", "UPTIME"],
+            [
+                [
+                    h.host_id,
+                    h.friendly_name,
+                    ",".join(f"{k}={v}" for k, v in sorted(h.labels.items()) if k != "hostname"),
+                    len(h.components),
+                    h.http_url or "-",
+                    f"{h.uptime_s:.0f}s",
+                ]
+                for h in hosts
+            ],
+        ),
+    )
 
 
 @get.command("inventory")
@@ -350,12 +391,25 @@ def get_inventory(host_id: str | None, output: str, lattice_name: str, **kwargs:
 
     inventories = run(with_client(nats, lattice_name, action))
     rows = [
-        [inv.host_id, c.component_id, c.count, c.max_concurrency, c.invocations, c.failures,
-         c.source]
-        for inv in inventories for c in inv.components
+        [
+            inv.host_id,
+            c.component_id,
+            c.count,
+            c.max_concurrency,
+            c.invocations,
+            c.failures,
+            c.source,
+        ]
+        for inv in inventories
+        for c in inv.components
     ]
-    emit(output, [i.model_dump(mode="json") for i in inventories], lambda: print_table(
-        ["HOST", "COMPONENT", "COUNT", "MAX CONC", "CALLS", "FAILED", "SOURCE"], rows))
+    emit(
+        output,
+        [i.model_dump(mode="json") for i in inventories],
+        lambda: print_table(
+            ["HOST", "COMPONENT", "COUNT", "MAX CONC", "CALLS", "FAILED", "SOURCE"], rows
+        ),
+    )
 
 
 async def resolve_host(client: LatticeClient, wanted: str | None) -> str:
@@ -381,8 +435,13 @@ def _parse_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
     return dict(parse_label(p) for p in pairs)
 
 
-def _scale(output: str, lattice_name: str, host_wanted: str | None, request: ScaleComponent,
-           kwargs: dict[str, Any]) -> None:
+def _scale(
+    output: str,
+    lattice_name: str,
+    host_wanted: str | None,
+    request: ScaleComponent,
+    kwargs: dict[str, Any],
+) -> None:
     nats = make_nats_options(kwargs, "lattice-cli")
 
     async def action(client: LatticeClient) -> dict[str, Any]:
@@ -393,9 +452,14 @@ def _scale(output: str, lattice_name: str, host_wanted: str | None, request: Sca
         return {"host_id": host_id, **data, "seconds": round(time.monotonic() - started, 3)}
 
     result = run(with_client(nats, lattice_name, action))
-    emit(output, result, lambda: click.echo(
-        f"{request.component_id}: {request.count} on {result['host_id']} "
-        f"({result['seconds']:.2f} s)"))
+    emit(
+        output,
+        result,
+        lambda: click.echo(
+            f"{request.component_id}: {request.count} on {result['host_id']} "
+            f"({result['seconds']:.2f} s)"
+        ),
+    )
 
 
 def component_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -415,9 +479,14 @@ def component_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _request(component_id: str, source: str, count: int, kw: dict[str, Any]) -> ScaleComponent:
     return ScaleComponent(
-        component_id=component_id, source=source, count=count, sha256=kw.pop("sha256"),
-        max_concurrency=kw.pop("max_concurrency"), deadline_s=kw.pop("deadline"),
-        memory_mb=kw.pop("memory_mb"), config=_parse_pairs(kw.pop("config_pairs")),
+        component_id=component_id,
+        source=source,
+        count=count,
+        sha256=kw.pop("sha256"),
+        max_concurrency=kw.pop("max_concurrency"),
+        deadline_s=kw.pop("deadline"),
+        memory_mb=kw.pop("memory_mb"),
+        config=_parse_pairs(kw.pop("config_pairs")),
         config_names=list(kw.pop("config_names")),
     )
 
@@ -433,8 +502,14 @@ def start() -> None:
 @component_options
 @nats_options
 @output_option
-def start_component(component_id: str, source: str, host_wanted: str | None, output: str,
-                    lattice_name: str, **kwargs: Any) -> None:
+def start_component(
+    component_id: str,
+    source: str,
+    host_wanted: str | None,
+    output: str,
+    lattice_name: str,
+    **kwargs: Any,
+) -> None:
     """Start COMPONENT_ID from SOURCE (a path or http(s) URL) with one replica."""
     _scale(output, lattice_name, host_wanted, _request(component_id, source, 1, kwargs), kwargs)
 
@@ -451,8 +526,15 @@ def scale() -> None:
 @component_options
 @nats_options
 @output_option
-def scale_component(component_id: str, source: str, count: int, host_wanted: str | None,
-                    output: str, lattice_name: str, **kwargs: Any) -> None:
+def scale_component(
+    component_id: str,
+    source: str,
+    count: int,
+    host_wanted: str | None,
+    output: str,
+    lattice_name: str,
+    **kwargs: Any,
+) -> None:
     """Run COUNT replicas of COMPONENT_ID (from SOURCE) on a host; 0 stops it."""
     _scale(output, lattice_name, host_wanted, _request(component_id, source, count, kwargs), kwargs)
 
@@ -467,8 +549,9 @@ def stop() -> None:
 @click.option("--host", "host_wanted", default=None)
 @nats_options
 @output_option
-def stop_component(component_id: str, host_wanted: str | None, output: str, lattice_name: str,
-                   **kwargs: Any) -> None:
+def stop_component(
+    component_id: str, host_wanted: str | None, output: str, lattice_name: str, **kwargs: Any
+) -> None:
     """Stop COMPONENT_ID on a host."""
     nats = make_nats_options(kwargs, "lattice-cli")
 
@@ -485,8 +568,9 @@ def stop_component(component_id: str, host_wanted: str | None, output: str, latt
 @click.option("--drain-timeout", default=10.0, show_default=True)
 @nats_options
 @output_option
-def stop_host(host_id: str, drain_timeout: float, output: str, lattice_name: str,
-              **kwargs: Any) -> None:
+def stop_host(
+    host_id: str, drain_timeout: float, output: str, lattice_name: str, **kwargs: Any
+) -> None:
     """Stop a host gracefully (finish in-flight calls, then exit)."""
     nats = make_nats_options(kwargs, "lattice-cli")
 
@@ -516,16 +600,32 @@ def link() -> None:
 @click.option("--config", "config_pairs", multiple=True, help="KEY=VALUE (repeatable).")
 @nats_options
 @output_option
-def link_put(source_id: str, target: str, namespace: str, package: str,
-             interfaces: tuple[str, ...], name: str, config_pairs: tuple[str, ...], output: str,
-             lattice_name: str, **kwargs: Any) -> None:
+def link_put(
+    source_id: str,
+    target: str,
+    namespace: str,
+    package: str,
+    interfaces: tuple[str, ...],
+    name: str,
+    config_pairs: tuple[str, ...],
+    output: str,
+    lattice_name: str,
+    **kwargs: Any,
+) -> None:
     """Link SOURCE_ID's imports to TARGET (a provider such as keyvalue, or a component).
 
     Route HTTP to a component with SOURCE_ID http-server and --config path=/prefix.
     """
     nats = make_nats_options(kwargs, "lattice-cli")
-    new = Link(source_id=source_id, target=target, namespace=namespace, package=package,
-               interfaces=list(interfaces), name=name, config=_parse_pairs(config_pairs))
+    new = Link(
+        source_id=source_id,
+        target=target,
+        namespace=namespace,
+        package=package,
+        interfaces=list(interfaces),
+        name=name,
+        config=_parse_pairs(config_pairs),
+    )
     run(with_client(nats, lattice_name, lambda c: c.put_link(new)))
     emit(output, new.model_dump(mode="json"), lambda: click.echo(f"link {new.key} -> {target}"))
 
@@ -536,8 +636,9 @@ def link_put(source_id: str, target: str, namespace: str, package: str,
 @click.option("--package", default="keyvalue", show_default=True)
 @click.option("--name", default="default", show_default=True)
 @nats_options
-def link_del(source_id: str, namespace: str, package: str, name: str, lattice_name: str,
-             **kwargs: Any) -> None:
+def link_del(
+    source_id: str, namespace: str, package: str, name: str, lattice_name: str, **kwargs: Any
+) -> None:
     """Delete a link."""
     nats = make_nats_options(kwargs, "lattice-cli")
     ref = LinkRef(source_id=source_id, namespace=namespace, package=package, name=name)
@@ -554,10 +655,23 @@ def link_get(source_id: str | None, output: str, lattice_name: str, **kwargs: An
     """List links (of SOURCE_ID when given)."""
     nats = make_nats_options(kwargs, "lattice-cli")
     links = run(with_client(nats, lattice_name, lambda c: c.links(source_id)))
-    emit(output, [lk.model_dump(mode="json") for lk in links], lambda: print_table(
-        ["SOURCE", "TARGET", "INTERFACE", "NAME", "CONFIG"],
-        [[lk.source_id, lk.target, f"{lk.namespace}:{lk.package}/{','.join(lk.interfaces)}",
-          lk.name, ",".join(f"{k}={v}" for k, v in lk.config.items())] for lk in links]))
+    emit(
+        output,
+        [lk.model_dump(mode="json") for lk in links],
+        lambda: print_table(
+            ["SOURCE", "TARGET", "INTERFACE", "NAME", "CONFIG"],
+            [
+                [
+                    lk.source_id,
+                    lk.target,
+                    f"{lk.namespace}:{lk.package}/{','.join(lk.interfaces)}",
+                    lk.name,
+                    ",".join(f"{k}={v}" for k, v in lk.config.items()),
+                ]
+                for lk in links
+            ],
+        ),
+    )
 
 
 @main.group()
@@ -656,8 +770,9 @@ def events(heartbeats: bool, output: str, lattice_name: str, **kwargs: Any) -> N
                 click.echo(json.dumps(event.model_dump(mode="json"), sort_keys=True))
             else:
                 stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
-                detail = " ".join(f"{k}={v}" for k, v in event.data.items()
-                                  if not isinstance(v, dict | list))
+                detail = " ".join(
+                    f"{k}={v}" for k, v in event.data.items() if not isinstance(v, dict | list)
+                )
                 click.echo(f"{stamp} {event.type:<24} {event.source:<16} {detail}")
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -89,15 +89,23 @@ class ControlInterface:
         except Exception as exc:
             await self.daemon.publish(
                 "component_scale_failed",
-                {"host_id": self.daemon.host_id, "component_id": request.component_id,
-                 "count": request.count, "error": str(exc)},
+                {
+                    "host_id": self.daemon.host_id,
+                    "component_id": request.component_id,
+                    "count": request.count,
+                    "error": str(exc),
+                },
             )
             raise
         await self.daemon.publish(
             "component_scaled",
-            {"host_id": self.daemon.host_id, "component_id": request.component_id,
-             "count": request.count, "source": request.source,
-             "annotations": request.annotations},
+            {
+                "host_id": self.daemon.host_id,
+                "component_id": request.component_id,
+                "count": request.count,
+                "source": request.source,
+                "annotations": request.annotations,
+            },
         )
         return Reply.success({"component_id": request.component_id, "count": request.count})
 
@@ -170,6 +178,6 @@ class ControlInterface:
     async def stop_host(self, request: StopHost) -> Reply:
         # Reply first, then stop: the caller learns the stop was accepted.
         asyncio.get_running_loop().call_later(
-            0.05, lambda: asyncio.ensure_future(self.daemon.shutdown(request.drain_timeout_s))
+            0.05, self.daemon.request_stop, request.drain_timeout_s
         )
         return Reply.success({"host_id": self.daemon.host_id, "stopping": True})

@@ -42,7 +42,7 @@ from lattice.state import LatticeState
 from lattice.subjects import Subjects
 from providers import contracts
 from providers.http_server import HttpServer, Route
-from providers.keyvalue import MemoryKeyValue, NatsKeyValue
+from providers.keyvalue import KeyValueBackend, MemoryKeyValue, NatsKeyValue
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,8 @@ class HostDaemon:
         self.draining = False
         self.serving = False
         self._subscriptions: list[Any] = []
-        self._stopped = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._drain_timeout_s = 10.0
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------
@@ -89,7 +90,10 @@ class HostDaemon:
     async def start(self) -> None:
         self.nc = nc = await connect(self.config.nats)
         self.state = LatticeState(nc, self.subjects, self.host_id)
-        backends = {"nats": NatsKeyValue(BucketCache(nc)), "memory": MemoryKeyValue()}
+        backends: dict[str, KeyValueBackend] = {
+            "nats": NatsKeyValue(BucketCache(nc)),
+            "memory": MemoryKeyValue(),
+        }
         self.runtime = HostRuntime(self.config.state_dir / "compile-cache", backends)
         self.http = HttpServer(
             self.runtime.handle_http,
@@ -108,15 +112,23 @@ class HostDaemon:
             await nc.subscribe(self.subjects.event("config_deleted"), cb=self._on_state_event),
         ]
         await self.publish("host_started", self.inventory().model_dump(mode="json"))
-        log.info("host %s (%s) is on lattice %s", self.host_id, self.friendly_name, self.subjects.lattice)
+        log.info(
+            "host %s (%s) is on lattice %s", self.host_id, self.friendly_name, self.subjects.lattice
+        )
 
     async def run(self) -> None:
-        """Serve until shutdown; the heartbeat is a named task owned here."""
+        """Serve until ``request_stop()``; then shut down. The heartbeat is a named task."""
         self.serving = True
         async with asyncio.TaskGroup() as tasks:
             heartbeat = tasks.create_task(self._heartbeat(), name=f"heartbeat-{self.host_id}")
-            await self._stopped.wait()
+            await self._stop_requested.wait()
             heartbeat.cancel()
+        await self.shutdown(self._drain_timeout_s)
+
+    def request_stop(self, drain_timeout_s: float = 10.0) -> None:
+        """Ask ``run()`` to shut down gracefully; safe from signal handlers."""
+        self._drain_timeout_s = drain_timeout_s
+        self._stop_requested.set()
 
     async def shutdown(self, drain_timeout_s: float = 10.0) -> None:
         """Stop taking work, finish in-flight calls, announce, disconnect; idempotent."""
@@ -141,7 +153,7 @@ class HostDaemon:
                 await self.nc.drain()
             except Exception as exc:
                 log.debug("closing the NATS connection failed: %s", exc)
-        self._stopped.set()
+        self._stop_requested.set()
 
     # -- lattice -----------------------------------------------------------
 
@@ -252,7 +264,9 @@ class HostDaemon:
             ),
             replicas=request.count,
             config=merged,
-            links=tuple(_link_spec(link) for link in links if link.target in contracts.PROVIDER_INTERFACES),
+            links=tuple(
+                _link_spec(link) for link in links if link.target in contracts.PROVIDER_INTERFACES
+            ),
         )
         await self.runtime.start(spec)
         self.desired[component_id] = request

@@ -18,16 +18,27 @@ if TYPE_CHECKING:
 DEMO_BUCKET = "demo-counter"
 
 
+def http_route(component_id: str, path: str) -> Link:
+    """The link that routes HTTP under ``path`` to a component."""
+    return Link(
+        source_id="http-server",
+        target=component_id,
+        namespace="wasmlattice",
+        package="http",
+        interfaces=["incoming-handler"],
+        name=component_id,
+        config={"path": path},
+    )
+
+
 def demo_links() -> list[Link]:
-    http = {"namespace": "wasmlattice", "package": "http", "interfaces": ["incoming-handler"]}
     return [
-        Link(source_id="http-server", target="hello", name="hello", config={"path": "/"}, **http),
+        http_route("hello", "/"),
+        http_route("counter", "/counter"),
         Link(
-            source_id="http-server", target="counter", name="counter",
-            config={"path": "/counter"}, **http,
-        ),
-        Link(
-            source_id="counter", target="keyvalue", interfaces=["store", "atomics"],
+            source_id="counter",
+            target="keyvalue",
+            interfaces=["store", "atomics"],
             config={"bucket": DEMO_BUCKET},
         ),
     ]

@@ -43,9 +43,7 @@ class DigestMismatch(ComponentLoadError):
     """The component's bytes do not match the pinned sha256 digest."""
 
     def __init__(self, source: str, expected: str, actual: str) -> None:
-        super().__init__(
-            f"refusing {source}: sha256 mismatch (expected {expected}, got {actual})"
-        )
+        super().__init__(f"refusing {source}: sha256 mismatch (expected {expected}, got {actual})")
         self.expected = expected
         self.actual = actual
 

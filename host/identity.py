@@ -11,11 +11,50 @@ from pathlib import Path
 
 LABEL_ENV_PREFIX = "WASMLATTICE_LABEL_"
 
-_ADJECTIVES = ("amber", "brisk", "calm", "dusky", "eager", "frosty", "gentle", "hidden",
-               "icy", "jolly", "keen", "lucky", "misty", "noble", "olive", "proud",
-               "quiet", "rapid", "silent", "tidy", "urban", "vivid", "windy", "young")
-_NOUNS = ("otter", "falcon", "cedar", "harbor", "meadow", "comet", "ridge", "lynx",
-          "delta", "ember", "fjord", "grove", "heron", "island", "jasper", "kestrel")
+_ADJECTIVES = (
+    "amber",
+    "brisk",
+    "calm",
+    "dusky",
+    "eager",
+    "frosty",
+    "gentle",
+    "hidden",
+    "icy",
+    "jolly",
+    "keen",
+    "lucky",
+    "misty",
+    "noble",
+    "olive",
+    "proud",
+    "quiet",
+    "rapid",
+    "silent",
+    "tidy",
+    "urban",
+    "vivid",
+    "windy",
+    "young",
+)
+_NOUNS = (
+    "otter",
+    "falcon",
+    "cedar",
+    "harbor",
+    "meadow",
+    "comet",
+    "ridge",
+    "lynx",
+    "delta",
+    "ember",
+    "fjord",
+    "grove",
+    "heron",
+    "island",
+    "jasper",
+    "kestrel",
+)
 
 
 def stable_host_id(state_dir: Path, explicit: str | None = None) -> str:
@@ -51,9 +90,7 @@ def builtin_labels() -> dict[str, str]:
     }
 
 
-def host_labels(
-    explicit: list[str], environ: dict[str, str] | None = None
-) -> dict[str, str]:
+def host_labels(explicit: list[str], environ: dict[str, str] | None = None) -> dict[str, str]:
     """Built-in labels, then WASMLATTICE_LABEL_<key>=value variables, then --label k=v."""
     labels = builtin_labels()
     for name, value in (environ if environ is not None else dict(os.environ)).items():

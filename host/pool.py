@@ -14,9 +14,9 @@ a linear-memory cap (store limiter).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -98,6 +98,7 @@ class InstancePool:
         self._slots = asyncio.Semaphore(limits.max_concurrency)
         self._executor = self._new_executor(limits.max_concurrency)
         self.active = 0
+        self._drained = asyncio.Event()
         self.invocations = 0
         self.failures = 0
         self._closed = False
@@ -131,9 +132,9 @@ class InstancePool:
         if self._closed:
             return
         self._closed = True
-        deadline = time.monotonic() + drain_timeout_s
-        while self.active and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        if self.active:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), drain_timeout_s)
         self._executor.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             self._idle.clear()
@@ -149,19 +150,25 @@ class InstancePool:
             raise UnknownComponent(f"component {self.component_id} is stopping")
         slots = self._slots
         try:
-            await asyncio.wait_for(slots.acquire(), self.limits.deadline_s)
+            if slots.locked():
+                await asyncio.wait_for(slots.acquire(), self.limits.deadline_s)
+            else:
+                await slots.acquire()  # free slot: no timer task needed
         except TimeoutError:
             raise Overloaded(
                 f"component {self.component_id}: all {self.limits.max_concurrency} "
                 f"instances stayed busy for {self.limits.deadline_s} s"
             ) from None
         self.active += 1
+        self._drained.clear()
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, self._call, interface, func, args)
         finally:
             self.active -= 1
             slots.release()
+            if self.active == 0:
+                self._drained.set()
 
     def _take(self) -> _Instance:
         with self._lock:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import nats
 import nats.errors

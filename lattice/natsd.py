@@ -74,11 +74,16 @@ class NatsServer:
         args = [
             nats_server_binary(),
             "--jetstream",
-            "--store_dir", str(self.store_dir),
-            "--addr", self.host,
-            "--port", str(self.port),
-            "--server_name", self.name,
-            "--pid", str(self.pid_file),
+            "--store_dir",
+            str(self.store_dir),
+            "--addr",
+            self.host,
+            "--port",
+            str(self.port),
+            "--server_name",
+            self.name,
+            "--pid",
+            str(self.pid_file),
             *self.extra_args,
         ]
         log_path = self.log_file or self.store_dir / "nats-server.log"

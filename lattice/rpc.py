@@ -45,9 +45,7 @@ async def request_ok(
     return reply
 
 
-async def scatter(
-    nc: Client, subject: str, message: BaseModel, *, wait_s: float
-) -> list[Reply]:
+async def scatter(nc: Client, subject: str, message: BaseModel, *, wait_s: float) -> list[Reply]:
     """Publish once and gather every reply that arrives within ``wait_s``."""
     inbox = nc.new_inbox()
     replies: list[Reply] = []

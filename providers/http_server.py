@@ -76,7 +76,9 @@ class RouteTable:
         self._routes: list[Route] = []
 
     def add(self, route: Route) -> None:
-        self._routes = [r for r in self._routes if (r.host, r.path_prefix) != (route.host, route.path_prefix)]
+        self._routes = [
+            r for r in self._routes if (r.host, r.path_prefix) != (route.host, route.path_prefix)
+        ]
         self._routes.append(route)
         self._routes.sort(key=Route.specificity, reverse=True)
 

@@ -32,17 +32,23 @@ class HostProcess:
     def start(self) -> HostProcess:
         self.http_port = self.http_port or free_port()
         args = [
-            LATTICE, "host",
-            "--nats-url", self.nats_url,
-            "--state-dir", str(self.state_dir),
-            "--host-id", self.host_id,
-            "--http-port", str(self.http_port),
-            "--heartbeat", str(self.heartbeat_s),
+            LATTICE,
+            "host",
+            "--nats-url",
+            self.nats_url,
+            "--state-dir",
+            str(self.state_dir),
+            "--host-id",
+            self.host_id,
+            "--http-port",
+            str(self.http_port),
+            "--heartbeat",
+            str(self.heartbeat_s),
         ]
         for key, value in self.labels.items():
             args += ["--label", f"{key}={value}"]
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.state_dir / "host.log", "wb")  # noqa: SIM115 - closed with the process
+        log = open(self.state_dir / "host.log", "wb")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         return self
 

@@ -25,12 +25,20 @@ def cluster(tmp_path: Path) -> Iterator[list[NatsServer]]:
     servers = []
     try:
         for n, cluster_port in enumerate(cluster_ports):
-            servers.append(NatsServer(
-                tmp_path / f"nats-{n}",
-                name=f"node-{n}",
-                extra_args=["--cluster_name", "wl", "--cluster", f"nats://127.0.0.1:{cluster_port}",
-                            "--routes", routes],
-            ).start())
+            servers.append(
+                NatsServer(
+                    tmp_path / f"nats-{n}",
+                    name=f"node-{n}",
+                    extra_args=[
+                        "--cluster_name",
+                        "wl",
+                        "--cluster",
+                        f"nats://127.0.0.1:{cluster_port}",
+                        "--routes",
+                        routes,
+                    ],
+                ).start()
+            )
         yield servers
     finally:
         for server in servers:
@@ -62,14 +70,27 @@ async def test_hosts_on_different_servers_form_one_lattice(
     try:
         client = LatticeClient(nc)
         await wait_for_hosts(client, {"site-0", "site-1", "site-2"}, timeout_s=30)
-        await retry(lambda: client.put_link(Link(
-            source_id="counter", target="keyvalue", config={"bucket": "cluster-count"})))
-        await client.put_link(Link(source_id="http-server", target="counter",
-                                   namespace="wasmlattice", package="http", name="counter",
-                                   config={"path": "/"}))
+        await retry(
+            lambda: client.put_link(
+                Link(source_id="counter", target="keyvalue", config={"bucket": "cluster-count"})
+            )
+        )
+        await client.put_link(
+            Link(
+                source_id="http-server",
+                target="counter",
+                namespace="wasmlattice",
+                package="http",
+                name="counter",
+                config={"path": "/"},
+            )
+        )
         # Asked through server 0, run on the host attached to server 2.
-        await retry(lambda: client.scale("site-2", ScaleComponent(
-            component_id="counter", source=str(components["counter"]))))
+        await retry(
+            lambda: client.scale(
+                "site-2", ScaleComponent(component_id="counter", source=str(components["counter"]))
+            )
+        )
         async with aiohttp.ClientSession() as http:
             for expected in (1, 2):
                 async with http.get(f"{hosts[2].http_url}/") as response:

@@ -57,8 +57,14 @@ async def test_scale_link_route_and_inventory(
 ) -> None:
     daemon, client = lattice
     await client.put_link(
-        Link(source_id="http-server", target="echo", namespace="wasmlattice", package="http",
-             name="echo", config={"path": "/echo"})
+        Link(
+            source_id="http-server",
+            target="echo",
+            namespace="wasmlattice",
+            package="http",
+            name="echo",
+            config={"path": "/echo"},
+        )
     )
     await client.scale(
         "host-a", ScaleComponent(component_id="echo", source=str(components["echo"]), count=2)
@@ -69,9 +75,10 @@ async def test_scale_link_route_and_inventory(
     assert daemon.runtime is not None
     assert daemon.runtime.get("echo").pool.idle_instances == 2
     assert inventory.http_url is not None
-    async with aiohttp.ClientSession() as http, http.post(
-        f"{inventory.http_url}/echo", data=b"hi"
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{inventory.http_url}/echo", data=b"hi") as response,
+    ):
         assert await response.read() == b"hi"
     await client.stop_component("host-a", "echo")
     assert (await client.inventory("host-a")).components == []
@@ -130,17 +137,19 @@ async def test_events_are_published(
         "host-a", ScaleComponent(component_id="hello", source=str(components["hello-wat"]))
     )
     with pytest.raises(RemoteError):
-        await client.scale(
-            "host-a", ScaleComponent(component_id="bad", source="/nonexistent.wasm")
-        )
+        await client.scale("host-a", ScaleComponent(component_id="bad", source="/nonexistent.wasm"))
     await client.put_label("host-a", "k", "v")
     await asyncio.sleep(0.5)
     tailer.cancel()
     with pytest.raises(asyncio.CancelledError):
         await tailer
     types = {e.type for e in seen}
-    assert {"component_scaled", "component_scale_failed", "labels_changed",
-            "host_heartbeat"} <= types
+    assert {
+        "component_scaled",
+        "component_scale_failed",
+        "labels_changed",
+        "host_heartbeat",
+    } <= types
     failed = next(e for e in seen if e.type == "component_scale_failed")
     assert "not found" in failed.data["error"]
 
@@ -157,7 +166,10 @@ async def test_events_are_published(
 )
 async def test_bad_control_messages_get_error_replies(
     lattice: tuple[HostDaemon, LatticeClient],
-    operation: str, payload: bytes, code: str, fragment: str,
+    operation: str,
+    payload: bytes,
+    code: str,
+    fragment: str,
 ) -> None:
     _, client = lattice
     subject = Subjects().host_control("host-a", operation)

@@ -29,7 +29,6 @@ def engine(tmp_path: Path) -> WasmEngine:
     eng.close()
 
 
-
 async def test_pin_mismatch_is_refused(components: dict[str, Path]) -> None:
     source = components["hello-wat"]
     actual = hashlib.sha256(source.read_bytes()).hexdigest()
@@ -86,7 +85,7 @@ def test_core_module_is_refused(engine: WasmEngine, tmp_path: Path) -> None:
 
 def test_truncated_component_is_refused(engine: WasmEngine, components: dict[str, Path]) -> None:
     data = components["hello-wat"].read_bytes()
-    with pytest.raises(InvalidComponent, match="truncated.wasm is not a valid component"):
+    with pytest.raises(InvalidComponent, match=r"truncated\.wasm is not a valid component"):
         engine.compile(data[: len(data) // 2], "truncated.wasm")
 
 

@@ -21,7 +21,9 @@ ZONES = {"host-1": "a", "host-2": "b", "host-3": "c"}
 
 
 @pytest.fixture
-def hosts(nats_server: NatsServer, tmp_path: Path, compile_cache: Path) -> Iterator[dict[str, HostProcess]]:
+def hosts(
+    nats_server: NatsServer, tmp_path: Path, compile_cache: Path
+) -> Iterator[dict[str, HostProcess]]:
     procs = {}
     for host_id, zone in ZONES.items():
         state = tmp_path / host_id
@@ -53,15 +55,23 @@ async def test_components_run_where_asked(
     hosts: dict[str, HostProcess], client: LatticeClient, components: dict[str, Path]
 ) -> None:
     await wait_for_hosts(client, set(hosts))
-    await client.put_link(Link(source_id="http-server", target="hello", namespace="wasmlattice",
-                               package="http", name="hello", config={"path": "/"}))
+    await client.put_link(
+        Link(
+            source_id="http-server",
+            target="hello",
+            namespace="wasmlattice",
+            package="http",
+            name="hello",
+            config={"path": "/"},
+        )
+    )
     hello = str(components["hello-wat"])
     await client.scale("host-2", ScaleComponent(component_id="hello", source=hello, count=2))
     await client.scale("host-3", ScaleComponent(component_id="hello", source=hello, count=1))
     inventories = {h.host_id: h for h in await client.hosts()}
-    assert {h: [(c.component_id, c.count) for c in inv.components]
-            for h, inv in inventories.items()} == {
-        "host-1": [], "host-2": [("hello", 2)], "host-3": [("hello", 1)]}
+    assert {
+        h: [(c.component_id, c.count) for c in inv.components] for h, inv in inventories.items()
+    } == {"host-1": [], "host-2": [("hello", 2)], "host-3": [("hello", 1)]}
     assert {h: inv.labels["zone"] for h, inv in inventories.items()} == ZONES
     assert await get_text(f"{hosts['host-2'].http_url}/") == (200, "Hello from wasmlattice!\n")
     assert (await get_text(f"{hosts['host-1'].http_url}/"))[0] == 404
@@ -104,13 +114,22 @@ async def test_hosts_survive_a_nats_server_restart(
     try:
         client = LatticeClient(nc)
         await wait_for_hosts(client, {"survivor"})
-        await client.put_link(Link(source_id="counter", target="keyvalue",
-                                   config={"bucket": "restart"}))
-        await client.put_link(Link(source_id="http-server", target="counter",
-                                   namespace="wasmlattice", package="http", name="counter",
-                                   config={"path": "/counter"}))
-        await client.scale("survivor", ScaleComponent(
-            component_id="counter", source=str(components["counter"])))
+        await client.put_link(
+            Link(source_id="counter", target="keyvalue", config={"bucket": "restart"})
+        )
+        await client.put_link(
+            Link(
+                source_id="http-server",
+                target="counter",
+                namespace="wasmlattice",
+                package="http",
+                name="counter",
+                config={"path": "/counter"},
+            )
+        )
+        await client.scale(
+            "survivor", ScaleComponent(component_id="counter", source=str(components["counter"]))
+        )
         assert await get_text(f"{host.http_url}/counter") == (200, '{"count": 1}')
         server.stop()
         server = NatsServer(tmp_path / "nats", port=port).start()
@@ -124,7 +143,8 @@ async def test_hosts_survive_a_nats_server_restart(
         assert (status, body) == (200, '{"count": 2}')
         await wait_for_hosts(client, {"survivor"})
         assert [c.component_id for c in (await client.inventory("survivor")).components] == [
-            "counter"]
+            "counter"
+        ]
     finally:
         await nc.close()
         host.stop()

@@ -42,9 +42,12 @@ def test_lattice_up_serves_the_demo_and_stops_cleanly(
         [
             str(lattice),
             "up",
-            "--http-port", str(port),
-            "--state-dir", str(state),
-            "--components-dir", str(components["hello"].parent),
+            "--http-port",
+            str(port),
+            "--state-dir",
+            str(state),
+            "--components-dir",
+            str(components["hello"].parent),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -91,9 +94,20 @@ def test_new_user_workflow_two_hosts(tmp_path: Path, components: dict[str, Path]
     url = f"nats://127.0.0.1:{nats_port}"
     lattice = str(Path(sys.executable).parent / "lattice")
     up = subprocess.Popen(
-        [lattice, "up", "--no-demo", "--nats-port", str(nats_port), "--http-port", str(http_a),
-         "--state-dir", str(tmp_path / "a")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            lattice,
+            "up",
+            "--no-demo",
+            "--nats-port",
+            str(nats_port),
+            "--http-port",
+            str(http_a),
+            "--state-dir",
+            str(tmp_path / "a"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     second = None
     try:
@@ -101,9 +115,22 @@ def test_new_user_workflow_two_hosts(tmp_path: Path, components: dict[str, Path]
         while "press Ctrl-C" not in (line := up.stdout.readline()):
             assert line, "lattice up exited early"
         second = subprocess.Popen(
-            [lattice, "host", "--nats-url", url, "--label", "zone=b", "--host-id", "edge-b",
-             "--http-port", str(http_b), "--state-dir", str(tmp_path / "b")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                lattice,
+                "host",
+                "--nats-url",
+                url,
+                "--label",
+                "zone=b",
+                "--host-id",
+                "edge-b",
+                "--http-port",
+                str(http_b),
+                "--state-dir",
+                str(tmp_path / "b"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30
         hosts: list[dict[str, object]] = []
@@ -113,21 +140,47 @@ def test_new_user_workflow_two_hosts(tmp_path: Path, components: dict[str, Path]
             hosts = json.loads(result.stdout)
         assert len(hosts) == 2
         assert {"zone": "b"}.items() <= next(
-            h["labels"] for h in hosts if h["host_id"] == "edge-b").items()  # type: ignore[union-attr]
+            h["labels"] for h in hosts if h["host_id"] == "edge-b"
+        ).items()  # type: ignore[union-attr]
         table = cli("get", "hosts", "--nats-url", url)
         assert "edge-b" in table.stdout and "zone=b" in table.stdout
-        routed = cli("link", "put", "http-server", "hello", "--namespace", "wasmlattice",
-                     "--package", "http", "--name", "hello", "--config", "path=/hi",
-                     "--nats-url", url)
+        routed = cli(
+            "link",
+            "put",
+            "http-server",
+            "hello",
+            "--namespace",
+            "wasmlattice",
+            "--package",
+            "http",
+            "--name",
+            "hello",
+            "--config",
+            "path=/hi",
+            "--nats-url",
+            url,
+        )
         assert routed.returncode == 0, routed.stderr
-        scaled = cli("scale", "component", "hello", str(components["hello-wat"]), "--count", "2",
-                     "--host", "edge-b", "--nats-url", url)
+        scaled = cli(
+            "scale",
+            "component",
+            "hello",
+            str(components["hello-wat"]),
+            "--count",
+            "2",
+            "--host",
+            "edge-b",
+            "--nats-url",
+            url,
+        )
         assert scaled.returncode == 0, scaled.stderr
         assert get(f"http://127.0.0.1:{http_b}/hi") == "Hello from wasmlattice!\n"
-        inventory = json.loads(cli("get", "inventory", "edge-b", "--nats-url", url,
-                                   "-o", "json").stdout)
+        inventory = json.loads(
+            cli("get", "inventory", "edge-b", "--nats-url", url, "-o", "json").stdout
+        )
         assert [(c["component_id"], c["count"]) for c in inventory[0]["components"]] == [
-            ("hello", 2)]
+            ("hello", 2)
+        ]
         # Errors are one clear line.
         missing = cli("get", "inventory", "ghost", "--nats-url", url)
         assert missing.returncode == 1 and "no host 'ghost'" in missing.stderr

@@ -1,0 +1,1 @@
+"""The controller: reconciles deployment specs against the observed lattice."""

@@ -1,0 +1,1 @@
+"""Deployment specs: the schema users write, loaded from YAML (no project imports)."""
