@@ -64,6 +64,8 @@ class Link(Message):
     interfaces: list[str] = Field(default_factory=list)
     name: str = "default"
     config: dict[str, str] = Field(default_factory=dict)
+    # Who manages this link (the controller sets app=<name>); empty for hand-made links.
+    annotations: dict[str, str] = Field(default_factory=dict)
 
     @property
     def key(self) -> str:

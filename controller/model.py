@@ -1,0 +1,72 @@
+"""What the controller observes and remembers, as plain values for ``reconcile()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controller.commands import Pairs
+
+MANAGED_BY = "wasmlattice-controller"
+
+
+@dataclass(frozen=True)
+class Replicas:
+    """A component as one host reports it in its heartbeat."""
+
+    count: int
+    revision: str = ""
+    app: str = ""
+
+
+@dataclass(frozen=True)
+class HostView:
+    host_id: str
+    labels: dict[str, str]
+    last_seen: float
+    draining: bool = False
+    components: dict[str, Replicas] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """A link as stored on the lattice (only what reconcile compares)."""
+
+    key: str
+    target: str
+    interfaces: tuple[str, ...]
+    config: Pairs
+    app: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    hosts: dict[str, HostView] = field(default_factory=dict)
+    links: dict[str, LinkView] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A scale command in flight: assumed to hold until confirmed or ``expires_at``."""
+
+    count: int
+    revision: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    component: str
+    component_id: str
+    desired: int
+    running: int
+    hosts: dict[str, int]
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class AppStatus:
+    app: str
+    version: str
+    state: str  # "deployed" | "reconciling" | "failed"
+    components: tuple[ComponentStatus, ...] = ()
+    reasons: tuple[str, ...] = ()

@@ -1,0 +1,290 @@
+"""Desired state vs observed state -> commands. Purely computational.
+
+``reconcile(apps, observed, pending, now, host_timeout_s)`` reads no clock, sends
+nothing and awaits nothing: same inputs, same commands. The service
+(``controller.service``) gathers the inputs and the executor sends the output.
+
+Rules:
+
+- A host is alive if it heartbeated within ``host_timeout_s``; replicas on dead hosts
+  are gone and get placed on live ones (failover).
+- A draining host gets no new replicas; its current ones stay until the replicas
+  elsewhere are observed running, then it is scaled to 0 (no gap during a drain).
+- ``spread``: instances split over spreads by weight (largest remainder), each spread's
+  share over its matching hosts as evenly as possible, preferring hosts that already
+  run replicas. ``daemon``: instances on every matching host.
+- A scale command in flight (``pending``) counts as done until it is confirmed by a
+  heartbeat or expires, so it is not re-issued every pass.
+- Components and links annotated with an app that is no longer deployed are removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from controller.commands import Command, DeleteLinkCommand, PutLinkCommand, ScaleCommand
+from controller.model import AppStatus, ComponentStatus, HostView, LinkView, Observed, Pending
+from deploy.model import AppSpec, ComponentDecl, Scaler, Spread
+
+HTTP_SERVER = "http-server"
+
+
+@dataclass(frozen=True)
+class Plan:
+    commands: tuple[Command, ...]
+    status: dict[str, AppStatus]
+
+
+def component_id(app: str, component: str) -> str:
+    return f"{app}-{component}"
+
+
+def revision(app: AppSpec, decl: ComponentDecl) -> str:
+    """Identity of what a replica should run; a change rolls replicas to the new one."""
+    text = repr((decl.source, decl.sha256, decl.config, decl.max_concurrency))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def alive_hosts(observed: Observed, now: float, host_timeout_s: float) -> list[HostView]:
+    return sorted(
+        (h for h in observed.hosts.values() if now - h.last_seen <= host_timeout_s),
+        key=lambda h: h.host_id,
+    )
+
+
+def split_by_weight(total: int, weights: Sequence[int]) -> list[int]:
+    """Largest-remainder split of ``total`` proportional to ``weights``."""
+    weight_sum = sum(weights)
+    if weight_sum <= 0:
+        return [0] * len(weights)
+    exact = [total * w / weight_sum for w in weights]
+    shares = [int(x) for x in exact]
+    by_remainder = sorted(range(len(weights)), key=lambda i: (-(exact[i] - shares[i]), i))
+    for i in by_remainder[: total - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
+def spread_evenly(
+    total: int, hosts: Sequence[HostView], current: Mapping[str, int], load: Mapping[str, int]
+) -> dict[str, int]:
+    """``total`` replicas over ``hosts``, as even as possible.
+
+    Ties go to hosts already running the component (no needless moves), then to the
+    least loaded hosts (so many apps do not pile onto the same few hosts).
+    """
+    if not hosts:
+        return {}
+    ordered = sorted(
+        hosts, key=lambda h: (-current.get(h.host_id, 0), load.get(h.host_id, 0), h.host_id)
+    )
+    base, extra = divmod(total, len(ordered))
+    return {h.host_id: base + (1 if i < extra else 0) for i, h in enumerate(ordered)}
+
+
+def describe(spread: Spread) -> str:
+    return ",".join(f"{k}={v}" for k, v in spread.requirements) or "any host"
+
+
+def placement(
+    scaler: Scaler,
+    eligible: Sequence[HostView],
+    current: Mapping[str, int],
+    load: Mapping[str, int],
+) -> tuple[dict[str, int], list[str]]:
+    """Target replicas per host, and the reasons a part could not be placed."""
+    spreads = scaler.spreads or (Spread(name="default"),)
+    targets: dict[str, int] = {}
+    reasons = []
+    if scaler.kind == "daemon":
+        for host in eligible:
+            if any(s.matches(host.labels) for s in spreads):
+                targets[host.host_id] = scaler.instances
+        if not targets and scaler.instances > 0:
+            reasons.append(f"no host matches {' or '.join(describe(s) for s in spreads)}")
+        return targets, reasons
+    shares = split_by_weight(scaler.instances, [s.weight for s in spreads])
+    for spread, share in zip(spreads, shares, strict=True):
+        matching = [h for h in eligible if spread.matches(h.labels)]
+        if share and not matching:
+            reasons.append(f"no host matches {describe(spread)} ({share} replicas unplaced)")
+            continue
+        for host_id, n in spread_evenly(share, matching, current, load).items():
+            targets[host_id] = targets.get(host_id, 0) + n
+    return targets, reasons
+
+
+def reconcile(
+    apps: Sequence[AppSpec],
+    observed: Observed,
+    pending: Mapping[tuple[str, str, str], Pending],
+    now: float,
+    host_timeout_s: float,
+) -> Plan:
+    hosts = alive_hosts(observed, now, host_timeout_s)
+    # Replicas per host so far in this pass; placement prefers the least loaded.
+    load = {h.host_id: sum(r.count for r in h.components.values()) for h in hosts}
+    commands: list[Command] = []
+    status: dict[str, AppStatus] = {}
+    wanted_components: set[str] = set()
+    wanted_links: set[str] = set()
+    for app in apps:
+        link_commands, link_keys = _links(app, observed)
+        commands.extend(link_commands)
+        wanted_links |= link_keys
+        component_states = []
+        app_reasons: list[str] = []
+        busy = bool(link_commands)
+        for decl in app.components:
+            if decl.scaler is None:
+                continue
+            cid = component_id(app.name, decl.name)
+            wanted_components.add(cid)
+            scale_commands, state = _component(app, decl, hosts, pending, now, load)
+            commands.extend(scale_commands)
+            component_states.append(state)
+            busy = busy or bool(scale_commands) or state.running != state.desired
+            if state.reason:
+                app_reasons.append(f"{decl.name}: {state.reason}")
+        state_name = "failed" if app_reasons else "reconciling" if busy else "deployed"
+        status[app.name] = AppStatus(
+            app.name, app.version, state_name, tuple(component_states), tuple(app_reasons)
+        )
+    commands.extend(_orphans(hosts, observed, pending, now, wanted_components, wanted_links))
+    # Links first: a component must find its links in place when it starts.
+    commands.sort(key=lambda c: 0 if isinstance(c, PutLinkCommand) else 1)
+    return Plan(tuple(commands), status)
+
+
+def _current(
+    host: HostView, cid: str, pending: Mapping[tuple[str, str, str], Pending], now: float
+) -> tuple[int, str]:
+    """Replicas and revision on a host, counting an unexpired in-flight command as done."""
+    flight = pending.get(("scale", host.host_id, cid))
+    if flight is not None and flight.expires_at > now:
+        return flight.count, flight.revision
+    running = host.components.get(cid)
+    return (running.count, running.revision) if running else (0, "")
+
+
+def _component(
+    app: AppSpec,
+    decl: ComponentDecl,
+    hosts: Sequence[HostView],
+    pending: Mapping[tuple[str, str, str], Pending],
+    now: float,
+    load: dict[str, int],
+) -> tuple[list[ScaleCommand], ComponentStatus]:
+    assert decl.scaler is not None
+    cid = component_id(app.name, decl.name)
+    rev = revision(app, decl)
+    current = {h.host_id: _current(h, cid, pending, now) for h in hosts}
+    counts = {host_id: count for host_id, (count, _) in current.items()}
+    eligible = [h for h in hosts if not h.draining]
+    targets, reasons = placement(decl.scaler, eligible, counts, load)
+    for host_id, target in targets.items():
+        load[host_id] = load.get(host_id, 0) + target - counts.get(host_id, 0)
+    desired_total = sum(targets.values())
+    # Replicas observed running the right revision on hosts that keep them.
+    ready_elsewhere = sum(
+        min(h.components[cid].count, targets.get(h.host_id, 0))
+        for h in eligible
+        if cid in h.components and h.components[cid].revision == rev
+    )
+    commands = []
+    for host in hosts:
+        count, running_rev = current[host.host_id]
+        target = targets.get(host.host_id, 0)
+        if host.draining and count and ready_elsewhere < desired_total:
+            target = count  # keep serving here until the replacements are up
+        if target == count and (target == 0 or running_rev == rev):
+            continue
+        commands.append(_scale(app, decl, host.host_id, target, rev))
+    running = {
+        h.host_id: h.components[cid].count
+        for h in hosts
+        if cid in h.components and h.components[cid].count
+    }
+    state = ComponentStatus(
+        decl.name, cid, desired_total, sum(running.values()), running, "; ".join(reasons)
+    )
+    return commands, state
+
+
+def _scale(app: AppSpec, decl: ComponentDecl, host_id: str, count: int, rev: str) -> ScaleCommand:
+    return ScaleCommand(
+        host_id=host_id,
+        component_id=component_id(app.name, decl.name),
+        count=count,
+        source=decl.source,
+        revision=rev,
+        app=app.name,
+        version=app.version,
+        sha256=decl.sha256,
+        config=decl.config,
+        max_concurrency=decl.max_concurrency,
+    )
+
+
+def _links(app: AppSpec, observed: Observed) -> tuple[list[PutLinkCommand], set[str]]:
+    providers = {c.name: c.provider for c in app.capabilities}
+    commands = []
+    keys = set()
+    for decl in app.links:
+        if providers.get(decl.source) == HTTP_SERVER:
+            # HTTP routes: one link per target component, configured by the source side.
+            target = component_id(app.name, decl.target)
+            command = PutLinkCommand(
+                HTTP_SERVER,
+                target,
+                decl.namespace,
+                decl.package,
+                decl.interfaces,
+                target,
+                decl.source_config,
+                app.name,
+            )
+        else:
+            source = component_id(app.name, decl.source)
+            target = providers.get(decl.target) or component_id(app.name, decl.target)
+            command = PutLinkCommand(
+                source,
+                target,
+                decl.namespace,
+                decl.package,
+                decl.interfaces,
+                decl.name,
+                decl.target_config,
+                app.name,
+            )
+        keys.add(command.link_key)
+        existing = observed.links.get(command.link_key)
+        wanted = LinkView(
+            command.link_key, command.target, command.interfaces, command.config, app.name
+        )
+        if existing != wanted:
+            commands.append(command)
+    return commands, keys
+
+
+def _orphans(
+    hosts: Sequence[HostView],
+    observed: Observed,
+    pending: Mapping[tuple[str, str, str], Pending],
+    now: float,
+    wanted_components: set[str],
+    wanted_links: set[str],
+) -> list[Command]:
+    """Controller-made replicas and links that no deployed app wants any more."""
+    commands: list[Command] = []
+    for host in hosts:
+        for cid, replicas in sorted(host.components.items()):
+            count, _ = _current(host, cid, pending, now)
+            if replicas.app and cid not in wanted_components and count:
+                commands.append(ScaleCommand(host.host_id, cid, 0, "", "", replicas.app, ""))
+    for key, link in sorted(observed.links.items()):
+        if link.app and key not in wanted_links:
+            commands.append(DeleteLinkCommand(key))
+    return commands

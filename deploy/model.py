@@ -1,0 +1,82 @@
+"""The normalised deployment model the controller reconciles.
+
+``deploy.manifest`` turns a user's YAML (wadm OAM ``Application`` manifests) into
+these plain, frozen, comparable values; the controller never sees YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A share of replicas for hosts whose labels include every ``requirements`` pair."""
+
+    name: str
+    requirements: tuple[tuple[str, str], ...] = ()
+    weight: int = 100
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in self.requirements)
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """``spreadscaler``: ``instances`` in total, split by weight over the spreads.
+    ``daemonscaler``: ``instances`` on every host that matches a spread (any host if none).
+    """
+
+    kind: str  # "spread" | "daemon"
+    instances: int
+    spreads: tuple[Spread, ...] = ()
+
+
+@dataclass(frozen=True)
+class LinkDecl:
+    """A link from ``source`` to ``target`` (component names within the app, or a provider).
+
+    ``source``/``target`` are names of components in the same app; the controller maps
+    capability components to provider kinds and wasm components to lattice ids.
+    """
+
+    source: str
+    target: str
+    namespace: str
+    package: str
+    interfaces: tuple[str, ...]
+    name: str = "default"
+    source_config: tuple[tuple[str, str], ...] = ()
+    target_config: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ComponentDecl:
+    """A wasm component of the app, with its scaler."""
+
+    name: str
+    source: str  # file path, file:// or http(s):// URL
+    sha256: str | None = None
+    config: tuple[tuple[str, str], ...] = ()
+    scaler: Scaler | None = None
+    max_concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class CapabilityDecl:
+    """A capability (provider) component of the app, mapped to a built-in provider kind."""
+
+    name: str
+    provider: str  # "http-server" | "keyvalue"
+    config: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    name: str
+    version: str
+    components: tuple[ComponentDecl, ...] = ()
+    capabilities: tuple[CapabilityDecl, ...] = ()
+    links: tuple[LinkDecl, ...] = ()
+    description: str = ""
+    annotations: tuple[tuple[str, str], ...] = field(default=())
