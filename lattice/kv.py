@@ -99,6 +99,23 @@ class Bucket:
                 live.append(key)
         return sorted(live)
 
+    async def put_if(self, key: str, value: bytes, revision: int) -> int | None:
+        """Compare-and-swap: write only if the key is at ``revision`` (0: absent).
+
+        Returns the new revision, or None when somebody else wrote first.
+        """
+        stored = encode_key(key)
+        try:
+            if revision == 0:
+                new: int = await self._kv.create(stored, value)
+            else:
+                new = await self._kv.update(stored, value, last=revision)
+            return new
+        except (jserr.KeyWrongLastSequenceError, jserr.BadRequestError):
+            return None
+        except (nats.errors.Error, jserr.Error) as exc:
+            raise KeyValueFailure(f"write {key!r} in bucket {self.name}: {exc}") from exc
+
     async def increment(self, key: str, delta: int) -> int:
         """Atomically add ``delta`` to a decimal counter; compare-and-swap with retries."""
         stored = encode_key(key)

@@ -1,0 +1,169 @@
+"""The only code that sends the controller's commands.
+
+In-flight scale commands are remembered as ``Pending`` (fed back into
+``reconcile()``, so they are not re-issued) until a heartbeat confirms them or they
+expire. A failed command backs off exponentially before it may be sent again.
+Commands run as named background tasks, so a slow start (a first compile takes
+seconds) never holds up the reconcile loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from controller.commands import Command, DeleteLinkCommand, PutLinkCommand, ScaleCommand
+from controller.model import MANAGED_BY, Observed, Pending
+from lattice.client import LatticeClient
+from lattice.errors import LatticeError, RemoteError
+from lattice.messages import Link, LinkRef, ScaleComponent
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str, str]
+
+
+@dataclass
+class Backoff:
+    until: float
+    attempts: int
+    error: str
+
+
+class Executor:
+    def __init__(
+        self,
+        client: LatticeClient,
+        *,
+        command_timeout_s: float = 60.0,
+        confirm_window_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.command_timeout_s = command_timeout_s
+        self.confirm_window_s = confirm_window_s
+        self.clock = clock
+        self.pending: dict[Key, Pending] = {}
+        self.backoff: dict[Key, Backoff] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._links_in_flight: set[Key] = set()
+
+    def dispatch(self, commands: Sequence[Command]) -> list[Command]:
+        """Start every command not already running or backing off; returns those started."""
+        now = self.clock()
+        started: list[Command] = []
+        for command in commands:
+            key = command.key
+            held = self.backoff.get(key)
+            if held is not None and held.until > now:
+                continue
+            if key in self._links_in_flight:
+                continue
+            if isinstance(command, ScaleCommand):
+                self.pending[key] = Pending(
+                    command.count, command.revision, now + self.command_timeout_s
+                )
+            else:
+                self._links_in_flight.add(key)
+            task = asyncio.create_task(self._run(command), name=f"command-{'-'.join(key)}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            started.append(command)
+        return started
+
+    async def _run(self, command: Command) -> None:
+        key = command.key
+        try:
+            await self._send(command)
+        except (LatticeError, ValueError) as exc:
+            attempts = self.backoff[key].attempts + 1 if key in self.backoff else 1
+            delay = min(30.0, 0.5 * 2 ** (attempts - 1))
+            self.backoff[key] = Backoff(self.clock() + delay, attempts, str(exc))
+            self.pending.pop(key, None)
+            log.warning("%s failed (attempt %d, retry in %.1f s): %s", key, attempts, delay, exc)
+        else:
+            self.backoff.pop(key, None)
+            if isinstance(command, ScaleCommand):
+                # Done on the host; keep it pending until a heartbeat shows it.
+                self.pending[key] = Pending(
+                    command.count, command.revision, self.clock() + self.confirm_window_s
+                )
+        finally:
+            self._links_in_flight.discard(key)
+
+    async def _send(self, command: Command) -> None:
+        if isinstance(command, ScaleCommand):
+            if command.count == 0:
+                try:
+                    await self.client.stop_component(command.host_id, command.component_id)
+                except RemoteError as exc:
+                    if exc.code != "not_found":
+                        raise
+                return
+            await self.client.scale(command.host_id, to_request(command), self.command_timeout_s)
+        elif isinstance(command, PutLinkCommand):
+            await self.client.put_link(to_link(command))
+        elif isinstance(command, DeleteLinkCommand):
+            source, ns_pkg, name = command.link_key.split("/", 2)
+            namespace, package = ns_pkg.split(":", 1)
+            await self.client.delete_link(
+                LinkRef(source_id=source, namespace=namespace, package=package, name=name)
+            )
+
+    def confirm(self, observed: Observed) -> None:
+        """Drop pending entries that heartbeats now show, and expired ones."""
+        now = self.clock()
+        for key, pending in list(self.pending.items()):
+            _, host_id, component_id = key
+            host = observed.hosts.get(host_id)
+            running = host.components.get(component_id) if host else None
+            count = running.count if running else 0
+            shown = count == pending.count and (
+                pending.count == 0 or (running is not None and running.revision == pending.revision)
+            )
+            if shown or pending.expires_at <= now:
+                del self.pending[key]
+
+    def errors(self) -> dict[Key, str]:
+        return {key: b.error for key, b in self.backoff.items()}
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Let running commands finish (up to the timeout), then cancel the rest."""
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+
+def to_request(command: ScaleCommand) -> ScaleComponent:
+    return ScaleComponent(
+        component_id=command.component_id,
+        source=command.source,
+        sha256=command.sha256,
+        count=command.count,
+        max_concurrency=command.max_concurrency,
+        config=dict(command.config),
+        annotations={
+            "app": command.app,
+            "version": command.version,
+            "revision": command.revision,
+            "managed-by": MANAGED_BY,
+        },
+    )
+
+
+def to_link(command: PutLinkCommand) -> Link:
+    return Link(
+        source_id=command.source_id,
+        target=command.target,
+        namespace=command.namespace,
+        package=command.package,
+        interfaces=list(command.interfaces),
+        name=command.name,
+        config=dict(command.config),
+        annotations={"app": command.app, "managed-by": MANAGED_BY},
+    )

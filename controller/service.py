@@ -1,0 +1,256 @@
+"""The controller service: observe the lattice, hold the lease, reconcile, execute.
+
+Inputs are gathered here (heartbeats, host events, links and specs from JetStream)
+and fed to the pure ``reconcile()``; its commands go to the ``Executor``. A pass
+runs on every relevant event (debounced) and on a periodic tick, which is also
+what notices a host whose heartbeats stopped. Only the lease holder acts; the
+others keep their view warm so a takeover is immediate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+from controller.executor import Executor
+from controller.model import AppStatus, HostView, LinkView, Observed, Replicas
+from controller.reconcile import Plan, reconcile
+from deploy.errors import ManifestError
+from deploy.manifest import load_manifest
+from deploy.model import AppSpec
+from lattice.client import LatticeClient
+from lattice.connection import Connection
+from lattice.errors import BadMessage, LatticeError
+from lattice.lease import Lease
+from lattice.messages import Event, HostInventory, decode
+from lattice.specs import SpecStore
+from lattice.subjects import Subjects
+
+log = logging.getLogger(__name__)
+
+
+class Controller:
+    def __init__(
+        self,
+        nc: Connection,
+        subjects: Subjects | None = None,
+        *,
+        controller_id: str | None = None,
+        host_timeout_s: float = 2.5,
+        tick_s: float = 0.5,
+        lease_ttl_s: float = 3.0,
+    ) -> None:
+        self.nc = nc
+        self.subjects = subjects or Subjects()
+        self.controller_id = controller_id or "ctl-" + uuid.uuid4().hex[:8]
+        self.host_timeout_s = host_timeout_s
+        self.tick_s = tick_s
+        self.client = LatticeClient(nc, self.subjects)
+        self.specs = SpecStore(nc, self.subjects, source=self.controller_id)
+        self.lease = Lease(nc, self.subjects, self.controller_id, lease_ttl_s)
+        self.executor = Executor(self.client, confirm_window_s=max(5.0, 3 * host_timeout_s))
+        self.hosts: dict[str, HostView] = {}
+        self.links: dict[str, LinkView] = {}
+        self.apps: list[AppSpec] = []
+        self.spec_errors: dict[str, str] = {}
+        self.last_plan: Plan | None = None
+        self._published_status: dict[str, dict[str, Any]] = {}
+        self._wake = asyncio.Event()
+        self._links_dirty = True
+        self._specs_dirty = True
+        self._stop = asyncio.Event()
+        self._subscriptions: list[Any] = []
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        on = self.nc.subscribe
+        self._subscriptions = [
+            await on(self.subjects.event("host_heartbeat"), cb=self._on_host_event),
+            await on(self.subjects.event("host_started"), cb=self._on_host_event),
+            await on(self.subjects.event("host_stopped"), cb=self._on_host_stopped),
+            await on(self.subjects.event("link_set"), cb=self._on_links_changed),
+            await on(self.subjects.event("link_deleted"), cb=self._on_links_changed),
+            await on(self.subjects.event("spec_changed"), cb=self._on_specs_changed),
+            await on(self.subjects.event("component_scaled"), cb=self._on_wake),
+            await on(self.subjects.event("component_scale_failed"), cb=self._on_wake),
+        ]
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            lease = tasks.create_task(self._lease_loop(), name=f"{self.controller_id}-lease")
+            passes = tasks.create_task(self._reconcile_loop(), name=f"{self.controller_id}-loop")
+            await self._stop.wait()
+            lease.cancel()
+            passes.cancel()
+        await self.executor.drain()
+        for sub in self._subscriptions:
+            try:
+                await sub.unsubscribe()
+            except Exception as exc:  # the connection may be closing
+                log.debug("unsubscribe failed: %s", exc)
+        try:
+            await self.lease.release()
+        except LatticeError as exc:
+            log.debug("lease release failed: %s", exc)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def is_leader(self) -> bool:
+        return self.lease.held()
+
+    # -- observation -------------------------------------------------------------------
+
+    async def _on_host_event(self, msg: Any) -> None:
+        try:
+            event = decode(Event, msg.data)
+            inventory = HostInventory.model_validate(event.data)
+        except (BadMessage, ValueError) as exc:
+            log.debug("ignoring bad host event: %s", exc)
+            return
+        # Liveness by our own clock at receipt: host clocks may disagree.
+        self.hosts[inventory.host_id] = host_view(inventory, time.time())
+        self._wake.set()
+
+    async def _on_host_stopped(self, msg: Any) -> None:
+        try:
+            event = decode(Event, msg.data)
+        except BadMessage:
+            return
+        self.hosts.pop(str(event.data.get("host_id", event.source)), None)
+        self._wake.set()
+
+    async def _on_links_changed(self, _msg: Any) -> None:
+        self._links_dirty = True
+        self._wake.set()
+
+    async def _on_specs_changed(self, _msg: Any) -> None:
+        self._specs_dirty = True
+        self._wake.set()
+
+    async def _on_wake(self, _msg: Any) -> None:
+        self._wake.set()
+
+    async def _refresh_links(self) -> None:
+        self._links_dirty = False
+        links = await self.client.links()
+        self.links = {
+            link.key: LinkView(
+                link.key,
+                link.target,
+                tuple(link.interfaces),
+                tuple(sorted(link.config.items())),
+                link.annotations.get("app", ""),
+            )
+            for link in links
+        }
+
+    async def _refresh_specs(self) -> None:
+        self._specs_dirty = False
+        apps = []
+        errors = {}
+        for index in await self.specs.apps():
+            if index.deployed is None:
+                continue
+            try:
+                version, text = await self.specs.get(index.name, index.deployed)
+                base_dir = next((v.base_dir for v in index.versions if v.version == version), None)
+                apps.append(load_manifest(text, f"{index.name}@{version}", base_dir=base_dir))
+            except (ManifestError, LatticeError) as exc:
+                errors[index.name] = str(exc)
+        self.apps = apps
+        self.spec_errors = errors
+
+    # -- acting ------------------------------------------------------------------------
+
+    async def _lease_loop(self) -> None:
+        while True:
+            try:
+                was = self.is_leader
+                if await self.lease.try_acquire() and not was:
+                    log.info("controller %s is now the leader", self.controller_id)
+                    self._wake.set()
+            except LatticeError as exc:
+                log.warning("lease renewal failed: %s", exc)
+            await asyncio.sleep(self.lease.ttl_s / 3)
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.tick_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await asyncio.sleep(0.02)  # debounce a burst of events into one pass
+            try:
+                await self.reconcile_once()
+            except LatticeError as exc:
+                log.warning("reconcile pass failed: %s", exc)
+
+    async def reconcile_once(self) -> Plan | None:
+        if self._specs_dirty:
+            await self._refresh_specs()
+        if self._links_dirty:
+            await self._refresh_links()
+        observed = Observed(hosts=dict(self.hosts), links=dict(self.links))
+        self.executor.confirm(observed)
+        now = time.time()
+        plan = reconcile(self.apps, observed, self.executor.pending, now, self.host_timeout_s)
+        self.last_plan = plan
+        if not self.is_leader:
+            return plan
+        started = self.executor.dispatch(plan.commands)
+        if started:
+            log.info("dispatched %d command(s)", len(started))
+        await self._publish_status(plan)
+        return plan
+
+    async def _publish_status(self, plan: Plan) -> None:
+        errors = self.executor.errors()
+        for app, status in plan.status.items():
+            record = status_record(status, errors)
+            if self._published_status.get(app) != record:
+                await self.specs.put_status(app, record)
+                self._published_status[app] = record
+        for app, error in self.spec_errors.items():
+            record = {"app": app, "state": "failed", "reasons": [error], "components": []}
+            if self._published_status.get(app) != record:
+                await self.specs.put_status(app, record)
+                self._published_status[app] = record
+
+
+def host_view(inventory: HostInventory, seen_at: float) -> HostView:
+    return HostView(
+        host_id=inventory.host_id,
+        labels=dict(inventory.labels),
+        last_seen=seen_at,
+        draining=inventory.draining,
+        components={
+            c.component_id: Replicas(
+                c.count, c.annotations.get("revision", ""), c.annotations.get("app", "")
+            )
+            for c in inventory.components
+        },
+    )
+
+
+def status_record(status: AppStatus, errors: dict[tuple[str, str, str], str]) -> dict[str, Any]:
+    """JSON-able status; command failures become reasons and mark the app failed."""
+    record = asdict(status)
+    failures = [
+        f"{component} on {host}: {error}"
+        for (_, host, component), error in sorted(errors.items())
+        if component.startswith(f"{status.app}-")
+    ]
+    if failures:
+        record["state"] = "failed"
+        record["reasons"] = [*record["reasons"], *failures]
+    record["reasons"] = list(record["reasons"])
+    record["components"] = [dict(c) for c in record["components"]]
+    return record

@@ -1,0 +1,165 @@
+"""Versioned deployment specs and app status, in JetStream KV.
+
+Bucket ``P-L-specs`` holds, per app ``A``:
+
+- ``A.v.<version>``: the spec text (YAML) as applied, never overwritten (a duplicate
+  version is refused), so deploying an older version is a rollback;
+- ``A.index``: the versions in the order they were put, and the deployed one.
+
+The lattice stores text; validating it is the caller's job (``deploy.manifest``).
+Writers publish ``spec_changed`` so controllers reload at once.
+"""
+
+from __future__ import annotations
+
+import time
+
+from nats.aio.client import Client
+from pydantic import Field
+
+from lattice.errors import KeyValueFailure, LatticeError
+from lattice.kv import Bucket, open_bucket
+from lattice.messages import Event, Message, decode, encode
+from lattice.subjects import Subjects, check_token
+
+
+class SpecError(LatticeError):
+    """A spec operation was refused (duplicate version, unknown app or version)."""
+
+
+class SpecVersion(Message):
+    version: str
+    put_at: float
+    # Where relative component paths in the spec were meant to resolve.
+    base_dir: str | None = None
+
+
+class AppIndex(Message):
+    name: str
+    versions: list[SpecVersion] = Field(default_factory=list)
+    deployed: str | None = None
+
+    @property
+    def latest(self) -> str | None:
+        return self.versions[-1].version if self.versions else None
+
+
+class SpecStore:
+    def __init__(self, nc: Client, subjects: Subjects, source: str = "client") -> None:
+        self.nc = nc
+        self.subjects = subjects
+        self.source = source
+        self._bucket: Bucket | None = None
+
+    async def bucket(self) -> Bucket:
+        if self._bucket is None:
+            self._bucket = await open_bucket(self.nc, self.subjects.specs_bucket)
+        return self._bucket
+
+    async def _changed(self, app: str, action: str, version: str | None) -> None:
+        event = Event(
+            type="spec_changed",
+            source=self.source,
+            data={"app": app, "action": action, "version": version},
+        )
+        await self.nc.publish(self.subjects.event("spec_changed"), encode(event))
+
+    async def index(self, app: str) -> tuple[AppIndex | None, int]:
+        raw, revision = await (await self.bucket()).get_revision(f"{app}.index")
+        return (decode(AppIndex, raw) if raw else None), revision
+
+    async def _update_index(
+        self, app: str, change: str, version: str | None = None, base_dir: str | None = None
+    ) -> AppIndex:
+        """Read-modify-write the index with compare-and-swap; retry on a race."""
+        bucket = await self.bucket()
+        for _ in range(20):
+            index, revision = await self.index(app)
+            index = _apply(index or AppIndex(name=app), app, change, version, base_dir)
+            if await bucket.put_if(f"{app}.index", encode(index), revision) is not None:
+                return index
+        raise KeyValueFailure(f"could not update the index of {app}: too much contention")
+
+    async def put(self, app: str, version: str, text: str, base_dir: str | None = None) -> AppIndex:
+        check_token("app name", app)
+        check_token("version", version)
+        bucket = await self.bucket()
+        if await bucket.get(f"{app}.v.{version}") is not None:
+            raise SpecError(f"{app} version {version} exists already: bump the version")
+        await bucket.put(f"{app}.v.{version}", text.encode())
+        index = await self._update_index(app, "put", version, base_dir)
+        await self._changed(app, "put", version)
+        return index
+
+    async def get(self, app: str, version: str | None = None) -> tuple[str, str]:
+        """(version, text) of ``version``, else the deployed one, else the latest."""
+        index, _ = await self.index(app)
+        if index is None:
+            raise SpecError(f"no app {app!r} (see `lattice get apps`)")
+        version = version or index.deployed or index.latest
+        raw = await (await self.bucket()).get(f"{app}.v.{version}")
+        if version is None or raw is None:
+            raise SpecError(f"{app} has no version {version!r} (see `lattice versions {app}`)")
+        return version, raw.decode()
+
+    async def deploy(self, app: str, version: str | None = None) -> AppIndex:
+        version, _ = await self.get(app, version)
+        index = await self._update_index(app, "deploy", version)
+        await self._changed(app, "deploy", version)
+        return index
+
+    async def undeploy(self, app: str) -> AppIndex:
+        index = await self._update_index(app, "undeploy")
+        await self._changed(app, "undeploy", None)
+        return index
+
+    async def delete(self, app: str) -> None:
+        index, _ = await self.index(app)
+        if index is None:
+            raise SpecError(f"no app {app!r}")
+        bucket = await self.bucket()
+        for entry in index.versions:
+            await bucket.delete(f"{app}.v.{entry.version}")
+        await bucket.delete(f"{app}.index")
+        await bucket.delete(f"{app}.status")
+        await self._changed(app, "delete", None)
+
+    async def apps(self) -> list[AppIndex]:
+        bucket = await self.bucket()
+        found = []
+        for key in await bucket.keys():
+            if key.endswith(".index"):
+                index, _ = await self.index(key[: -len(".index")])
+                if index is not None:
+                    found.append(index)
+        return sorted(found, key=lambda i: i.name)
+
+    # -- status, written by the acting controller ----------------------------------
+
+    async def put_status(self, app: str, status: dict[str, object]) -> None:
+        await (await self.bucket()).put(f"{app}.status", encode(_Status(data=status)))
+
+    async def get_status(self, app: str) -> dict[str, object] | None:
+        raw = await (await self.bucket()).get(f"{app}.status")
+        return decode(_Status, raw).data if raw else None
+
+
+class _Status(Message):
+    data: dict[str, object]
+
+
+def _apply(
+    index: AppIndex, app: str, change: str, version: str | None, base_dir: str | None
+) -> AppIndex:
+    if change == "put":
+        assert version is not None
+        entry = SpecVersion(version=version, put_at=time.time(), base_dir=base_dir)
+        versions = [*index.versions, entry]
+        return index.model_copy(update={"versions": versions})
+    if change == "deploy":
+        return index.model_copy(update={"deployed": version})
+    if change == "undeploy":
+        if index.deployed is None and not index.versions:
+            raise SpecError(f"no app {app!r}")
+        return index.model_copy(update={"deployed": None})
+    raise ValueError(change)
