@@ -26,6 +26,7 @@ import wasmtime
 from wasmtime import component as wc
 
 from host.engine import WasmEngine, trap_reason
+from host.fastcall import FastFunc
 from host.errors import (
     CallError,
     ComponentTrapped,
@@ -51,14 +52,15 @@ class _Instance:
     def __init__(self, store: wasmtime.Store, instance: wc.Instance) -> None:
         self.store = store
         self.instance = instance
-        self.funcs: dict[tuple[str, str], wc.Func] = {}
+        # Converters are built once per export (wasmtime-py re-derives types per call).
+        self.funcs: dict[tuple[str, str], FastFunc] = {}
         self.calls = 0
 
-    def func(self, interface: str, name: str) -> wc.Func:
+    def func(self, interface: str, name: str) -> FastFunc:
         key = (interface, name)
         found = self.funcs.get(key)
         if found is None:
-            found = self._lookup(interface, name)
+            found = FastFunc(self._lookup(interface, name), self.store)
             self.funcs[key] = found
         return found
 
@@ -192,9 +194,9 @@ class InstancePool:
     def _call(self, interface: str, name: str, args: tuple[Any, ...]) -> Any:
         self.invocations += 1
         instance = self._take()
-        func = instance.func(interface, name)
         instance.store.set_epoch_deadline(self.engine.deadline_ticks(self.limits.deadline_s))
         try:
+            func = instance.func(interface, name)
             result = func(instance.store, *args)
             func.post_return(instance.store)
         except Exception as exc:
