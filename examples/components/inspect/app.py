@@ -9,6 +9,11 @@ stderr, so a test can see that guest output reaches the host log.
 
 The request's query string names the ports to aim at (`port=N` for TCP,
 `udp_port=N` for UDP); without them those probes are skipped.
+
+componentize-py's Python ships without the `socket` module (importing it raises
+ModuleNotFoundError) but with the `_socket` C module it wraps, so the network
+probes fall back to `_socket`: libc's sockets there are wasi:sockets calls. The
+raw wasi:sockets probe in sockets-probe/ checks the same without Python between.
 """
 
 import json
@@ -22,7 +27,6 @@ from wit_world import exports
 from wit_world.imports.types import Request, Response
 
 _HEADERS = [("content-type", "application/json")]
-# Short, so a sandbox that did let a connection through cannot hang the request.
 _SOCKET_TIMEOUT_S = 2.0
 
 
@@ -30,8 +34,23 @@ def _attempt(probe: Callable[[], Any]) -> dict[str, Any]:
     """Run one probe; report its value or the exception it raised, never raise."""
     try:
         return {"ok": probe()}
-    except BaseException as exc:  # noqa: BLE001 - SystemExit etc. must not trap the guest either
-        return {"error": type(exc).__name__, "message": str(exc)}
+    except BaseException as exc:
+        # Not just Exception: a SystemExit from a probe must not end the guest either.
+        failed: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
+        # Multi-step probes note the step that failed (see _step).
+        notes = getattr(exc, "__notes__", [])
+        if notes:
+            failed["step"] = notes[-1]
+        return failed
+
+
+def _step(name: str, action: Callable[[], Any]) -> Any:
+    """Run one step of a probe, tagging a failure with the step's name."""
+    try:
+        return action()
+    except BaseException as exc:
+        exc.add_note(name)
+        raise
 
 
 def _read_passwd() -> str:
@@ -46,26 +65,42 @@ def _read_stdin() -> str:
     return sys.stdin.read()
 
 
-def _tcp_connect(port: int) -> str:
-    # Imported here: if the socket module itself is unavailable, that is a result to report.
-    import socket
+def _socket_module() -> Any:
+    """`socket` if present, else the `_socket` C module (all componentize-py ships)."""
+    try:
+        import socket
+    except ImportError:
+        import _socket as socket
+    return socket
 
-    with socket.create_connection(("127.0.0.1", port), timeout=_SOCKET_TIMEOUT_S) as s:
+
+def _tcp_connect(port: int) -> str:
+    net = _socket_module()
+    s = _step("socket", lambda: net.socket(net.AF_INET, net.SOCK_STREAM))
+    try:
+        # A timeout, so a sandbox that did let the connection out cannot hang the request.
+        s.settimeout(_SOCKET_TIMEOUT_S)
+        _step("connect", lambda: s.connect(("127.0.0.1", port)))
         return f"connected from {s.getsockname()!r}"
+    finally:
+        s.close()
 
 
 def _udp_send(port: int) -> str:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        sent = s.sendto(b"inspect udp probe", ("127.0.0.1", port))
+    net = _socket_module()
+    s = _step("socket", lambda: net.socket(net.AF_INET, net.SOCK_DGRAM))
+    try:
+        sent = _step("sendto", lambda: s.sendto(b"inspect udp probe", ("127.0.0.1", port)))
         return f"sent {sent} bytes"
+    finally:
+        s.close()
 
 
 def _dns_lookup() -> list[str]:
-    import socket
-
-    return sorted({info[4][0] for info in socket.getaddrinfo("localhost", 80)})
+    net = _socket_module()
+    # A bytes host name: a str one is IDNA-encoded first, and the guest lacks that codec,
+    # which would fail before any lookup reached WASI.
+    return sorted({info[4][0] for info in net.getaddrinfo(b"localhost", 80)})
 
 
 def _port(query: dict[str, list[str]], name: str) -> int | None:
@@ -84,7 +119,9 @@ def inspect(query_string: str) -> dict[str, Any]:
         "listdir_cwd": _attempt(lambda: sorted(os.listdir("."))),
         "etc_passwd": _attempt(_read_passwd),
         "stdin": _attempt(_read_stdin),
+        # Both: `socket` is the Python wrapper, `_socket` the C module it would wrap.
         "socket_module": _attempt(lambda: __import__("socket").__name__),
+        "_socket_module": _attempt(lambda: __import__("_socket").__name__),
         "dns": _attempt(_dns_lookup),
     }
     if tcp_port is not None:
