@@ -10,18 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import logging
 import os
 import signal
-import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from controller.service import Controller
+from host.cli_common import (
+    DEFAULT_STATE_DIR,
+    _setup_logging,
+    emit,
+    make_nats_options,
+    nats_options,
+    output_option,
+    print_table,
+    progress,
+    resolve_host,
+    run,
+    with_client,
+)
 from host.daemon import HostConfig, HostDaemon
 from host.demo import deploy_demo
 from host.errors import HostError
@@ -29,118 +40,9 @@ from host.identity import parse_label
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
 from lattice.errors import LatticeError
-from lattice.messages import Link, LinkRef, ScaleComponent
+from lattice.messages import ScaleComponent
 from lattice.natsd import NatsServer, port_is_open
 from lattice.subjects import Subjects
-
-T = TypeVar("T")
-DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
-DEFAULT_STATE_DIR = Path(".state")
-
-
-# -- shared options and helpers -------------------------------------------------
-
-
-def _setup_logging(verbose: int) -> None:
-    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
-    )
-
-
-def default_nats_url() -> str:
-    """$WASMLATTICE_NATS_URL, else the server `lattice up` started here, else localhost."""
-    env = os.environ.get("WASMLATTICE_NATS_URL")
-    if env:
-        return env
-    recorded = DEFAULT_STATE_DIR / "nats-url"
-    if recorded.exists():
-        return recorded.read_text().strip()
-    return DEFAULT_NATS_URL
-
-
-def nats_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--nats-url and auth/TLS options, shared by every command that connects."""
-    options = [
-        click.option("--nats-url", default=None, help="NATS server URL [default: local]."),
-        click.option("--nats-user", default=None, envvar="WASMLATTICE_NATS_USER"),
-        click.option("--nats-password", default=None, envvar="WASMLATTICE_NATS_PASSWORD"),
-        click.option("--nats-token", default=None, envvar="WASMLATTICE_NATS_TOKEN"),
-        click.option("--nats-creds", default=None, help="NATS credentials file."),
-        click.option("--tls-ca", default=None, help="CA file to verify the NATS server."),
-        click.option("--tls-cert", default=None, help="Client certificate for NATS."),
-        click.option("--tls-key", default=None, help="Client key for NATS."),
-        click.option(
-            "--lattice",
-            "lattice_name",
-            default="default",
-            show_default=True,
-            envvar="WASMLATTICE_LATTICE",
-            help="Lattice name.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def make_nats_options(kwargs: dict[str, Any], name: str) -> NatsOptions:
-    return NatsOptions(
-        url=kwargs.pop("nats_url") or default_nats_url(),
-        user=kwargs.pop("nats_user"),
-        password=kwargs.pop("nats_password"),
-        token=kwargs.pop("nats_token"),
-        credentials_file=kwargs.pop("nats_creds"),
-        tls_ca_file=kwargs.pop("tls_ca"),
-        tls_cert_file=kwargs.pop("tls_cert"),
-        tls_key_file=kwargs.pop("tls_key"),
-        name=name,
-    )
-
-
-output_option = click.option(
-    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; project errors become one clear line, exit 1."""
-    try:
-        return asyncio.run(coro)
-    except (HostError, LatticeError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-async def with_client(
-    options: NatsOptions, lattice_name: str, action: Callable[[LatticeClient], Awaitable[T]]
-) -> T:
-    nc = await connect(options, reconnect=False)
-    try:
-        return await action(LatticeClient(nc, Subjects(lattice=lattice_name)))
-    finally:
-        await nc.close()
-
-
-def emit(output: str, data: Any, table: Callable[[], None]) -> None:
-    if output == "json":
-        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-    else:
-        table()
-
-
-def print_table(headers: list[str], rows: list[list[Any]]) -> None:
-    cells = [headers] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for n, row in enumerate(cells):
-        line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        click.echo(click.style(line, bold=True) if n == 0 else line)
-    if not rows:
-        click.echo("(none)")
-
-
-def progress(message: str) -> None:
-    click.echo(click.style(message, dim=True), err=True)
-
 
 # -- the command group ------------------------------------------------------------
 
@@ -171,10 +73,16 @@ def _stop_on_signals(daemon: HostDaemon) -> None:
         loop.add_signal_handler(sig, on_signal)
 
 
-async def _serve(daemon: HostDaemon, after_start: Callable[[], Awaitable[None]]) -> None:
+async def _serve(
+    daemon: HostDaemon,
+    after_start: Callable[[], Awaitable[None]],
+    with_controller: bool = False,
+) -> None:
     _stop_on_signals(daemon)
     try:
         await daemon.start()
+        if with_controller:
+            await _start_controller_beside(daemon)
         await after_start()
         await daemon.run()
     except asyncio.CancelledError:
@@ -182,6 +90,20 @@ async def _serve(daemon: HostDaemon, after_start: Callable[[], Awaitable[None]])
     finally:
         with contextlib.suppress(Exception):
             await daemon.shutdown()
+
+
+async def _start_controller_beside(daemon: HostDaemon) -> None:
+    """`lattice up` runs a controller in the same process, sharing the connection."""
+    assert daemon.nc is not None
+    controller = Controller(daemon.nc, daemon.subjects)
+    await controller.start()
+    task = asyncio.create_task(controller.run(), name=f"controller-{controller.controller_id}")
+
+    async def stop_controller() -> None:
+        controller.request_stop()
+        await task
+
+    daemon.before_shutdown.append(stop_controller)
 
 
 def host_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -237,6 +159,7 @@ def _host_config(kwargs: dict[str, Any], nats: NatsOptions) -> HostConfig:
     help="Where the demo components were built.",
 )
 @click.option("--demo/--no-demo", default=True, help="Run the demo app.")
+@click.option("--controller/--no-controller", default=True, help="Run a controller too.")
 def up(**kwargs: Any) -> None:
     """Start a local lattice: nats-server (unless --nats-url), a host and the demo app."""
     state_dir: Path = kwargs["state_dir"]
@@ -270,7 +193,7 @@ def up(**kwargs: Any) -> None:
                 click.echo(f"demo: {base}/ answers hello; {base}/counter counts in JetStream KV")
             click.echo("press Ctrl-C to stop")
 
-        run(_serve(daemon, after_start))
+        run(_serve(daemon, after_start, with_controller=kwargs["controller"]))
     except (HostError, LatticeError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -339,6 +262,39 @@ def host(**kwargs: Any) -> None:
         )
 
     run(_serve(daemon, after_start))
+
+
+@main.command("controller")
+@nats_options
+@click.option(
+    "--host-timeout",
+    default=2.5,
+    show_default=True,
+    help="Seconds without a heartbeat before a host counts as gone.",
+)
+@click.option("--controller-id", default=None, help="Id in the leader lease [default: random].")
+def controller_command(
+    host_timeout: float, controller_id: str | None, lattice_name: str, **kwargs: Any
+) -> None:
+    """Run a controller: reconcile deployed specs (several may run; one acts)."""
+    nats = make_nats_options(kwargs, "lattice-controller")
+    run(_run_controller(nats, Subjects(lattice=lattice_name), host_timeout, controller_id))
+
+
+async def _run_controller(
+    nats: NatsOptions, subjects: Subjects, host_timeout: float, controller_id: str | None
+) -> None:
+    nc = await connect(nats)
+    controller = Controller(nc, subjects, controller_id=controller_id, host_timeout_s=host_timeout)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, controller.request_stop)
+    try:
+        await controller.start()
+        click.echo(f"controller {controller.controller_id} on lattice {subjects.lattice}")
+        await controller.run()
+    finally:
+        await nc.drain()
 
 
 # -- get -------------------------------------------------------------------------------
@@ -410,22 +366,6 @@ def get_inventory(host_id: str | None, output: str, lattice_name: str, **kwargs:
             ["HOST", "COMPONENT", "COUNT", "MAX CONC", "CALLS", "FAILED", "SOURCE"], rows
         ),
     )
-
-
-async def resolve_host(client: LatticeClient, wanted: str | None) -> str:
-    """A host id from an id, a friendly name, or nothing (when only one host runs)."""
-    hosts = await client.hosts()
-    if not hosts:
-        raise LatticeError("no host answered: start one with `lattice up` or `lattice host`")
-    if wanted is None:
-        if len(hosts) == 1:
-            return hosts[0].host_id
-        names = ", ".join(f"{h.host_id} ({h.friendly_name})" for h in hosts)
-        raise LatticeError(f"several hosts run; pick one with --host: {names}")
-    for h in hosts:
-        if wanted in (h.host_id, h.friendly_name):
-            return h.host_id
-    raise LatticeError(f"no host {wanted!r} on the lattice (see `lattice get hosts`)")
 
 
 # -- components --------------------------------------------------------------------------
@@ -582,201 +522,12 @@ def stop_host(
     emit(output, result, lambda: click.echo(f"host {result['host_id']} is stopping"))
 
 
-# -- links, config, labels ------------------------------------------------------------------
+from host import cli_apps, cli_lattice  # noqa: E402 - the subcommand modules need `main`
 
-
-@main.group()
-def link() -> None:
-    """Links: bind a component's imports to a provider or another component."""
-
-
-@link.command("put")
-@click.argument("source_id")
-@click.argument("target")
-@click.option("--namespace", default="wasi", show_default=True)
-@click.option("--package", default="keyvalue", show_default=True)
-@click.option("--interface", "interfaces", multiple=True, help="Interface name (repeatable).")
-@click.option("--name", default="default", show_default=True, help="Link name.")
-@click.option("--config", "config_pairs", multiple=True, help="KEY=VALUE (repeatable).")
-@nats_options
-@output_option
-def link_put(
-    source_id: str,
-    target: str,
-    namespace: str,
-    package: str,
-    interfaces: tuple[str, ...],
-    name: str,
-    config_pairs: tuple[str, ...],
-    output: str,
-    lattice_name: str,
-    **kwargs: Any,
-) -> None:
-    """Link SOURCE_ID's imports to TARGET (a provider such as keyvalue, or a component).
-
-    Route HTTP to a component with SOURCE_ID http-server and --config path=/prefix.
-    """
-    nats = make_nats_options(kwargs, "lattice-cli")
-    new = Link(
-        source_id=source_id,
-        target=target,
-        namespace=namespace,
-        package=package,
-        interfaces=list(interfaces),
-        name=name,
-        config=_parse_pairs(config_pairs),
-    )
-    run(with_client(nats, lattice_name, lambda c: c.put_link(new)))
-    emit(output, new.model_dump(mode="json"), lambda: click.echo(f"link {new.key} -> {target}"))
-
-
-@link.command("del")
-@click.argument("source_id")
-@click.option("--namespace", default="wasi", show_default=True)
-@click.option("--package", default="keyvalue", show_default=True)
-@click.option("--name", default="default", show_default=True)
-@nats_options
-def link_del(
-    source_id: str, namespace: str, package: str, name: str, lattice_name: str, **kwargs: Any
-) -> None:
-    """Delete a link."""
-    nats = make_nats_options(kwargs, "lattice-cli")
-    ref = LinkRef(source_id=source_id, namespace=namespace, package=package, name=name)
-    if not run(with_client(nats, lattice_name, lambda c: c.delete_link(ref))):
-        raise click.ClickException(f"no link {source_id}/{namespace}:{package}/{name}")
-    click.echo("deleted")
-
-
-@link.command("get")
-@click.argument("source_id", required=False)
-@nats_options
-@output_option
-def link_get(source_id: str | None, output: str, lattice_name: str, **kwargs: Any) -> None:
-    """List links (of SOURCE_ID when given)."""
-    nats = make_nats_options(kwargs, "lattice-cli")
-    links = run(with_client(nats, lattice_name, lambda c: c.links(source_id)))
-    emit(
-        output,
-        [lk.model_dump(mode="json") for lk in links],
-        lambda: print_table(
-            ["SOURCE", "TARGET", "INTERFACE", "NAME", "CONFIG"],
-            [
-                [
-                    lk.source_id,
-                    lk.target,
-                    f"{lk.namespace}:{lk.package}/{','.join(lk.interfaces)}",
-                    lk.name,
-                    ",".join(f"{k}={v}" for k, v in lk.config.items()),
-                ]
-                for lk in links
-            ],
-        ),
-    )
-
-
-@main.group()
-def config() -> None:
-    """Named configuration, stored on the lattice."""
-
-
-@config.command("put")
-@click.argument("name")
-@click.argument("pairs", nargs=-1, required=True)
-@nats_options
-def config_put(name: str, pairs: tuple[str, ...], lattice_name: str, **kwargs: Any) -> None:
-    """Store named config NAME with KEY=VALUE pairs."""
-    nats = make_nats_options(kwargs, "lattice-cli")
-    values = _parse_pairs(pairs)
-    run(with_client(nats, lattice_name, lambda c: c.put_config(name, values)))
-    click.echo(f"config {name}: {len(values)} value(s)")
-
-
-@config.command("get")
-@click.argument("name")
-@nats_options
-@output_option
-def config_get(name: str, output: str, lattice_name: str, **kwargs: Any) -> None:
-    """Show named config NAME."""
-    nats = make_nats_options(kwargs, "lattice-cli")
-    values = run(with_client(nats, lattice_name, lambda c: c.get_config(name)))
-    if values is None:
-        raise click.ClickException(f"no named config {name!r}")
-    emit(output, values, lambda: print_table(["KEY", "VALUE"], sorted(map(list, values.items()))))
-
-
-@config.command("del")
-@click.argument("name")
-@nats_options
-def config_del(name: str, lattice_name: str, **kwargs: Any) -> None:
-    """Delete named config NAME."""
-    nats = make_nats_options(kwargs, "lattice-cli")
-    if not run(with_client(nats, lattice_name, lambda c: c.delete_config(name))):
-        raise click.ClickException(f"no named config {name!r}")
-    click.echo("deleted")
-
-
-@main.group()
-def label() -> None:
-    """Host labels."""
-
-
-@label.command("put")
-@click.argument("host_id")
-@click.argument("pair")
-@nats_options
-def label_put(host_id: str, pair: str, lattice_name: str, **kwargs: Any) -> None:
-    """Set label KEY=VALUE on HOST_ID."""
-    nats = make_nats_options(kwargs, "lattice-cli")
-    key, value = parse_label(pair)
-
-    async def action(client: LatticeClient) -> Any:
-        return await client.put_label(await resolve_host(client, host_id), key, value)
-
-    run(with_client(nats, lattice_name, action))
-    click.echo(f"label {key}={value} set")
-
-
-@label.command("del")
-@click.argument("host_id")
-@click.argument("key")
-@nats_options
-def label_del(host_id: str, key: str, lattice_name: str, **kwargs: Any) -> None:
-    """Remove label KEY from HOST_ID."""
-    nats = make_nats_options(kwargs, "lattice-cli")
-
-    async def action(client: LatticeClient) -> Any:
-        return await client.delete_label(await resolve_host(client, host_id), key)
-
-    run(with_client(nats, lattice_name, action))
-    click.echo(f"label {key} removed")
-
-
-# -- events ---------------------------------------------------------------------------------
-
-
-@main.command()
-@click.option("--heartbeats/--no-heartbeats", default=False, help="Include heartbeats.")
-@nats_options
-@output_option
-def events(heartbeats: bool, output: str, lattice_name: str, **kwargs: Any) -> None:
-    """Tail lattice events live (Ctrl-C to stop)."""
-    nats = make_nats_options(kwargs, "lattice-cli")
-
-    async def action(client: LatticeClient) -> None:
-        async for event in client.events():
-            if event.type == "host_heartbeat" and not heartbeats:
-                continue
-            if output == "json":
-                click.echo(json.dumps(event.model_dump(mode="json"), sort_keys=True))
-            else:
-                stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
-                detail = " ".join(
-                    f"{k}={v}" for k, v in event.data.items() if not isinstance(v, dict | list)
-                )
-                click.echo(f"{stamp} {event.type:<24} {event.source:<16} {detail}")
-
-    with contextlib.suppress(KeyboardInterrupt):
-        run(with_client(nats, lattice_name, action))
+for _command in (*cli_lattice.COMMANDS, *cli_apps.COMMANDS):
+    main.add_command(_command)
+for _command in cli_apps.APP_GET_COMMANDS:
+    get.add_command(_command)
 
 
 if __name__ == "__main__":

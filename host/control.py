@@ -56,6 +56,7 @@ class ControlInterface:
             "label.del": (LabelDel, self.label_del),
             "inventory": (Empty, self.inventory),
             "stop": (StopHost, self.stop_host),
+            "drain": (Empty, self.drain),
         }
 
     async def handle(self, subject: str, data: bytes) -> Reply:
@@ -69,8 +70,14 @@ class ControlInterface:
             request = decode(model, data)
         except BadMessage as exc:
             return Reply.failure("bad_request", str(exc))
-        if self.daemon.draining and operation == "component.scale":
-            return Reply.failure("unavailable", f"host {self.daemon.host_id} is stopping")
+        if (
+            self.daemon.draining
+            and isinstance(request, ScaleComponent)
+            and request.count > 0
+        ):
+            return Reply.failure(
+                "unavailable", f"host {self.daemon.host_id} is draining: it takes no new replicas"
+            )
         try:
             return await action(request)
         except UnknownComponent as exc:
@@ -173,6 +180,12 @@ class ControlInterface:
         )
 
     async def inventory(self, _request: Empty) -> Reply:
+        return Reply.success(self.daemon.inventory().model_dump(mode="json"))
+
+    async def drain(self, _request: Empty) -> Reply:
+        """Take no new replicas; the controller moves the current ones elsewhere."""
+        self.daemon.draining = True
+        await self.daemon.publish("host_draining", {"host_id": self.daemon.host_id})
         return Reply.success(self.daemon.inventory().model_dump(mode="json"))
 
     async def stop_host(self, request: StopHost) -> Reply:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,9 @@ class HostDaemon:
         self.serving = False
         self._subscriptions: list[Any] = []
         self._stop_requested = asyncio.Event()
+        # Run first at shutdown, while the NATS connection is still up (e.g. an
+        # in-process controller that `lattice up` runs beside the host).
+        self.before_shutdown: list[Callable[[], Awaitable[None]]] = []
         self._drain_timeout_s = 10.0
         self._closed = False
 
@@ -136,6 +140,11 @@ class HostDaemon:
             return
         self._closed = True
         self.draining = True
+        for hook in self.before_shutdown:
+            try:
+                await hook()
+            except Exception as exc:
+                log.warning("shutdown hook failed: %s", exc)
         for sub in self._subscriptions:
             try:
                 await sub.unsubscribe()
@@ -235,10 +244,10 @@ class HostDaemon:
             if component_id in self.runtime.components:
                 await self.runtime.stop(component_id)
             return
-        links = await self.state.links(source_id=component_id)
+        links, links_in = await self.state.links_of(component_id)
         routes = [
             Route(component_id, link.config.get("path", "/"), link.config.get("host") or None)
-            for link in await self.state.links_to(component_id)
+            for link in links_in
             if link.source_id == HTTP_SERVER_SOURCE
         ]
         config_layers = []

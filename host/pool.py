@@ -26,7 +26,6 @@ import wasmtime
 from wasmtime import component as wc
 
 from host.engine import WasmEngine, trap_reason
-from host.fastcall import FastFunc
 from host.errors import (
     CallError,
     ComponentTrapped,
@@ -35,6 +34,7 @@ from host.errors import (
     ResourceLimitExceeded,
     UnknownComponent,
 )
+from host.fastcall import FastFunc
 
 log = logging.getLogger(__name__)
 

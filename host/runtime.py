@@ -103,7 +103,7 @@ class HostRuntime:
             started = time.monotonic()
             wasm = await fetch_component(spec.source, spec.sha256)
             digest = hashlib.sha256(wasm).hexdigest()
-            compiled = await asyncio.to_thread(self.engine.compile, wasm, spec.source)
+            compiled = await asyncio.to_thread(self.engine.compile, wasm, spec.source, digest)
             grants = self._grants(spec)
             linker = build_linker(self.engine.engine, compiled, grants)
             pool = InstancePool(

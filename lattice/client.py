@@ -63,6 +63,10 @@ class LatticeClient:
     async def stop_host(self, host_id: str, drain_timeout_s: float = 10.0) -> Any:
         return await self._host_call(host_id, "stop", StopHost(drain_timeout_s=drain_timeout_s))
 
+    async def drain_host(self, host_id: str) -> HostInventory:
+        data = await self._host_call(host_id, "drain", Empty())
+        return HostInventory.model_validate(data)
+
     async def put_label(self, host_id: str, key: str, value: str) -> Any:
         return await self._host_call(host_id, "label.put", LabelPut(key=key, value=value))
 

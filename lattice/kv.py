@@ -80,24 +80,43 @@ class Bucket:
         except (nats.errors.Error, jserr.Error) as exc:
             raise KeyValueFailure(f"delete {key!r} from bucket {self.name}: {exc}") from exc
 
-    async def keys(self) -> list[str]:
-        """Live keys, read from the stream's subject counts.
+    async def remove(self, key: str) -> None:
+        """Delete a key with no marker left behind (unlike ``delete``).
 
-        nats-py's ``KeyValue.keys()`` can miss keys written just before it is
-        called (its watcher may decide it is done before the first delivery), so
-        list the stream's subjects and drop keys whose last entry is a delete.
+        Listing reads every subject of the stream, so markers of deleted keys would
+        cost a read each forever; state buckets (links, config, specs) remove instead.
+        Watchers see nothing: writers publish an event for every change anyway.
         """
+        subject = f"$KV.{self.name}.{encode_key(key)}"
+        try:
+            await self._js.purge_stream(f"KV_{self.name}", subject=subject)
+        except (nats.errors.Error, jserr.Error) as exc:
+            raise KeyValueFailure(f"remove {key!r} from bucket {self.name}: {exc}") from exc
+
+    async def _subjects(self) -> list[str]:
         prefix = f"$KV.{self.name}."
         try:
             info = await self._js.stream_info(f"KV_{self.name}", subjects_filter=f"{prefix}>")
         except (nats.errors.Error, jserr.Error) as exc:
             raise KeyValueFailure(f"list keys of bucket {self.name}: {exc}") from exc
-        live = []
-        for subject in info.state.subjects or {}:
-            key = decode_key(subject[len(prefix) :])
-            if await self.get(key) is not None:
-                live.append(key)
-        return sorted(live)
+        return [decode_key(subject[len(prefix) :]) for subject in info.state.subjects or {}]
+
+    async def items(self) -> dict[str, bytes]:
+        """Every live key with its value, one read per key.
+
+        nats-py's ``KeyValue.keys()`` can miss keys written just before it is
+        called (its watcher may decide it is done before the first delivery), so
+        list the stream's subjects and drop keys whose last entry is a delete.
+        """
+        found = {}
+        for key in await self._subjects():
+            value = await self.get(key)
+            if value is not None:
+                found[key] = value
+        return dict(sorted(found.items()))
+
+    async def keys(self) -> list[str]:
+        return list(await self.items())
 
     async def put_if(self, key: str, value: bytes, revision: int) -> int | None:
         """Compare-and-swap: write only if the key is at ``revision`` (0: absent).

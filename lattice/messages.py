@@ -189,4 +189,6 @@ EVENT_TYPES = (
     "config_set",
     "config_deleted",
     "labels_changed",
+    "host_draining",
+    "spec_changed",
 )

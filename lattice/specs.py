@@ -12,6 +12,7 @@ Writers publish ``spec_changed`` so controllers reload at once.
 
 from __future__ import annotations
 
+import re
 import time
 
 from nats.aio.client import Client
@@ -21,6 +22,8 @@ from lattice.errors import KeyValueFailure, LatticeError
 from lattice.kv import Bucket, open_bucket
 from lattice.messages import Event, Message, decode, encode
 from lattice.subjects import Subjects, check_token
+
+_VERSION = re.compile(r"^[-_.+a-zA-Z0-9]{1,64}$")
 
 
 class SpecError(LatticeError):
@@ -82,7 +85,8 @@ class SpecStore:
 
     async def put(self, app: str, version: str, text: str, base_dir: str | None = None) -> AppIndex:
         check_token("app name", app)
-        check_token("version", version)
+        if not _VERSION.match(version):
+            raise SpecError(f"invalid version {version!r}: use letters, digits, '.', '-', '_', '+'")
         bucket = await self.bucket()
         if await bucket.get(f"{app}.v.{version}") is not None:
             raise SpecError(f"{app} version {version} exists already: bump the version")
@@ -119,9 +123,9 @@ class SpecStore:
             raise SpecError(f"no app {app!r}")
         bucket = await self.bucket()
         for entry in index.versions:
-            await bucket.delete(f"{app}.v.{entry.version}")
-        await bucket.delete(f"{app}.index")
-        await bucket.delete(f"{app}.status")
+            await bucket.remove(f"{app}.v.{entry.version}")
+        await bucket.remove(f"{app}.index")
+        await bucket.remove(f"{app}.status")
         await self._changed(app, "delete", None)
 
     async def apps(self) -> list[AppIndex]:

@@ -11,7 +11,7 @@ from nats.aio.client import Client
 
 from lattice.errors import KeyValueFailure
 from lattice.kv import Bucket, open_bucket
-from lattice.messages import Event, Link, encode
+from lattice.messages import Event, Link, decode, encode
 from lattice.subjects import Subjects
 
 
@@ -49,25 +49,23 @@ class LatticeState:
         existing = await bucket.get(key)
         if existing is None:
             return False
-        await bucket.delete(key)
-        link = Link.model_validate(msgpack.unpackb(existing))
+        await bucket.remove(key)
+        link = decode(Link, existing)
         await self.publish("link_deleted", link.model_dump(mode="json"))
         return True
 
     async def links(self, source_id: str | None = None) -> list[Link]:
         bucket = await self._links_bucket()
-        found = []
-        for key in await bucket.keys():
-            raw = await bucket.get(key)
-            if raw is None:
-                continue
-            link = Link.model_validate(msgpack.unpackb(raw))
-            if source_id is None or link.source_id == source_id:
-                found.append(link)
-        return found
+        found = [decode(Link, raw) for raw in (await bucket.items()).values()]
+        return [link for link in found if source_id is None or link.source_id == source_id]
 
-    async def links_to(self, target: str) -> list[Link]:
-        return [link for link in await self.links() if link.target == target]
+    async def links_of(self, component_id: str) -> tuple[list[Link], list[Link]]:
+        """(links from, links to) a component, from one read of the bucket."""
+        every = await self.links()
+        return (
+            [link for link in every if link.source_id == component_id],
+            [link for link in every if link.target == component_id],
+        )
 
     # -- named config --------------------------------------------------------
 
@@ -90,7 +88,7 @@ class LatticeState:
         bucket = await self._config_bucket()
         if await bucket.get(name) is None:
             return False
-        await bucket.delete(name)
+        await bucket.remove(name)
         await self.publish("config_deleted", {"name": name})
         return True
 

@@ -17,6 +17,7 @@ from bench.table import Table
 SECTIONS: dict[str, str] = {
     "http": "bench.sections.http",
     "calls": "bench.sections.calls",
+    "control": "bench.sections.control",
 }
 
 

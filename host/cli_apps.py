@@ -1,0 +1,234 @@
+"""``lattice`` commands for deployment specs: apply, versions, deploy, status, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from deploy.manifest import load_manifest_file
+
+from deploy.errors import ManifestError
+from host.cli_common import (
+    emit,
+    make_nats_options,
+    nats_options,
+    output_option,
+    print_table,
+    progress,
+    resolve_host,
+    run,
+    with_client,
+)
+from lattice.client import LatticeClient
+from lattice.specs import SpecStore
+
+
+def _store(client: LatticeClient) -> SpecStore:
+    return SpecStore(client.nc, client.subjects, source="lattice-cli")
+
+
+@click.command()
+@click.option("-f", "--file", "path", required=True, type=click.Path(path_type=Path))
+@click.option("--no-deploy", is_flag=True, help="Store the version without deploying it.")
+@nats_options
+@output_option
+def apply(path: Path, no_deploy: bool, output: str, lattice_name: str, **kwargs: Any) -> None:
+    """Validate a spec (wadm OAM Application), store it as a new version and deploy it."""
+    try:
+        spec = load_manifest_file(path)
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc}") from exc
+    text = path.read_text()
+    base_dir = str(path.resolve().parent)
+    nats = make_nats_options(kwargs, "lattice-cli")
+
+    async def action(client: LatticeClient) -> dict[str, Any]:
+        store = _store(client)
+        await store.put(spec.name, spec.version, text, base_dir=base_dir)
+        if not no_deploy:
+            await store.deploy(spec.name, spec.version)
+        return {"app": spec.name, "version": spec.version, "deployed": not no_deploy}
+
+    result = run(with_client(nats, lattice_name, action))
+    verb = "stored" if no_deploy else "deployed"
+    emit(
+        output,
+        result,
+        lambda: click.echo(
+            f"{result['app']} {result['version']} {verb} (see `lattice status {result['app']}`)"
+        ),
+    )
+
+
+@click.command("versions")
+@click.argument("app")
+@nats_options
+@output_option
+def versions(app: str, output: str, lattice_name: str, **kwargs: Any) -> None:
+    """List the stored versions of APP."""
+    nats = make_nats_options(kwargs, "lattice-cli")
+
+    async def action(client: LatticeClient) -> Any:
+        index, _ = await _store(client).index(app)
+        if index is None:
+            raise click.ClickException(f"no app {app!r} (see `lattice get apps`)")
+        return index
+
+    index = run(with_client(nats, lattice_name, action))
+    emit(
+        output,
+        index.model_dump(mode="json"),
+        lambda: print_table(
+            ["VERSION", "STORED", "DEPLOYED"],
+            [
+                [
+                    v.version,
+                    time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.put_at)),
+                    "*" if v.version == index.deployed else "",
+                ]
+                for v in index.versions
+            ],
+        ),
+    )
+
+
+@click.command("deploy")
+@click.argument("app")
+@click.option("--version", default=None, help="Version to deploy [default: latest].")
+@nats_options
+def deploy_app(app: str, version: str | None, lattice_name: str, **kwargs: Any) -> None:
+    """Deploy APP (an older --version is a rollback)."""
+    nats = make_nats_options(kwargs, "lattice-cli")
+    index = run(with_client(nats, lattice_name, lambda c: _store(c).deploy(app, version)))
+    click.echo(f"{app} {index.deployed} deployed")
+
+
+@click.command()
+@click.argument("app")
+@nats_options
+def undeploy(app: str, lattice_name: str, **kwargs: Any) -> None:
+    """Stop running APP (its versions stay stored)."""
+    nats = make_nats_options(kwargs, "lattice-cli")
+    run(with_client(nats, lattice_name, lambda c: _store(c).undeploy(app)))
+    click.echo(f"{app} undeployed")
+
+
+@click.command()
+@click.argument("app")
+@nats_options
+def delete(app: str, lattice_name: str, **kwargs: Any) -> None:
+    """Undeploy APP and delete every stored version."""
+    nats = make_nats_options(kwargs, "lattice-cli")
+
+    async def action(client: LatticeClient) -> None:
+        store = _store(client)
+        await store.undeploy(app)
+        await store.delete(app)
+
+    run(with_client(nats, lattice_name, action))
+    click.echo(f"{app} deleted")
+
+
+@click.command()
+@click.argument("app")
+@nats_options
+@output_option
+def status(app: str, output: str, lattice_name: str, **kwargs: Any) -> None:
+    """Status of APP per component, with reasons, as the acting controller sees it."""
+    nats = make_nats_options(kwargs, "lattice-cli")
+
+    async def action(client: LatticeClient) -> tuple[Any, Any]:
+        store = _store(client)
+        index, _ = await store.index(app)
+        if index is None:
+            raise click.ClickException(f"no app {app!r} (see `lattice get apps`)")
+        return index, await store.get_status(app)
+
+    index, record = run(with_client(nats, lattice_name, action))
+    data = {"app": app, "deployed": index.deployed, "status": record}
+
+    def table() -> None:
+        state = record["state"] if record else "unknown (no controller has reported)"
+        if index.deployed is None:
+            state = "undeployed"
+        click.echo(f"{app} {index.deployed or '-'}: {state}")
+        for reason in (record or {}).get("reasons", []):
+            click.echo(f"  ! {reason}")
+        rows = [
+            [
+                c["component"],
+                c["component_id"],
+                f"{c['running']}/{c['desired']}",
+                ",".join(f"{h}:{n}" for h, n in sorted(c["hosts"].items())) or "-",
+                c["reason"] or "",
+            ]
+            for c in (record or {}).get("components", [])
+        ]
+        print_table(["COMPONENT", "ID", "RUNNING", "HOSTS", "REASON"], rows)
+
+    emit(output, data, table)
+
+
+@click.command("apps")
+@nats_options
+@output_option
+def get_apps(output: str, lattice_name: str, **kwargs: Any) -> None:
+    """List apps, their versions and state."""
+    nats = make_nats_options(kwargs, "lattice-cli")
+
+    async def action(client: LatticeClient) -> list[tuple[Any, Any]]:
+        store = _store(client)
+        return [(i, await store.get_status(i.name)) for i in await store.apps()]
+
+    apps = run(with_client(nats, lattice_name, action))
+    emit(
+        output,
+        [{"app": i.model_dump(mode="json"), "status": s} for i, s in apps],
+        lambda: print_table(
+            ["APP", "DEPLOYED", "LATEST", "STATE"],
+            [
+                [
+                    i.name,
+                    i.deployed or "-",
+                    i.latest or "-",
+                    (s or {}).get("state", "-") if i.deployed else "undeployed",
+                ]
+                for i, s in apps
+            ],
+        ),
+    )
+
+
+@click.command()
+@click.argument("host_id")
+@click.option("--stop/--no-stop", default=True, help="Stop the host once it is empty.")
+@click.option("--timeout", default=120.0, show_default=True)
+@nats_options
+def drain(host_id: str, stop: bool, timeout: float, lattice_name: str, **kwargs: Any) -> None:
+    """Move HOST_ID's replicas elsewhere (the controller does), then stop it."""
+    nats = make_nats_options(kwargs, "lattice-cli")
+
+    async def action(client: LatticeClient) -> str:
+        resolved = await resolve_host(client, host_id)
+        await client.drain_host(resolved)
+        progress(f"draining {resolved}: waiting for its replicas to move ...")
+        deadline = time.monotonic() + timeout
+        while (await client.inventory(resolved)).components:
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"{resolved} still runs components after {timeout} s")
+            await asyncio.sleep(0.2)
+        if stop:
+            await client.stop_host(resolved)
+        return resolved
+
+    resolved = run(with_client(nats, lattice_name, action))
+    click.echo(f"{resolved} drained" + (" and stopping" if stop else ""))
+
+
+COMMANDS = (apply, versions, deploy_app, undeploy, delete, status, drain)
+APP_GET_COMMANDS = (get_apps,)

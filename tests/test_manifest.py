@@ -1,0 +1,577 @@
+"""deploy.manifest: wadm manifests in, normalised AppSpec out, or located problems."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from deploy import errors
+from deploy.errors import (
+    ManifestError,
+    ManifestFileError,
+    ManifestReferenceError,
+    ManifestSchemaError,
+    ManifestSyntaxError,
+    Problem,
+    UnsupportedFeatureError,
+)
+from deploy.manifest import (
+    dump_spec,
+    load_manifest,
+    load_manifest_file,
+    spec_digest,
+    spec_from_dump,
+)
+from deploy.model import AppSpec, CapabilityDecl, ComponentDecl, LinkDecl, Scaler, Spread
+
+REPO = Path(__file__).resolve().parent.parent
+SPECS = REPO / "examples" / "specs"
+BUILT = REPO / "build" / "components"
+VALID = ("hello.yaml", "counter.yaml", "daemon.yaml")
+INVALID = sorted((SPECS / "invalid").glob("*.yaml"))
+
+HEAD = """\
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: app
+  annotations:
+    version: v1
+spec:
+  components:
+"""
+
+
+def comp(text: str) -> str:
+    """A ``spec.components`` item written flush left, indented into place."""
+    return textwrap.indent(textwrap.dedent(text), "    ")
+
+
+def wasm(name: str = "hello", image: str = "/c/hello.wasm", traits: str = "") -> str:
+    """A component with one replica and more ``traits`` (list items, flush left)."""
+    text = f"""\
+- name: {name}
+  type: component
+  properties:
+    image: {image}
+  traits:
+    - type: spreadscaler
+      properties:
+        instances: 1
+"""
+    return comp(text + textwrap.indent(textwrap.dedent(traits), "    "))
+
+
+def cap(name: str, image: str, traits: str = "", props: str = "") -> str:
+    """A capability with more ``props`` (flush left) and ``traits`` (list items)."""
+    text = f"- name: {name}\n  type: capability\n  properties:\n    image: {image}\n"
+    text += textwrap.indent(textwrap.dedent(props), "    ")
+    if traits:
+        text += "  traits:\n" + textwrap.indent(textwrap.dedent(traits), "    ")
+    return comp(text)
+
+
+def load(*components: str, head: str = HEAD) -> AppSpec:
+    return load_manifest(head + "".join(components), "t.yaml")
+
+
+def fails(*components: str, head: str = HEAD) -> ManifestError:
+    with pytest.raises(ManifestError) as info:
+        load(*components, head=head)
+    return info.value
+
+
+LINK_KV = """\
+- type: link
+  properties:
+    namespace: wasi
+    package: keyvalue
+    interfaces: [store]
+    target: kv
+"""
+
+
+# -- the example specs ----------------------------------------------------------------
+
+
+def test_every_example_spec_is_covered() -> None:
+    assert sorted(p.name for p in SPECS.glob("*.yaml")) == sorted(VALID)
+    assert len(INVALID) >= 8
+
+
+def test_hello_example() -> None:
+    spec = load_manifest_file(SPECS / "hello.yaml")
+    assert (spec.name, spec.version, spec.description) == ("hello", "v1", "Hello world over HTTP")
+    assert spec.components == (
+        ComponentDecl("hello", str(BUILT / "hello.wasm"), scaler=Scaler("spread", 2)),
+    )
+    assert spec.capabilities == (CapabilityDecl("httpserver", "http-server"),)
+    assert spec.links == (
+        LinkDecl(
+            "httpserver",
+            "hello",
+            "wasmlattice",
+            "http",
+            ("incoming-handler",),
+            source_config=(("path", "/"),),
+        ),
+    )
+
+
+def test_counter_example() -> None:
+    spec = load_manifest_file(SPECS / "counter.yaml")
+    eu = Spread("eu", (("zone", "eu"),), 2)
+    us = Spread("us", (("zone", "us"),), 1)
+    assert spec.components == (
+        ComponentDecl(
+            "counter",
+            str(BUILT / "counter.wasm"),
+            config=(("counter_key", "hits"),),
+            scaler=Scaler("spread", 3, (eu, us)),
+        ),
+    )
+    assert spec.capabilities == (
+        CapabilityDecl("kv", "keyvalue"),
+        CapabilityDecl("httpserver", "http-server"),
+    )
+    kv, route = spec.links
+    assert kv == LinkDecl(
+        "counter",
+        "kv",
+        "wasi",
+        "keyvalue",
+        ("store", "atomics"),
+        target_config=(("bucket", "counter-app"),),
+    )
+    assert (route.source, route.target, route.source_config) == (
+        "httpserver",
+        "counter",
+        (("path", "/counter"),),
+    )
+
+
+def test_daemon_example_in_older_wadm_style() -> None:
+    spec = load_manifest_file(SPECS / "daemon.yaml")
+    (echo,) = spec.components
+    assert echo.scaler == Scaler("daemon", 1, (Spread("edge", (("role", "edge"),)),))
+    assert spec.capabilities == (CapabilityDecl("httpserver", "http-server"),)
+    (route,) = spec.links
+    assert (route.target, route.namespace, route.source_config) == (
+        "echo",
+        "wasi",
+        (("path", "/echo"),),
+    )
+
+
+def _expectations(path: Path) -> dict[str, str]:
+    found = {}
+    for line in path.read_text().splitlines()[:3]:
+        key, _, value = line.removeprefix("# ").partition(": ")
+        found[key] = value
+    assert set(found) == {"expect", "expect-line", "expect-error"}, path
+    return found
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_invalid_example(path: Path) -> None:
+    expect = _expectations(path)
+    with pytest.raises(ManifestError) as info:
+        load_manifest_file(path)
+    assert type(info.value).__name__ == expect["expect-error"]
+    matching = [p for p in info.value.problems if expect["expect"] in str(p)]
+    assert matching, str(info.value)
+    assert matching[0].line == int(expect["expect-line"]), str(info.value)
+    assert str(matching[0]).startswith(f"{path}:{expect['expect-line']}: ")
+
+
+def test_dump_is_json_and_round_trips() -> None:
+    for name in VALID:
+        spec = load_manifest_file(SPECS / name)
+        dumped = json.loads(json.dumps(dump_spec(spec)))
+        assert spec_from_dump(dumped) == spec
+
+
+def test_spec_digest() -> None:
+    text = (SPECS / "hello.yaml").read_text()
+    assert spec_digest(text) == spec_digest(text) != spec_digest(text + "\n")
+    assert len(spec_digest(text)) == 64
+
+
+# -- the error format -----------------------------------------------------------------
+
+
+def test_problem_format() -> None:
+    assert str(Problem("bad", "spec.x", 3, "a.yaml")) == "a.yaml:3: spec.x: bad"
+    assert str(Problem("bad", "", None, "a.yaml")) == "a.yaml: bad"
+    tree = errors.__doc__ or ""
+    for cls in (
+        ManifestFileError,
+        ManifestSyntaxError,
+        ManifestSchemaError,
+        ManifestReferenceError,
+        UnsupportedFeatureError,
+    ):
+        assert issubclass(cls, ManifestError) and cls.__name__ in tree
+
+
+def test_every_problem_is_reported_in_document_order() -> None:
+    bad_scale = wasm("a").replace("instances: 1", "instances: -1")
+    error = fails(cap("web", "ghcr.io/wasmcloud/messaging-nats:0.1.0"), bad_scale)
+    # Both are found in one pass; the class is that of the first problem in the text.
+    assert isinstance(error, UnsupportedFeatureError)
+    assert [p.line for p in error.problems] == [12, 20]
+    assert isinstance(fails(wasm("b", image="1.wasm"), bad_scale), ManifestSchemaError)
+    error = fails(
+        cap("web", "ghcr.io/wasmcloud/messaging-nats:0.1.0"),
+        wasm("a", traits=LINK_KV),
+        wasm("a"),
+    )
+    assert isinstance(error, UnsupportedFeatureError)
+    assert len(error.problems) == 3
+    lines = [p.line or 0 for p in error.problems]
+    assert lines == sorted(lines)
+    assert "unsupported capability" in error.problems[0].message
+    assert "link target 'kv'" in error.problems[1].message
+    assert "duplicate component name 'a'" in error.problems[2].message
+
+
+def test_top_level_and_document_errors() -> None:
+    for text, kind, message in [
+        ("", ManifestSyntaxError, "the manifest is empty"),
+        ("a: 1\n---\nb: 2\n", ManifestSyntaxError, "expected a single document"),
+        ("just text\n", ManifestSchemaError, "not a string"),
+        (HEAD.replace("v1beta1", "v1alpha1"), ManifestSchemaError, "apiVersion: Input should be"),
+        (HEAD + "    - !!python/object:os.system x\n", ManifestSyntaxError, "could not determine"),
+    ]:
+        with pytest.raises(kind) as info:
+            load_manifest(text, "t.yaml")
+        assert message in str(info.value)
+    assert "spec.components: List should have at least 1 item" in str(fails(head=HEAD + "    []\n"))
+
+
+def test_unreadable_file() -> None:
+    with pytest.raises(ManifestFileError, match="cannot read the manifest"):
+        load_manifest_file(SPECS / "missing.yaml")
+
+
+# -- metadata -------------------------------------------------------------------------
+
+
+def test_version_must_be_a_real_string() -> None:
+    head = HEAD.replace("version: v1", "version: 1.10")
+    assert 'must be a string: quote it in YAML ("1.1")' in str(fails(wasm(), head=head))
+    head = HEAD.replace("version: v1", "version: latest")
+    assert "'latest' is not allowed" in str(fails(wasm(), head=head))
+
+
+def test_names_must_be_lattice_tokens() -> None:
+    error = fails(wasm(), head=HEAD.replace("name: app", "name: my.app"))
+    assert str(error.problems[0]).startswith("t.yaml:4: metadata.name: 'my.app' is not a lattice")
+    error = fails(wasm("hello world"))
+    assert "spec.components[0].name: 'hello world' is not a lattice token" in str(error)
+
+
+def test_ignored_wadm_fields() -> None:
+    head = HEAD.replace(
+        "    version: v1\n",
+        "    version: v1\n    experimental: 'true'\n  labels:\n    team: web\n",
+    )
+    policies = "  policies:\n    - name: vault\n      type: policy.secret.wasmcloud.dev/v1alpha1\n"
+    component = wasm().replace("image: /c/hello.wasm", "image: /c/hello.wasm\n        id: hi")
+    spec = load_manifest(head + component + policies, "t.yaml")
+    assert spec.annotations == (("experimental", "true"), ("version", "v1"))
+    assert spec.components[0].name == "hello"
+
+
+# -- components -----------------------------------------------------------------------
+
+
+def test_component_sources(tmp_path: Path) -> None:
+    text = HEAD + wasm("a", "rel/a.wasm") + wasm("b", "https://x.test/b.wasm")
+    text += wasm("c", "file:///c/c.wasm") + wasm("d", "/abs/d.wasm")
+    assert [c.source for c in load_manifest(text).components] == [
+        "rel/a.wasm",
+        "https://x.test/b.wasm",
+        "file:///c/c.wasm",
+        "/abs/d.wasm",
+    ]
+    spec = load_manifest(text, base_dir=tmp_path)
+    assert spec.components[0].source == str(tmp_path / "rel" / "a.wasm")
+    (tmp_path / "app.yaml").write_text(HEAD + wasm("a", "../x/a.wasm"))
+    spec = load_manifest_file(tmp_path / "app.yaml")
+    assert spec.components[0].source == str(tmp_path.resolve().parent / "x" / "a.wasm")
+
+
+def test_oci_references_are_refused_unless_the_path_exists(tmp_path: Path) -> None:
+    for image in (
+        "oci://ghcr.io/x/y:1.0",
+        "ghcr.io/x/y:1.0",
+        "localhost:5000/y@sha256:" + "a" * 64,
+    ):
+        error = fails(wasm(image=f"'{image}'"))
+        assert isinstance(error, UnsupportedFeatureError)
+        assert "spec.components[0].properties.image: " in str(error)
+        assert "is an OCI image reference" in str(error)
+    assert "unsupported URL scheme 's3://'" in str(fails(wasm(image="s3://b/c.wasm")))
+    (tmp_path / "ghcr.io" / "x").mkdir(parents=True)
+    (tmp_path / "ghcr.io" / "x" / "y:1.0").write_bytes(b"\0asm")
+    spec = load_manifest(HEAD + wasm(image="ghcr.io/x/y:1.0"), base_dir=tmp_path)
+    assert spec.components[0].source == str(tmp_path / "ghcr.io" / "x" / "y:1.0")
+
+
+def test_component_config_and_extensions() -> None:
+    digest = "AB" * 32
+    properties = f"""\
+        sha256: sha256:{digest}
+        max_concurrency: 4
+        config:
+          - name: first
+            properties: {{port: 8080, debug: true, ratio: 1.5, name: x}}
+          - name: second
+            properties: {{name: y}}
+"""
+    component = wasm().replace("image: /c/hello.wasm\n", "image: /c/hello.wasm\n" + properties)
+    (decl,) = load(component).components
+    assert decl.sha256 == digest.lower()
+    assert decl.max_concurrency == 4
+    assert decl.config == (("debug", "true"), ("name", "y"), ("port", "8080"), ("ratio", "1.5"))
+
+
+@pytest.mark.parametrize(
+    ("properties", "kind", "message"),
+    [
+        ("sha256: abc", ManifestSchemaError, "properties.sha256: String should match"),
+        ("max_concurrency: 0", ManifestSchemaError, "greater than or equal to 1"),
+        ("config: [{name: c, properties: {k: null}}]", ManifestSchemaError, "string, number"),
+        ("config: [{name: external}]", UnsupportedFeatureError, "config 'external' has no prop"),
+        ("secrets: [{name: s, properties: {policy: p, key: k}}]", UnsupportedFeatureError, "sec"),
+        ("contract: wasmcloud:x", ManifestSchemaError, "properties.contract: unknown field"),
+    ],
+)
+def test_component_property_errors(
+    properties: str, kind: type[ManifestError], message: str
+) -> None:
+    component = wasm().replace(
+        "image: /c/hello.wasm\n", f"image: /c/hello.wasm\n        {properties}\n"
+    )
+    error = fails(component)
+    assert isinstance(error, kind)
+    assert message in str(error)
+    assert error.problems[0].line == 13
+
+
+def test_missing_image_names_the_field() -> None:
+    error = fails(wasm().replace("image: /c/hello.wasm", "id: x"))
+    assert (
+        str(error.problems[0]) == "t.yaml:11: spec.components[0].properties.image: Field required"
+    )
+
+
+# -- scalers --------------------------------------------------------------------------
+
+
+def test_replicas_is_accepted_for_instances() -> None:
+    (decl,) = load(wasm().replace("instances: 1", "replicas: 3")).components
+    assert decl.scaler == Scaler("spread", 3)
+
+
+@pytest.mark.parametrize(
+    ("scale", "message"),
+    [
+        ("instances: 1\n            replicas: 1", "not both"),
+        ("spread: []", "instances is required"),
+        ("instances: '2'", "Input should be a valid integer"),
+        ("instances: 1\n            spread: [{requirements: {zone: eu}}]", "spread[0].name"),
+        ("instances: 1\n            spread: [{name: a, weight: -1}]", "spread[0].weight"),
+    ],
+)
+def test_scaler_errors(scale: str, message: str) -> None:
+    error = fails(wasm().replace("instances: 1", scale))
+    assert isinstance(error, ManifestSchemaError)
+    assert message in str(error)
+
+
+def test_daemonscaler_ignores_weights_and_capability_scalers_are_ignored() -> None:
+    component = (
+        wasm()
+        .replace("spreadscaler", "daemonscaler")
+        .replace("instances: 1", "instances: 1\n            spread: [{name: a, weight: 0}]")
+    )
+    scaler = "- type: spreadscaler\n  properties:\n    instances: 1\n"
+    kv = cap("kv", "ghcr.io/wasmcloud/keyvalue-redis:0.28.1", scaler)
+    spec = load(component, kv)
+    assert spec.components[0].scaler == Scaler("daemon", 1, (Spread("a", (), 0),))
+    assert spec.capabilities == (CapabilityDecl("kv", "keyvalue"),)
+    error = fails(component, kv.replace("instances: 1", "instances: x"))
+    assert "spec.components[1].traits[0].properties.instances" in str(error)
+
+
+def test_linkdef_gets_a_hint() -> None:
+    error = fails(wasm(traits="- type: linkdef\n  properties: {target: x}\n"))
+    assert "unknown trait type 'linkdef'" in str(error)
+    assert "use link" in str(error)
+
+
+# -- capabilities ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("image", "provider"),
+    [
+        ("ghcr.io/wasmcloud/http-server:0.27.0", "http-server"),
+        ("wasmcloud.azurecr.io/httpserver:0.19.1", "http-server"),
+        ("ghcr.io/wasmcloud/keyvalue-nats:0.3.1", "keyvalue"),
+        ("ghcr.io/wasmcloud/keyvalue-redis:0.28.1", "keyvalue"),
+        ("registry.test/kv-memory:1", "keyvalue"),
+        ("wasmcloud.azurecr.io/kvredis:0.21.0", "keyvalue"),
+    ],
+)
+def test_capability_images_map_to_providers(image: str, provider: str) -> None:
+    assert load(wasm(), cap("p", image)).capabilities == (CapabilityDecl("p", provider),)
+
+
+def test_capability_provider_and_config() -> None:
+    extra = """\
+config:
+  - name: a
+    properties: {port: 8000}
+  - name: b
+    properties: {port: 8001, host: 0.0.0.0}
+"""
+    spec = load(wasm(), cap("web", "x", props=extra).replace("image: x", "provider: http-server"))
+    assert spec.capabilities == (
+        CapabilityDecl("web", "http-server", (("host", "0.0.0.0"), ("port", "8001"))),
+    )
+
+
+def test_capability_errors() -> None:
+    error = fails(wasm(), cap("q", "ghcr.io/wasmcloud/messaging-nats:0.23.0"))
+    assert isinstance(error, UnsupportedFeatureError)
+    assert "http-server" in str(error) and "keyvalue" in str(error)
+    conflicting = cap("kv", "keyvalue-nats:0.3.1", props="provider: http-server\n")
+    assert "names keyvalue, but provider is http-server" in str(fails(wasm(), conflicting))
+    neither = cap("kv", "x").replace("image: x", "config: []")
+    assert "give image (or this project's provider" in str(fails(wasm(), neither))
+    wrong = cap("kv", "x").replace("image: x", "provider: blobstore")
+    assert "properties.provider: Input should be" in str(fails(wasm(), wrong))
+
+
+# -- links ----------------------------------------------------------------------------
+
+
+KV = cap("kv", "ghcr.io/wasmcloud/keyvalue-nats:0.3.1")
+
+
+PATH_A = "source: {config: [{name: r, properties: {path: /a}}]}"
+
+
+def route(target: str = "hello", source: str = PATH_A) -> str:
+    """An http-server link trait (a list item) routing to ``target``."""
+    return f"""\
+- type: link
+  properties:
+    namespace: wasi
+    package: http
+    interfaces: [incoming-handler]
+    target: {{name: {target}}}
+    {source}
+"""
+
+
+def test_older_and_current_link_forms_are_the_same() -> None:
+    older = LINK_KV + "    target_config: [{name: b, properties: {bucket: x}}]\n"
+    older += "    source_config: [{name: s, properties: {k: v}}]\n"
+    current = LINK_KV.replace(
+        "target: kv", "target: {name: kv, config: [{name: b, properties: {bucket: x}}]}"
+    )
+    current += "    source: {config: [{name: s, properties: {k: v}}]}\n    name: store\n"
+    (old,) = load(wasm(traits=older), KV).links
+    (new,) = load(wasm(traits=current), KV).links
+    assert old == LinkDecl(
+        "hello",
+        "kv",
+        "wasi",
+        "keyvalue",
+        ("store",),
+        target_config=(("bucket", "x"),),
+        source_config=(("k", "v"),),
+    )
+    assert new == LinkDecl(**{**old.__dict__, "name": "store"})
+
+
+def test_http_route_link() -> None:
+    (link,) = load(wasm(), cap("web", "ghcr.io/wasmcloud/http-server:0.27.0", route())).links
+    assert (link.source, link.target, link.source_config) == ("web", "hello", (("path", "/a"),))
+
+
+@pytest.mark.parametrize(
+    ("traits", "components", "kind", "message"),
+    [
+        (LINK_KV.replace("kv", "nope"), (KV,), ManifestReferenceError, "link target 'nope'"),
+        (LINK_KV.replace("target: kv", "target: hello"), (KV,), ManifestReferenceError, "itself"),
+        (LINK_KV + LINK_KV, (KV,), ManifestReferenceError, "duplicate link"),
+        (LINK_KV + "    target_config: [{name: a, properties: {b: c}}]\n", (KV,), None, None),
+        (
+            LINK_KV.replace("target: kv", "target: {name: kv}")
+            + "    target_config: [{name: a, properties: {b: c}}]\n",
+            (KV,),
+            ManifestSchemaError,
+            "target_config goes with a target given as a name",
+        ),
+        (
+            LINK_KV + "    source: {config: []}\n    source_config: []\n",
+            (KV,),
+            ManifestSchemaError,
+            "not both",
+        ),
+        (
+            LINK_KV.replace("interfaces: [store]", "interfaces: []"),
+            (KV,),
+            ManifestSchemaError,
+            "interfaces",
+        ),
+        (
+            LINK_KV.replace("target: kv", "target: {name: kv, secrets: [x]}"),
+            (KV,),
+            UnsupportedFeatureError,
+            "secrets",
+        ),
+    ],
+)
+def test_link_checks(
+    traits: str, components: tuple[str, ...], kind: type[ManifestError] | None, message: str | None
+) -> None:
+    if kind is None:
+        assert load(wasm(traits=traits), *components).links[0].target_config == (("b", "c"),)
+        return
+    error = fails(wasm(traits=traits), *components)
+    assert isinstance(error, kind)
+    assert message is not None and message in str(error)
+
+
+def test_link_source_rules() -> None:
+    from_kv = cap("kv", "ghcr.io/wasmcloud/keyvalue-nats:0.3.1", route())
+    assert isinstance(fails(wasm(), from_kv), UnsupportedFeatureError)
+    to_capability = cap("web", "ghcr.io/wasmcloud/http-server:0.27.0", route("kv"))
+    assert "must target a wasm component" in str(fails(wasm(), KV, to_capability))
+    relative = route(source="source_config: [{name: r, properties: {path: a}}]")
+    assert "must start with '/'" in str(fails(wasm(), cap("web", "httpserver:1", relative)))
+    twice = cap("web", "http-server:1", route() + route())
+    assert "duplicate link: an HTTP route to 'hello'" in str(fails(wasm(), twice))
+    error = fails(
+        wasm(), cap("web", "http-server:1", route()), cap("web2", "httpserver:1", route())
+    )
+    assert "(a component takes one), at line 22" in str(error)
+    both = load(wasm(), wasm("other"), cap("web", "http-server:1", route() + route("other")))
+    assert [link.target for link in both.links] == ["hello", "other"]
+
+
+def test_no_project_imports_in_deploy() -> None:
+    for path in (REPO / "deploy").glob("*.py"):
+        for line in path.read_text().splitlines():
+            if line.startswith(("import ", "from ")):
+                module = line.split()[1].split(".")[0]
+                assert module not in {"host", "lattice", "providers", "controller"}, path
