@@ -7,6 +7,7 @@ Layout (``P`` = prefix, default ``wasmlattice``; ``L`` = lattice name, default
     P.L.ctl.ping                         every host answers (scatter/gather)
     P.L.evt.<event-type>                 lattice events, heartbeats included
     P.L.rpc.<component-id>.<interface>   component invocations (queue group per component)
+    P.L.prov.<provider-id>.<operation>   out-of-process providers (queue group per provider)
 
 JetStream KV buckets: ``P-L-links``, ``P-L-config``, ``P-L-specs``, ``P-L-lease``.
 """
@@ -72,6 +73,14 @@ class Subjects:
     def rpc(self, component_id: str, interface: str) -> str:
         safe = re.sub(r"[^-_a-zA-Z0-9]", "_", interface)
         return f"{self.root}.rpc.{check_token('component id', component_id)}.{safe}"
+
+    # -- out-of-process providers ------------------------------------------------
+
+    def provider(self, provider_id: str, operation: str) -> str:
+        return f"{self.root}.prov.{check_token('provider id', provider_id)}.{operation}"
+
+    def provider_all(self, provider_id: str) -> str:
+        return f"{self.root}.prov.{check_token('provider id', provider_id)}.>"
 
     # -- JetStream buckets ---------------------------------------------------
 
