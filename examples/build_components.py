@@ -66,6 +66,8 @@ SPECS = {
         Spec("counter", "http-keyvalue", EXAMPLES / "counter"),
         # Probes the WASI sandbox (env, argv, files, stdin, sockets); tests/test_sandbox.py.
         Spec("inspect", "http-hello", EXAMPLES / "inspect"),
+        Spec("front", "http-front", EXAMPLES / "front"),
+        Spec("greeter", "greeter", EXAMPLES / "greeter"),
         # "-wat" because the Python hello already owns the name.
         Spec("hello-wat", "http-bare", WAT / "hello.wat"),
         Spec("echo", "http-bare", WAT / "echo.wat"),

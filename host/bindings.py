@@ -22,7 +22,7 @@ import asyncio
 import itertools
 import logging
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -56,6 +56,11 @@ class KeyValueGrant:
     link_config: Mapping[str, str]
 
 
+# invoke(target component, imported interface, function, args, function type) -> result;
+# runs on the caller's worker thread.
+ComponentInvoker = Callable[[str, str, str, tuple[Any, ...], wc.FuncType], Any]
+
+
 @dataclass
 class Grants:
     """What one component may reach; built from its links and spec."""
@@ -64,12 +69,17 @@ class Grants:
     loop: asyncio.AbstractEventLoop
     config: ComponentConfig = field(default_factory=lambda: ComponentConfig({}))
     keyvalue: KeyValueGrant | None = None
+    # Unversioned interface ("ns:pkg/iface") -> the component id that serves it.
+    component_links: dict[str, str] = field(default_factory=dict)
+    invoke: ComponentInvoker | None = None
 
-    def provided_interfaces(self) -> set[str]:
+    def provided(self, interface: str) -> bool:
         provided = set(contracts.ALWAYS_GRANTED)
         if self.keyvalue is not None:
             provided.update(contracts.PROVIDER_INTERFACES["keyvalue"])
-        return provided
+        return interface in provided or (
+            self.invoke is not None and contracts.unversioned(interface) in self.component_links
+        )
 
 
 def imported_interfaces(engine: wasmtime.Engine, component: wc.Component) -> list[str]:
@@ -98,11 +108,13 @@ def types_only_imports(engine: wasmtime.Engine, component: wc.Component) -> list
 
 def check_imports(engine: wasmtime.Engine, component: wc.Component, grants: Grants) -> None:
     """Raise LinkError naming every import that nothing provides to this component."""
-    provided = grants.provided_interfaces() | set(types_only_imports(engine, component))
+    types_only = set(types_only_imports(engine, component))
     missing = [
         name
         for name in imported_interfaces(engine, component)
-        if name not in provided and not name.startswith(contracts.WASI_PREFIXES)
+        if not grants.provided(name)
+        and name not in types_only
+        and not name.startswith(contracts.WASI_PREFIXES)
     ]
     if missing:
         raise LinkError(grants.component_id, missing)
@@ -130,11 +142,55 @@ def build_linker(engine: wasmtime.Engine, component: wc.Component, grants: Grant
             _bind_logging(root, grants)
         if contracts.CONFIG_STORE in imports:
             _bind_config(root, grants)
+        for name in sorted(imports):
+            target = grants.component_links.get(contracts.unversioned(name))
+            if target is not None and grants.invoke is not None:
+                _bind_component_link(root, engine, component, name, target, grants)
         if grants.keyvalue is not None and (
             contracts.KEYVALUE_STORE in imports or contracts.KEYVALUE_ATOMICS in imports
         ):
             _KeyValueBinding(grants, grants.keyvalue).bind(root, imports)
     return linker
+
+
+def interface_functions(engine: wasmtime.Engine, extern: Any, where: str) -> dict[str, wc.FuncType]:
+    """The functions of an imported or exported interface, by name."""
+    item = extern.ty
+    if not isinstance(item, wc.ComponentInstanceType):
+        raise LinkError(where, [f"{where} is not an interface"])
+    functions = {}
+    for name, export in item.exports(engine).items():
+        ty = export.ty
+        if isinstance(ty, wc.FuncType):
+            functions[name] = ty
+        elif isinstance(ty, wc.ResourceType):
+            raise LinkError(where, [f"{where} uses resources, which cannot cross components"])
+    return functions
+
+
+def _bind_component_link(
+    root: wc.LinkerInstance,
+    engine: wasmtime.Engine,
+    component: wc.Component,
+    interface: str,
+    target: str,
+    grants: Grants,
+) -> None:
+    """Each function of ``interface`` calls the same function of component ``target``."""
+    invoke = grants.invoke
+    assert invoke is not None
+    extern = component.type.imports(engine)[interface]
+    functions = interface_functions(engine, extern, interface)
+
+    def forward(name: str, func_type: wc.FuncType) -> Callable[..., Any]:
+        def call(_store: Any, *args: Any) -> Any:
+            return invoke(target, interface, name, args, func_type)
+
+        return call
+
+    with root.add_instance(interface) as iface:
+        for name, func_type in functions.items():
+            iface.add_func(name, forward(name, func_type))
 
 
 def _bind_logging(root: wc.LinkerInstance, grants: Grants) -> None:

@@ -33,10 +33,12 @@ from host.cli_common import (
     run,
     with_client,
 )
+from host.cli_providers import get_providers, start_provider, stop_provider
 from host.daemon import HostConfig, HostDaemon
 from host.demo import deploy_demo
 from host.errors import HostError
 from host.identity import parse_label
+from lattice import tracing
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
 from lattice.errors import LatticeError
@@ -121,6 +123,10 @@ def host_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--host-id", default=None, help="Stable host id [default: kept in state dir]."
         ),
         click.option("--heartbeat", default=1.0, show_default=True, help="Heartbeat seconds."),
+        click.option("--traces", default=None, envvar="WASMLATTICE_TRACES",
+                     help="Trace exporter: console, otlp or file:PATH."),
+        click.option("--metrics", default=None, envvar="WASMLATTICE_METRICS",
+                     help="Metrics exporter: console or otlp."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -128,6 +134,7 @@ def host_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _host_config(kwargs: dict[str, Any], nats: NatsOptions) -> HostConfig:
+    tracing.setup("wasmlattice-host", kwargs.pop("traces"), kwargs.pop("metrics"))
     for label in kwargs["labels"]:
         parse_label(label)  # fail early with a clear message
     return HostConfig(
@@ -528,6 +535,9 @@ for _command in (*cli_lattice.COMMANDS, *cli_apps.COMMANDS):
     main.add_command(_command)
 for _command in cli_apps.APP_GET_COMMANDS:
     get.add_command(_command)
+start.add_command(start_provider)
+stop.add_command(stop_provider)
+get.add_command(get_providers)
 
 
 if __name__ == "__main__":

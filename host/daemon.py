@@ -17,17 +17,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from host.wire import WireCodec
+
 from host.control import ControlInterface
+from host.errors import UnknownComponent
 from host.identity import friendly_name, host_labels, stable_host_id
 from host.pool import Limits
 from host.runtime import ComponentSpec, HostRuntime, LinkSpec
+from host.supervisor import ProviderSupervisor
+from lattice import tracing
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.errors import LatticeError
+from lattice.invoke import invoke, serve_component
 from lattice.kv import BucketCache
 from lattice.messages import (
     ComponentDescription,
@@ -42,8 +48,10 @@ from lattice.rpc import serve
 from lattice.state import LatticeState
 from lattice.subjects import Subjects
 from providers import contracts
+from providers.contracts import unversioned
 from providers.http_server import HttpServer, Route
 from providers.keyvalue import KeyValueBackend, MemoryKeyValue, NatsKeyValue
+from providers.remote import bind_remote_keyvalue
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,7 @@ class HostConfig:
     http_port: int = 8080
     max_body_bytes: int = 4 * 2**20
     heartbeat_s: float = 1.0
+    call_timeout_s: float = 10.0
 
 
 class HostDaemon:
@@ -82,7 +91,12 @@ class HostDaemon:
         self.draining = False
         self.serving = False
         self._subscriptions: list[Any] = []
+        # component id -> subscriptions serving its exports to other hosts
+        self._served: dict[str, list[Any]] = {}
+        self._codecs: dict[int, WireCodec] = {}
         self._stop_requested = asyncio.Event()
+        # Out-of-process providers this host runs (created in start()).
+        self.supervisor: ProviderSupervisor | None = None
         # Run first at shutdown, while the NATS connection is still up (e.g. an
         # in-process controller that `lattice up` runs beside the host).
         self.before_shutdown: list[Callable[[], Awaitable[None]]] = []
@@ -92,6 +106,7 @@ class HostDaemon:
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self.nc = nc = await connect(self.config.nats)
         self.state = LatticeState(nc, self.subjects, self.host_id)
         backends: dict[str, KeyValueBackend] = {
@@ -99,13 +114,24 @@ class HostDaemon:
             "memory": MemoryKeyValue(),
         }
         self.runtime = HostRuntime(self.config.state_dir / "compile-cache", backends)
+        self.runtime.remote = self._remote_invoke
+        self.runtime.host_id = self.host_id
         self.http = HttpServer(
             self.runtime.handle_http,
             self.config.http_host,
             self.config.http_port,
             self.config.max_body_bytes,
         )
+        self.http.host_id = self.host_id
         await self.http.start()
+        self.supervisor = ProviderSupervisor(
+            nc,
+            self.subjects,
+            self.config.nats,
+            self.host_id,
+            self.config.state_dir / "providers",
+            self.publish,
+        )
         control = ControlInterface(self)
         self._subscriptions = [
             await serve(nc, self.subjects.host_control_all(self.host_id), control.handle),
@@ -139,6 +165,9 @@ class HostDaemon:
         if self._closed:
             return
         self._closed = True
+        if self.supervisor is not None:
+            # Providers first, always: a host never leaves provider processes behind.
+            await self.supervisor.close()
         self.draining = True
         for hook in self.before_shutdown:
             try:
@@ -209,6 +238,7 @@ class HostDaemon:
             components=sorted(components, key=lambda c: c.component_id),
             http_url=self.http.url if self.http else None,
             draining=self.draining,
+            providers=self.supervisor.describe() if self.supervisor else [],
         )
 
     async def _on_state_event(self, msg: Any) -> None:
@@ -232,6 +262,79 @@ class HostDaemon:
                 except Exception as exc:
                     log.warning("re-binding %s after %s failed: %s", component_id, event.type, exc)
 
+    # -- calls between components across hosts ------------------------------------
+
+    def _codec(self, func_type: Any) -> WireCodec:
+        codec = self._codecs.get(id(func_type))
+        if codec is None:
+            # Keyed by identity: function types live as long as the linker that holds them.
+            codec = self._codecs[id(func_type)] = WireCodec.for_func(func_type)
+        return codec
+
+    def _remote_invoke(
+        self, target: str, interface: str, func: str, args: tuple[Any, ...], func_type: Any
+    ) -> Any:
+        """A linked call to a component on another host (runs on a worker thread)."""
+        assert self.nc is not None and self.runtime is not None
+        codec = self._codec(func_type)
+        payload = codec.encode_params(args)
+        call = invoke(
+            self.nc,
+            self.subjects,
+            target,
+            unversioned(interface),
+            func,
+            payload,
+            headers=tracing.inject_headers(),
+            timeout_s=self.config.call_timeout_s,
+        )
+        future = asyncio.run_coroutine_threadsafe(call, self._loop)
+        return codec.decode_result(future.result(self.config.call_timeout_s + 1))
+
+    async def _serve_exports(self, component_id: str) -> None:
+        """Let other hosts call this component's exported interfaces."""
+        assert self.nc is not None and self.runtime is not None
+        if component_id in self._served:
+            return
+        running = self.runtime.get(component_id)
+        subs = []
+        for export in running.exports:
+            if export == contracts.HTTP_HANDLER:
+                continue
+
+            async def handle(
+                func: str, body: bytes, headers: Mapping[str, str], export: str = export
+            ) -> bytes:
+                return await self._answer(component_id, export, func, body, headers)
+
+            subs.append(
+                await serve_component(
+                    self.nc, self.subjects, component_id, unversioned(export), handle
+                )
+            )
+        self._served[component_id] = subs
+
+    async def _answer(
+        self, component_id: str, export: str, func: str, body: bytes, headers: Mapping[str, str]
+    ) -> bytes:
+        assert self.runtime is not None
+        running = self.runtime.get(component_id)
+        func_type = running.export_functions.get(export, {}).get(func)
+        if func_type is None:
+            raise UnknownComponent(f"component {component_id} has no function {export}#{func}")
+        codec = self._codec(func_type)
+        with tracing.server_span(f"{component_id} {export}#{func}", headers, self.host_id):
+            result = await self.runtime.call(component_id, export, func, *codec.decode_params(body))
+        encoded: bytes = codec.encode_result(result)
+        return encoded
+
+    async def _stop_serving(self, component_id: str) -> None:
+        for sub in self._served.pop(component_id, []):
+            try:
+                await sub.unsubscribe()
+            except Exception as exc:  # the connection may be gone
+                log.debug("unsubscribe failed: %s", exc)
+
     # -- components ----------------------------------------------------------
 
     async def apply(self, request: ScaleComponent) -> None:
@@ -241,6 +344,7 @@ class HostDaemon:
         if request.count == 0:
             self.desired.pop(component_id, None)
             self.http.routes.remove_component(component_id)
+            await self._stop_serving(component_id)
             if component_id in self.runtime.components:
                 await self.runtime.stop(component_id)
             return
@@ -274,15 +378,37 @@ class HostDaemon:
             replicas=request.count,
             config=merged,
             links=tuple(
-                _link_spec(link) for link in links if link.target in contracts.PROVIDER_INTERFACES
+                self._link_spec(link)
+                for link in links
+                if link.target in contracts.PROVIDER_INTERFACES
             ),
+            component_links=_component_links(links),
         )
         await self.runtime.start(spec)
+        await self._serve_exports(component_id)
         self.desired[component_id] = request
         self.http.routes.remove_component(component_id)
         for route in routes:
             self.http.routes.add(route)
 
+    def _link_spec(self, link: Link) -> LinkSpec:
+        if link.target != "keyvalue":
+            return LinkSpec(link.target, dict(link.config))
+        assert self.runtime is not None and self.nc is not None
+        # keyvalue config provider=X: calls go to out-of-process provider X (backend
+        # provider:X, a RemoteKeyValue registered here), see providers/remote.py.
+        config = bind_remote_keyvalue(
+            dict(link.config), self.runtime.keyvalue_backends, self.nc, self.subjects
+        )
+        return LinkSpec(link.target, config)
 
-def _link_spec(link: Link) -> LinkSpec:
-    return LinkSpec(link.target, dict(link.config))
+
+def _component_links(links: list[Link]) -> tuple[tuple[str, str], ...]:
+    """(interface, target component) for links whose target is another component."""
+    pairs = []
+    for link in links:
+        if link.target in contracts.PROVIDER_INTERFACES or link.target == HTTP_SERVER_SOURCE:
+            continue
+        for interface in link.interfaces:
+            pairs.append((f"{link.namespace}:{link.package}/{interface}", link.target))
+    return tuple(sorted(pairs))

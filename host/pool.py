@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import threading
 from collections.abc import Callable
@@ -165,12 +166,22 @@ class InstancePool:
         self._drained.clear()
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._call, interface, func, args)
+            # Carry the caller's context (the current trace span) onto the worker thread.
+            ctx = contextvars.copy_context()
+            return await loop.run_in_executor(
+                self._executor, ctx.run, self._call, interface, func, args
+            )
         finally:
             self.active -= 1
             slots.release()
             if self.active == 0:
                 self._drained.set()
+
+    def call_sync(self, interface: str, func: str, args: tuple[Any, ...]) -> Any:
+        """A call on the current (worker) thread: a linked component calling this one."""
+        if self._closed:
+            raise UnknownComponent(f"component {self.component_id} is stopping")
+        return self._call(interface, func, args)
 
     def _take(self) -> _Instance:
         with self._lock:

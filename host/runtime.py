@@ -13,12 +13,19 @@ import dataclasses
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from host.bindings import Grants, KeyValueGrant, build_linker, exported_interfaces, new_wasi_config
+from host.bindings import (
+    Grants,
+    KeyValueGrant,
+    build_linker,
+    exported_interfaces,
+    interface_functions,
+    new_wasi_config,
+)
 from host.engine import WasmEngine
 from host.errors import (
     ComponentTrapped,
@@ -31,6 +38,7 @@ from host.errors import (
 )
 from host.loader import fetch_component
 from host.pool import InstancePool, Limits
+from lattice import tracing
 from providers import contracts
 from providers.config_provider import ComponentConfig, merge_config
 from providers.http_server import HandlerError, HttpRequest, HttpResponse
@@ -56,6 +64,8 @@ class ComponentSpec:
     replicas: int = 1
     config: Mapping[str, str] = field(default_factory=dict)
     links: tuple[LinkSpec, ...] = ()
+    # (unversioned interface, target component id): imports served by other components.
+    component_links: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -65,10 +75,36 @@ class RunningComponent:
     pool: InstancePool
     exports: list[str]
     started_at: float
+    # Exported interface name -> its functions' types (for the wire codec).
+    export_functions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def component_id(self) -> str:
         return self.spec.component_id
+
+    def export_named(self, interface: str) -> str:
+        """The exported name (with version) of an unversioned or versioned interface."""
+        wanted = contracts.unversioned(interface)
+        for name in self.exports:
+            if contracts.unversioned(name) == wanted:
+                return name
+        raise UnknownComponent(f"component {self.component_id} does not export {interface}")
+
+
+# remote(target, imported interface, function, args, function type) -> result, from a
+# worker thread: how a call reaches a component that does not run on this host.
+RemoteInvoker = Callable[[str, str, str, tuple[Any, ...], Any], Any]
+
+
+def export_functions(engine: Any, compiled: Any) -> dict[str, dict[str, Any]]:
+    """Function types of every exported interface, read once at start."""
+    found = {}
+    for name, extern in compiled.type.exports(engine).items():
+        try:
+            found[name] = interface_functions(engine, extern, name)
+        except LinkError:
+            continue  # exports with resources are not callable across components
+    return found
 
 
 class HostRuntime:
@@ -85,6 +121,8 @@ class HostRuntime:
         self.default_keyvalue_backend = default_keyvalue_backend
         self.components: dict[str, RunningComponent] = {}
         self._starting: dict[str, asyncio.Lock] = {}
+        self.remote: RemoteInvoker | None = None
+        self.host_id = "local"  # names this host in traces and metrics
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -116,7 +154,12 @@ class HostRuntime:
             )
             await pool.warm(spec.replicas)
             running = RunningComponent(
-                spec, digest, pool, exported_interfaces(self.engine.engine, compiled), time.time()
+                spec,
+                digest,
+                pool,
+                exported_interfaces(self.engine.engine, compiled),
+                time.time(),
+                export_functions(self.engine.engine, compiled),
             )
             # Swap only once the new one works: a bad update leaves the old one serving.
             self.components[spec.component_id] = running
@@ -135,6 +178,8 @@ class HostRuntime:
             component_id=spec.component_id,
             loop=asyncio.get_running_loop(),
             config=ComponentConfig(merge_config([spec.config])),
+            component_links=dict(spec.component_links),
+            invoke=self.invoke_sync,
         )
         for link in spec.links:
             if link.provider == "keyvalue":
@@ -181,8 +226,27 @@ class HostRuntime:
 
     # -- calls -------------------------------------------------------------
 
+    def invoke_sync(
+        self, target: str, interface: str, func: str, args: tuple[Any, ...], func_type: Any
+    ) -> Any:
+        """A linked component's call, on the caller's worker thread.
+
+        In-process when ``target`` runs here (nearly a function call: the values
+        wasmtime-py lifted from the caller are lowered straight into the callee),
+        otherwise over the lattice through ``self.remote``.
+        """
+        running = self.components.get(target)
+        if running is not None:
+            with tracing.component_call(target, func, self.host_id):
+                return running.pool.call_sync(running.export_named(interface), func, args)
+        if self.remote is None:
+            raise UnknownComponent(f"component {target} does not run on this host")
+        return self.remote(target, interface, func, args, func_type)
+
     async def call(self, component_id: str, interface: str, func: str, *args: Any) -> Any:
-        return await self.get(component_id).pool.call(interface, func, *args)
+        pool = self.get(component_id).pool
+        with tracing.component_call(component_id, func, self.host_id):
+            return await pool.call(interface, func, *args)
 
     async def handle_http(self, component_id: str, request: HttpRequest) -> HttpResponse:
         """The http-server provider's invoker: host errors become HTTP statuses."""

@@ -49,9 +49,12 @@ def _tls_context(options: NatsOptions) -> ssl.SSLContext | None:
 async def connect(options: NatsOptions, *, reconnect: bool = True) -> Client:
     """Connect, or raise ConnectError naming the URL and how to get a server."""
 
+    connected: list[Client] = []
+
     async def on_disconnect() -> None:
-        # A client without reconnect only disconnects when it closes on purpose.
-        if reconnect:
+        # Closing or draining on purpose also disconnects: only warn about real losses.
+        closing = connected and (connected[0].is_closed or connected[0].is_draining)
+        if reconnect and not closing:
             log.warning("disconnected from NATS at %s; reconnecting", options.url)
 
     async def on_reconnect() -> None:
@@ -63,9 +66,11 @@ async def connect(options: NatsOptions, *, reconnect: bool = True) -> Client:
     try:
         # nats-py retries the first connection like a reconnect (forever with -1):
         # bound the whole attempt so a missing server is a clear error, not a hang.
-        return await asyncio.wait_for(
+        client = await asyncio.wait_for(
             _connect(options, reconnect, on_disconnect, on_reconnect, on_error), CONNECT_TIMEOUT_S
         )
+        connected.append(client)
+        return client
     except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
         raise ConnectError(
             f"no NATS server at {options.url}: start one with `lattice up` "

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from lattice import tracing
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 4 * 2**20
@@ -115,6 +117,7 @@ class HttpServer:
         self.port = port
         self.max_body_bytes = max_body_bytes
         self._runner: web.AppRunner | None = None
+        self.host_id = "local"  # names this host in traces
 
     async def start(self) -> None:
         app = web.Application(client_max_size=self.max_body_bytes)
@@ -155,11 +158,12 @@ class HttpServer:
             headers=list(request.headers.items()),
             body=body,
         )
-        try:
-            response = await self.invoke(route.component_id, call)
-        except HandlerError as exc:
-            log.info("%s %s -> %s: %s", request.method, request.path, exc.status, exc)
-            return _text(exc.status, exc.public_message)
+        with tracing.http_span(request.method, request.path, request.headers, self.host_id):
+            try:
+                response = await self.invoke(route.component_id, call)
+            except HandlerError as exc:
+                log.info("%s %s -> %s: %s", request.method, request.path, exc.status, exc)
+                return _text(exc.status, exc.public_message)
         return web.Response(
             status=response.status, headers=list(response.headers), body=bytes(response.body)
         )

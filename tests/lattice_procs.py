@@ -27,6 +27,7 @@ class HostProcess:
     labels: dict[str, str] = field(default_factory=dict)
     heartbeat_s: float = 0.5
     http_port: int = 0
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> HostProcess:
@@ -49,7 +50,9 @@ class HostProcess:
             args += ["--label", f"{key}={value}"]
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.state_dir / "host.log", "wb")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+        )
         return self
 
     @property

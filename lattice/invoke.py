@@ -1,0 +1,102 @@
+"""Component invocations over NATS: request/reply on ``P.L.rpc.<component>.<interface>``.
+
+Every host running a component answers in the component's queue group, so NATS
+spreads calls over its replicas. A request carries the function name and the
+trace context in headers and the wire-encoded arguments (``host.wire``) as its
+body; the reply carries a status header and the encoded result or an error text.
+Payloads over the server's maximum are refused before sending, with the sizes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from lattice.errors import LatticeError, RemoteError, RequestTimeout
+from lattice.subjects import Subjects
+
+log = logging.getLogger(__name__)
+
+FUNC_HEADER = "wl-func"
+STATUS_HEADER = "wl-status"
+
+# handler(function name, body, headers) -> encoded result; raise to reply an error.
+InvocationHandler = Callable[[str, bytes, Mapping[str, str]], Awaitable[bytes]]
+
+
+class PayloadTooLarge(LatticeError):
+    pass
+
+
+def check_payload(nc: Client, data: bytes, what: str) -> None:
+    limit = nc.max_payload
+    if limit and len(data) > limit:
+        raise PayloadTooLarge(
+            f"{what} is {len(data)} bytes, over the lattice's max payload of {limit} bytes"
+        )
+
+
+async def invoke(
+    nc: Client,
+    subjects: Subjects,
+    component_id: str,
+    interface: str,
+    function: str,
+    payload: bytes,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout_s: float = 10.0,
+) -> bytes:
+    """Call ``interface#function`` on any host running ``component_id``."""
+    who = f"component {component_id} ({interface}#{function})"
+    check_payload(nc, payload, f"the arguments of {who}")
+    try:
+        msg = await nc.request(
+            subjects.rpc(component_id, interface),
+            payload,
+            timeout=timeout_s,
+            headers={**(headers or {}), FUNC_HEADER: function},
+        )
+    except nats.errors.NoRespondersError as exc:
+        raise RequestTimeout(f"no host runs {who}") from exc
+    except nats.errors.TimeoutError as exc:
+        raise RequestTimeout(f"{who} did not answer within {timeout_s:g} s") from exc
+    status = (msg.headers or {}).get(STATUS_HEADER, "ok")
+    if status != "ok":
+        raise RemoteError(f"{who}: {msg.data.decode(errors='replace')}", status)
+    return msg.data
+
+
+async def serve_component(
+    nc: Client,
+    subjects: Subjects,
+    component_id: str,
+    interface: str,
+    handler: InvocationHandler,
+) -> Subscription:
+    """Answer invocations of one exported interface, in the component's queue group."""
+
+    async def on_request(msg: Msg) -> None:
+        headers = dict(msg.headers or {})
+        function = headers.get(FUNC_HEADER, "")
+        try:
+            body = await handler(function, msg.data, headers)
+            check_payload(nc, body, f"the result of {component_id} ({interface}#{function})")
+            reply_headers = {STATUS_HEADER: "ok"}
+        except Exception as exc:  # every failure becomes an error reply, never a crash
+            body = str(exc).encode()
+            reply_headers = {STATUS_HEADER: getattr(exc, "status", "failed")}
+        if msg.reply:
+            try:
+                await nc.publish(msg.reply, body, headers=reply_headers)
+            except nats.errors.Error as exc:
+                log.warning("could not answer an invocation of %s: %s", component_id, exc)
+
+    return await nc.subscribe(
+        subjects.rpc(component_id, interface), queue=component_id, cb=on_request
+    )

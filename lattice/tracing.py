@@ -1,0 +1,176 @@
+"""Traces and metrics at the envelope boundary (HTTP in, NATS in and out).
+
+Domain code never touches OpenTelemetry: the http-server provider opens a
+server span per request, an invocation over NATS carries the W3C trace context
+in its headers (``inject_headers`` / ``server_span``), and the host records a
+span, a duration and a count per component call. So one HTTP request through a
+component, on to a component on another host, is one trace.
+
+``setup(service, traces=...)`` picks the exporter: ``console`` (development),
+``otlp`` (OTLP/HTTP; endpoint from the standard OTEL_EXPORTER_OTLP_* variables),
+``file:PATH`` (JSON lines, one span per line: used by the tests), or none.
+Without ``setup`` every call here is a cheap no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import context, metrics, propagate, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricExporter,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+TRACER = "wasmlattice"
+_tracer = trace.get_tracer(TRACER)
+_meter = metrics.get_meter(TRACER)
+_invocations = _meter.create_counter("wasmlattice.component.invocations", unit="1")
+_errors = _meter.create_counter("wasmlattice.component.errors", unit="1")
+_duration = _meter.create_histogram("wasmlattice.component.duration", unit="ms")
+_active = _meter.create_up_down_counter("wasmlattice.component.active_instances", unit="1")
+
+
+class JsonLinesExporter(SpanExporter):
+    """One JSON object per finished span, appended to a file (several processes may share)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = []
+        for span in spans:
+            ctx = span.get_span_context()
+            if ctx is None:
+                continue
+            parent = span.parent
+            lines.append(
+                json.dumps(
+                    {
+                        "name": span.name,
+                        "trace_id": format(ctx.trace_id, "032x"),
+                        "span_id": format(ctx.span_id, "016x"),
+                        "parent_id": format(parent.span_id, "016x") if parent else None,
+                        "kind": span.kind.name,
+                        "attributes": dict(span.attributes or {}),
+                        "status": span.status.status_code.name,
+                    }
+                )
+            )
+        with self._lock, self.path.open("a") as out:
+            out.write("".join(line + "\n" for line in lines))
+        return SpanExportResult.SUCCESS
+
+
+def setup(service: str, traces: str | None, metrics_export: str | None = None) -> None:
+    """Install exporters for this process (call once, at start)."""
+    resource = Resource.create({"service.name": service})
+    if traces:
+        provider = TracerProvider(resource=resource)
+        if traces.startswith("file:"):
+            provider.add_span_processor(
+                SimpleSpanProcessor(JsonLinesExporter(Path(traces[len("file:") :])))
+            )
+        elif traces == "console":
+            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+        elif traces == "otlp":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        else:
+            raise ValueError(f"unknown trace exporter {traces!r}: console, otlp or file:PATH")
+        trace.set_tracer_provider(provider)
+    if metrics_export:
+        exporter: MetricExporter
+        if metrics_export == "console":
+            exporter = ConsoleMetricExporter()
+        elif metrics_export == "otlp":
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                OTLPMetricExporter,
+            )
+
+            exporter = OTLPMetricExporter()
+        else:
+            raise ValueError(f"unknown metrics exporter {metrics_export!r}: console or otlp")
+        reader = PeriodicExportingMetricReader(exporter, export_interval_millis=10_000)
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+
+
+def shutdown() -> None:
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.shutdown()
+
+
+def inject_headers() -> dict[str, str]:
+    """The current trace context as message headers (traceparent, tracestate)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+@contextmanager
+def server_span(name: str, headers: Mapping[str, str], host_id: str) -> Iterator[Any]:
+    """A span continuing the trace a request's headers carry."""
+    parent = propagate.extract(dict(headers))
+    token = context.attach(parent)
+    try:
+        with _tracer.start_as_current_span(
+            name, kind=SpanKind.SERVER, attributes={"wasmlattice.host": host_id}
+        ) as span:
+            yield span
+    finally:
+        context.detach(token)
+
+
+@contextmanager
+def http_span(method: str, path: str, headers: Mapping[str, str], host_id: str) -> Iterator[Any]:
+    """The root (or continued) span of an incoming HTTP request."""
+    with server_span(f"HTTP {method}", headers, host_id) as span:
+        span.set_attribute("http.request.method", method)
+        span.set_attribute("url.path", path)
+        yield span
+
+
+@contextmanager
+def component_call(component_id: str, function: str, host_id: str) -> Iterator[None]:
+    """Span + metrics around one call into a component."""
+    attributes = {"wasmlattice.component": component_id, "wasmlattice.host": host_id}
+    with _tracer.start_as_current_span(
+        f"call {component_id} {function}", kind=SpanKind.INTERNAL, attributes=attributes
+    ) as span:
+        _invocations.add(1, attributes)
+        _active.add(1, attributes)
+        started = _now_ms()
+        try:
+            yield
+        except Exception as exc:
+            _errors.add(1, attributes)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            _active.add(-1, attributes)
+            _duration.record(_now_ms() - started, attributes)
+
+
+def _now_ms() -> float:
+    return time.perf_counter() * 1000
