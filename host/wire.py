@@ -677,20 +677,21 @@ class WireCodec:
 
     def encode_params(self, values: tuple[Any, ...]) -> bytes:
         """The wire form of a call's arguments, wasmtime-py values in declaration order."""
-        wire = self._convert_params(self._param_encoders, values, "values")
+        wire = self._convert_params(self._param_encoders, values, "a tuple")
         return _pack("params", wire)
 
     def decode_params(self, data: bytes) -> tuple[Any, ...]:
         """A call's arguments, ready to pass to the component's Func or FastFunc."""
-        return tuple(self._convert_params(self._param_decoders, _unpack("params", data), "array"))
+        return tuple(
+            self._convert_params(self._param_decoders, _unpack("params", data), "an array")
+        )
 
     @staticmethod
     def _convert_params(converts: tuple[Convert, ...], values: Any, kind: str) -> list[Any]:
         if not isinstance(values, list | tuple) or len(values) != len(converts):
-            raise WireError(
-                f"params: expected {kind} of {len(converts)} parameters, got {_got(values)}",
-                "params",
-            )
+            n = len(converts)
+            expected = f"{kind} of {n} parameter{'' if n == 1 else 's'}"
+            raise WireError(f"params: expected {expected}, got {_got(values)}", "params")
         try:
             converted: list[Any] = _convert_fixed(converts, values, copy=True)
             return converted
