@@ -19,6 +19,7 @@ up: components
 	$(BIN)/lattice up
 
 test: components
+	command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
 	$(BIN)/python -m pytest -q
 
 bench: components

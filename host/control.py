@@ -27,10 +27,13 @@ from lattice.messages import (
     LinkRef,
     Reply,
     ScaleComponent,
+    StartProvider,
     StopComponent,
     StopHost,
+    StopProvider,
     decode,
 )
+from providers.run import BadProviderConfig
 
 if TYPE_CHECKING:
     from host.daemon import HostDaemon
@@ -57,6 +60,9 @@ class ControlInterface:
             "inventory": (Empty, self.inventory),
             "stop": (StopHost, self.stop_host),
             "drain": (Empty, self.drain),
+            # out-of-process providers (host/supervisor.py)
+            "provider.start": (StartProvider, self.provider_start),
+            "provider.stop": (StopProvider, self.provider_stop),
         }
 
     async def handle(self, subject: str, data: bytes) -> Reply:
@@ -70,11 +76,7 @@ class ControlInterface:
             request = decode(model, data)
         except BadMessage as exc:
             return Reply.failure("bad_request", str(exc))
-        if (
-            self.daemon.draining
-            and isinstance(request, ScaleComponent)
-            and request.count > 0
-        ):
+        if self.daemon.draining and isinstance(request, ScaleComponent) and request.count > 0:
             return Reply.failure(
                 "unavailable", f"host {self.daemon.host_id} is draining: it takes no new replicas"
             )
@@ -160,6 +162,26 @@ class ControlInterface:
         if not await self.daemon.state.delete_config(request.name):
             raise UnknownComponent(f"no named config {request.name!r}")
         return Reply.success({"name": request.name})
+
+    # -- out-of-process providers (host/supervisor.py) ---------------------------
+
+    async def provider_start(self, request: StartProvider) -> Reply:
+        assert self.daemon.supervisor is not None
+        try:
+            description = await self.daemon.supervisor.start(request)
+        except BadProviderConfig as exc:
+            return Reply.failure("bad_request", str(exc))
+        return Reply.success(description.model_dump(mode="json"))
+
+    async def provider_stop(self, request: StopProvider) -> Reply:
+        assert self.daemon.supervisor is not None
+        description = await self.daemon.supervisor.stop(request.provider_id)
+        if description is None:
+            host_id = self.daemon.host_id
+            return Reply.failure(
+                "not_found", f"no provider {request.provider_id!r} runs on host {host_id}"
+            )
+        return Reply.success(description.model_dump(mode="json"))
 
     # -- labels, inventory, stop -----------------------------------------------
 

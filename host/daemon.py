@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from host.wire import WireCodec
-
 from host.control import ControlInterface
 from host.errors import UnknownComponent
 from host.identity import friendly_name, host_labels, stable_host_id
 from host.pool import Limits
 from host.runtime import ComponentSpec, HostRuntime, LinkSpec
 from host.supervisor import ProviderSupervisor
+from host.wire import WireCodec
 from lattice import tracing
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.errors import LatticeError
@@ -93,7 +92,7 @@ class HostDaemon:
         self._subscriptions: list[Any] = []
         # component id -> subscriptions serving its exports to other hosts
         self._served: dict[str, list[Any]] = {}
-        self._codecs: dict[int, WireCodec] = {}
+        self._codecs: dict[int, tuple[Any, WireCodec]] = {}
         self._stop_requested = asyncio.Event()
         # Out-of-process providers this host runs (created in start()).
         self.supervisor: ProviderSupervisor | None = None
@@ -265,11 +264,11 @@ class HostDaemon:
     # -- calls between components across hosts ------------------------------------
 
     def _codec(self, func_type: Any) -> WireCodec:
-        codec = self._codecs.get(id(func_type))
-        if codec is None:
-            # Keyed by identity: function types live as long as the linker that holds them.
-            codec = self._codecs[id(func_type)] = WireCodec.for_func(func_type)
-        return codec
+        # Keyed by identity, and the type kept alongside: a freed type's id may be reused.
+        cached = self._codecs.get(id(func_type))
+        if cached is None or cached[0] is not func_type:
+            cached = self._codecs[id(func_type)] = (func_type, WireCodec.for_func(func_type))
+        return cached[1]
 
     def _remote_invoke(
         self, target: str, interface: str, func: str, args: tuple[Any, ...], func_type: Any

@@ -18,9 +18,12 @@ from lattice.messages import (
     LabelPut,
     Link,
     LinkRef,
+    ProviderDescription,
     ScaleComponent,
+    StartProvider,
     StopComponent,
     StopHost,
+    StopProvider,
     decode,
 )
 from lattice.rpc import request_ok, scatter
@@ -83,6 +86,22 @@ class LatticeClient:
         return await self._host_call(
             host_id, "component.stop", StopComponent(component_id=component_id)
         )
+
+    # -- out-of-process providers (supervised by the host that starts them) ---------
+
+    async def start_provider(
+        self, host_id: str, request: StartProvider, timeout_s: float = 30.0
+    ) -> ProviderDescription:
+        # Generous: the host answers once the new process is healthy (or gave up).
+        data = await self._host_call(host_id, "provider.start", request, timeout_s)
+        return ProviderDescription.model_validate(data)
+
+    async def stop_provider(
+        self, host_id: str, provider_id: str, timeout_s: float = 15.0
+    ) -> ProviderDescription:
+        request = StopProvider(provider_id=provider_id)
+        data = await self._host_call(host_id, "provider.stop", request, timeout_s)
+        return ProviderDescription.model_validate(data)
 
     # -- links and config (straight to JetStream: works with no host running) ------
 

@@ -85,6 +85,16 @@ class ComponentDescription(Message):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
+class ProviderDescription(Message):
+    """An out-of-process provider a host supervises (``host.supervisor``)."""
+
+    provider_id: str
+    kind: str
+    pid: int | None = None  # None between an exit and the restart
+    healthy: bool = False
+    restarts: int = 0
+
+
 class HostInventory(Message):
     host_id: str
     friendly_name: str
@@ -94,6 +104,7 @@ class HostInventory(Message):
     components: list[ComponentDescription] = Field(default_factory=list)
     http_url: str | None = None
     draining: bool = False
+    providers: list[ProviderDescription] = Field(default_factory=list)
 
 
 # -- control requests ---------------------------------------------------------
@@ -151,6 +162,22 @@ class StopHost(Message):
     drain_timeout_s: float = Field(default=10.0, ge=0, le=600)
 
 
+class StartProvider(Message):
+    """Run an out-of-process provider on the addressed host, which supervises it.
+
+    ``config`` depends on the kind (``providers.run.PROVIDER_KINDS``); for
+    ``keyvalue-redis``: ``redis_url`` (required) and ``key_prefix``.
+    """
+
+    provider_id: str = Field(min_length=1, pattern=r"^[-_a-zA-Z0-9]+$")
+    kind: Literal["keyvalue-redis"]
+    config: dict[str, str] = Field(default_factory=dict)
+
+
+class StopProvider(Message):
+    provider_id: str = Field(min_length=1)
+
+
 # -- replies and events -------------------------------------------------------
 
 ErrorCode = Literal["bad_request", "not_found", "failed", "unavailable"]
@@ -191,4 +218,8 @@ EVENT_TYPES = (
     "labels_changed",
     "host_draining",
     "spec_changed",
+    "provider_started",
+    "provider_stopped",
+    "provider_restarted",
+    "provider_health_failed",
 )

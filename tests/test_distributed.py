@@ -108,6 +108,12 @@ async def test_nothing_answers_is_a_500_and_the_host_keeps_serving(
     assert (status, body["served_by"]) == (200, "host-b")
 
 
+def read_spans(path: Path) -> list[dict[str, object]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 async def test_one_request_is_one_trace_across_both_hosts(
     client: LatticeClient, two_hosts: dict[str, HostProcess], components: dict[str, Path],
     traces: Path,
@@ -119,8 +125,7 @@ async def test_one_request_is_one_trace_across_both_hosts(
     spans: list[dict[str, object]] = []
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        spans = [json.loads(line) for line in traces.read_text().splitlines()] if (
-            traces.exists()) else []
+        spans = read_spans(traces)
         if any(s["name"] == "HTTP GET" for s in spans) and any(
                 "greeter" in str(s["name"]) and s["attributes"].get(  # type: ignore[union-attr]
                     "wasmlattice.host") == "host-b" for s in spans):

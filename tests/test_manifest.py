@@ -30,7 +30,7 @@ from deploy.model import AppSpec, CapabilityDecl, ComponentDecl, LinkDecl, Scale
 REPO = Path(__file__).resolve().parent.parent
 SPECS = REPO / "examples" / "specs"
 BUILT = REPO / "build" / "components"
-VALID = ("hello.yaml", "counter.yaml", "daemon.yaml")
+VALID = ("hello.yaml", "counter.yaml", "daemon.yaml", "greeter.yaml")
 INVALID = sorted((SPECS / "invalid").glob("*.yaml"))
 
 HEAD = """\

@@ -18,6 +18,8 @@ SECTIONS: dict[str, str] = {
     "http": "bench.sections.http",
     "calls": "bench.sections.calls",
     "control": "bench.sections.control",
+    "controller": "bench.sections.controller",
+    "distributed": "bench.sections.distributed",
 }
 
 

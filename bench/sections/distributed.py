@@ -1,0 +1,590 @@
+"""Distributed calls: a linked call to a component on another host, next to the in-process call.
+
+A real two-host lattice, all local, set up as in tests/test_distributed.py: nats-server in a
+temp dir and two host daemons as their own processes (``lattice host``). ``front`` answers
+``GET /?name=Ada`` by calling ``greeter.greet`` through a link: in-process when the greeter
+runs on the same host, over NATS (``lattice.invoke``) otherwise. On host bench-a,
+front-local links to greeter-local (also on bench-a) and front-remote to greeter-remote (only
+on bench-b), so both paths serve side by side and every round measures both.
+
+The bench process is the client, and runs a greeter of its own (``HostRuntime``) for the
+in-process rows. Measured, targets interleaved round by round:
+
+1. sequential latency (one call in flight): the in-process linked call
+   (``HostRuntime.invoke_sync`` on a worker thread: what front pays when greeter is local),
+   ``HostRuntime.call`` (what the serving host does per remote call), the nats-py
+   request/reply floor (an echo in another process, same payload), the lattice invocation
+   (``lattice.invoke.invoke`` to bench-b, arguments and result through ``host.wire``), the
+   cross-host linked call as a host makes it (``HostDaemon._remote_invoke`` on a worker
+   thread), and HTTP end to end through front with greeter local vs remote;
+2. throughput: 16 calls in flight for a fixed window; calls/s, latency, CPU per call;
+3. where a cross-host call's time goes: each of its parts timed alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from bench.context import CACHE_DIR, LOG_DIR, Config, prepare_components
+from bench.loadgen import cpu_seconds, machine_busy_seconds
+from bench.procs import BenchProcessError, Server, spawn_server, stop, wait_ready
+from bench.sections.control import ECHO_SUBJECT
+from bench.stats import median, percentile
+from bench.table import Table, fmt, ratio
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+
+    from host.daemon import HostDaemon
+    from host.runtime import HostRuntime
+    from host.wire import WireCodec
+    from lattice.client import LatticeClient
+
+TITLE = "distributed calls: a linked call to another host over NATS vs the in-process call"
+
+CALLER, CALLEE = "bench-a", "bench-b"
+IN_PROCESS = "greeter-inproc"  # the bench process's own greeter
+REMOTE = "greeter-remote"
+# greeter id -> the host that runs it; front id -> (the greeter it links to, its HTTP path)
+GREETERS = {"greeter-local": CALLER, REMOTE: CALLEE}
+FRONTS = {"front-local": ("greeter-local", "/local"), "front-remote": (REMOTE, "/remote")}
+INTERFACE = "wasmlattice:demo/greeter"
+# What front passes for GET /?name=Ada, as a wire document (see host/wire.py).
+GREETING = {"name": "Ada", "times": 1, "style": "plain", "tags": [], "signature": None}
+QUERY = "?name=Ada"
+
+ROUNDS = 3
+CALLS = 500  # sequential calls per round, per target
+GETS = 200  # the same for HTTP targets (each is several times slower)
+WARMUP_CALLS = 50
+IN_FLIGHT = 16
+DURATION_S = 1.5
+WARMUP_S = 0.3  # of each throughput window: let the pools grow to their size first
+PART_CALLS = 2000
+GOAL_P50_MS = 1.0
+
+# Sequential rows, in display order: key -> label.
+LATENCY_ROWS = {
+    "inproc-linked": "in-process linked call (HostRuntime.invoke_sync, worker thread)",
+    "inproc-call": "in-process HostRuntime.call (hop to a worker thread and back)",
+    "echo": "NATS floor: nats-py request/reply, echo in another process",
+    "echo-header": "NATS floor + one header (wl-func), as invoke sends",
+    "invoke": f"lattice invoke to {CALLEE} (encode, request/reply, decode)",
+    "remote-linked": "cross-host linked call (HostDaemon._remote_invoke, worker thread)",
+    "http-local": "HTTP GET via front, greeter on the same host",
+    "http-remote": "HTTP GET via front, greeter on another host",
+}
+# Computed rows: label -> (key, baseline key); the difference of the two rows' percentiles.
+DIFFERENCES = {
+    "cross-host cost of the linked call (remote - in-process linked)": (
+        "remote-linked", "inproc-linked"),
+    "cross-host cost end to end (HTTP remote - HTTP local)": ("http-remote", "http-local"),
+}  # fmt: skip
+# Throughput rows, all run on the event loop with IN_FLIGHT concurrent callers.
+LOAD_ROWS = {
+    "inproc-call": "in-process HostRuntime.call (pool of 4, as a host)",
+    "echo": "NATS floor: nats-py request/reply, echo in another process",
+    "invoke": f"lattice invoke to {CALLEE}",
+    "http-local": "HTTP GET via front, greeter on the same host",
+    "http-remote": "HTTP GET via front, greeter on another host",
+}
+# Processes whose CPU time the throughput table reports, per call.
+CPU_COLUMNS = ["bench", CALLER, CALLEE, "nats-server"]
+
+AsyncCall = Callable[[], Awaitable[object]]
+Measure = Callable[[int], Awaitable[list[float]]]  # n calls -> µs per call
+
+
+@dataclass
+class Rig:
+    """Everything the measurements talk to."""
+
+    nc: Client
+    client: LatticeClient
+    http: aiohttp.ClientSession
+    http_url: str  # bench-a's HTTP server
+    runtime: HostRuntime  # this process's, running IN_PROCESS
+    daemon: HostDaemon  # never started: only its _remote_invoke is used
+    codec: WireCodec
+    func_type: Any
+    export: str  # greeter's exported (versioned) interface name
+    args: tuple[Any, ...]  # GREETING as wasmtime values
+    payload: bytes  # GREETING encoded
+    pids: dict[str, int | None]
+
+
+@dataclass
+class Load:
+    """One throughput window: latencies of calls started inside it, CPU seconds spent."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    cpu_s: dict[str, float | None] = field(default_factory=dict)
+
+
+def run(config: Config) -> list[Table]:
+    wasm = prepare_components(["front", "greeter"])
+    with tempfile.TemporaryDirectory(prefix="bench-distributed-") as tmp:
+        return asyncio.run(_run(config, wasm, Path(tmp)))
+
+
+async def _run(config: Config, wasm: dict[str, Path], tmp: Path) -> list[Table]:
+    # Imported here so that listing sections does not load the lattice packages.
+    from lattice.natsd import NatsServer
+
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    # Every process is stopped by pid on the way out, in reverse order, also on errors.
+    with contextlib.ExitStack() as procs:
+        nats_server = NatsServer(tmp / "nats", log_file=LOG_DIR / "distributed-nats.log")
+        nats_server.start()
+        procs.callback(nats_server.stop)
+        hosts = {}
+        for host_id in (CALLER, CALLEE):
+            hosts[host_id] = _start_host(nats_server.url, tmp / host_id, host_id)
+            procs.callback(stop, hosts[host_id], 15.0)
+        echo = spawn_server("distributed-echo", "bench.sections.control", "echo", nats_server.url)
+        procs.callback(stop, echo)
+        wait_ready(echo)
+        pids = {"bench": None, "nats-server": nats_server.pid}
+        pids.update({host_id: server.pid for host_id, server in hosts.items()})
+        return await _connect_and_measure(config, nats_server.url, hosts, pids, wasm, tmp)
+
+
+def _start_host(nats_url: str, state_dir: Path, host_id: str) -> Server:
+    from lattice.natsd import free_port
+
+    # The bench's compile cache, already filled: a start then deserialises, never compiles.
+    state_dir.mkdir(parents=True)
+    (state_dir / "compile-cache").symlink_to(CACHE_DIR, target_is_directory=True)
+    port = free_port()
+    log_path = LOG_DIR / f"distributed-{host_id}.log"
+    args = ["host", "--nats-url", nats_url, "--http-port", str(port)]
+    args += ["--state-dir", str(state_dir), "--host-id", host_id]
+    # No tracing or metrics exporter, whatever this shell sets: a host's default.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WASMLATTICE_")}
+    with open(log_path, "w") as log:
+        # Own session: a Ctrl-C reaches only the bench, which then stops the host by pid.
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "lattice"), *args], stdout=log,
+            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+        )  # fmt: skip
+    return Server(host_id, process, log_path, port)
+
+
+async def _connect_and_measure(
+    config: Config, nats_url: str, hosts: dict[str, Server], pids: dict[str, int | None],
+    wasm: dict[str, Path], tmp: Path,
+) -> list[Table]:  # fmt: skip
+    from lattice.client import LatticeClient
+    from lattice.connection import NatsOptions, connect
+
+    # No reconnect: closing at the end is then not reported as a lost connection.
+    nc = await connect(NatsOptions(nats_url, name="bench-distributed"), reconnect=False)
+    try:
+        client = LatticeClient(nc)
+        await _wait_for_hosts(client, hosts)
+        await _deploy(client, wasm)
+        async with contextlib.AsyncExitStack() as stack:
+            rig = await _rig(stack, nc, client, hosts[CALLER].port, wasm["greeter"], tmp)
+            rig.pids = pids
+            await _check_routing(rig)
+            return await _measure(rig, config)
+    finally:
+        await nc.close()
+
+
+async def _wait_for_hosts(
+    client: LatticeClient, hosts: dict[str, Server], timeout_s: float = 60.0
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for server in hosts.values():
+            if server.process.poll() is not None:
+                raise BenchProcessError(f"host {server.name} exited:\n{_tail(server.log_path)}")
+        if set(hosts) <= {host.host_id for host in await client.hosts(wait_s=0.2)}:
+            return
+        await asyncio.sleep(0.1)
+    raise BenchProcessError(f"the hosts did not join within {timeout_s} s")
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+async def _deploy(client: LatticeClient, wasm: dict[str, Path]) -> None:
+    """The greeters first, then each front after its links: a start reads its links."""
+    from lattice.messages import Link, ScaleComponent
+
+    for greeter, host_id in GREETERS.items():
+        # served_by names the host, so _check_routing can see where a call went.
+        request = ScaleComponent(component_id=greeter, source=str(wasm["greeter"]),
+                                 config={"served_by": host_id})  # fmt: skip
+        await client.scale(host_id, request)
+    for front, (greeter, path) in FRONTS.items():
+        await client.put_link(Link(source_id=front, target=greeter, namespace="wasmlattice",
+                                   package="demo", interfaces=["greeter"]))  # fmt: skip
+        await client.put_link(Link(source_id="http-server", target=front, namespace="wasmlattice",
+                                   package="http", name=front, config={"path": path}))  # fmt: skip
+        await client.scale(CALLER, ScaleComponent(component_id=front, source=str(wasm["front"])))
+
+
+async def _rig(
+    stack: contextlib.AsyncExitStack, nc: Client, client: LatticeClient, http_port: int,
+    greeter: Path, tmp: Path,
+) -> Rig:  # fmt: skip
+    import msgpack
+
+    from host.daemon import DEFAULT_MAX_CONCURRENCY
+    from host.pool import Limits
+    from host.runtime import ComponentSpec, HostRuntime
+    from host.wire import WireCodec
+
+    runtime = HostRuntime(CACHE_DIR)
+    stack.push_async_callback(runtime.close)
+    # Limits as a daemon sets them for a scale without max_concurrency.
+    spec = ComponentSpec(IN_PROCESS, str(greeter), config={"served_by": "bench"},
+                         limits=Limits(max_concurrency=DEFAULT_MAX_CONCURRENCY))  # fmt: skip
+    running = await runtime.start(spec)
+    export = running.export_named(INTERFACE)
+    # The function type a host reads at start (host.runtime.export_functions).
+    func_type = running.export_functions[export]["greet"]
+    codec = WireCodec.for_func(func_type)
+    payload: bytes = msgpack.packb([GREETING])
+    connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
+    http = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+    return Rig(nc, client, http, f"http://127.0.0.1:{http_port}", runtime,
+               _caller_daemon(nc, runtime, tmp / "caller"), codec, func_type, export,
+               codec.decode_params(payload), payload, {})  # fmt: skip
+
+
+def _caller_daemon(nc: Client, runtime: HostRuntime, state_dir: Path) -> HostDaemon:
+    """A daemon that is never started, wired to this process's connection, runtime and loop.
+
+    Only its ``_remote_invoke`` is used, so the cross-host row times the host's own code
+    (codec cache, trace headers, the hop to the event loop and back) rather than a copy.
+    """
+    from host.daemon import HostConfig, HostDaemon
+
+    daemon = HostDaemon(HostConfig(state_dir=state_dir, host_id="bench-caller"))
+    daemon.nc = nc
+    daemon.runtime = runtime
+    daemon._loop = asyncio.get_running_loop()
+    return daemon
+
+
+async def _check_routing(rig: Rig) -> None:
+    """Refuse to measure unless each path reaches the greeter it is meant to."""
+    for path, expected in (("/local", CALLER), ("/remote", CALLEE)):
+        async with rig.http.get(rig.http_url + path + QUERY) as response:
+            body = await response.json()
+            if response.status != 200 or body.get("served_by") != expected:
+                raise BenchProcessError(f"GET {path} answered {response.status} {body}")
+    reply = await _invoke(rig)
+    if getattr(reply, "served-by", None) != CALLEE:
+        raise BenchProcessError(f"invoke of {REMOTE} answered {reply!r}")
+
+
+# -- the calls -------------------------------------------------------------------------
+
+
+async def _invoke(rig: Rig) -> Any:
+    """The lattice invocation, as _remote_invoke does it but on the loop, without the hops."""
+    from lattice.invoke import invoke
+
+    payload = rig.codec.encode_params(rig.args)
+    data = await invoke(rig.nc, rig.client.subjects, REMOTE, INTERFACE, "greet", payload)
+    return rig.codec.decode_result(data)
+
+
+async def _get(rig: Rig, path: str) -> None:
+    async with rig.http.get(rig.http_url + path + QUERY) as response:
+        await response.read()
+        if response.status != 200:
+            raise BenchProcessError(f"GET {path} answered {response.status}")
+
+
+def _loop_calls(rig: Rig) -> dict[str, AsyncCall]:
+    """Calls made on the event loop, by key."""
+    from lattice.invoke import FUNC_HEADER
+
+    def request(headers: dict[str, str] | None) -> AsyncCall:
+        return lambda: rig.nc.request(ECHO_SUBJECT, rig.payload, timeout=2.0, headers=headers)
+
+    return {
+        "inproc-call": lambda: rig.runtime.call(IN_PROCESS, rig.export, "greet", *rig.args),
+        "echo": request(None),
+        "echo-header": request({FUNC_HEADER: "greet"}),
+        "invoke": lambda: _invoke(rig),
+        "http-local": lambda: _get(rig, "/local"),
+        "http-remote": lambda: _get(rig, "/remote"),
+    }
+
+
+def _thread_calls(rig: Rig) -> dict[str, Callable[[], object]]:
+    """Linked calls, made on a worker thread as a component's import call is."""
+    args = (rig.export, "greet", rig.args, rig.func_type)
+    return {
+        "inproc-linked": lambda: rig.runtime.invoke_sync(IN_PROCESS, *args),
+        "remote-linked": lambda: rig.daemon._remote_invoke(REMOTE, *args),
+    }
+
+
+def _measures(rig: Rig) -> dict[str, Measure]:
+    on_loop = {key: _timed_on_loop(call) for key, call in _loop_calls(rig).items()}
+    on_thread = {key: _timed_on_thread(call) for key, call in _thread_calls(rig).items()}
+    both = on_loop | on_thread
+    return {key: both[key] for key in LATENCY_ROWS}
+
+
+def _timed_on_loop(call: AsyncCall) -> Measure:
+    async def measure(calls: int) -> list[float]:
+        times = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            await call()
+            times.append((time.perf_counter() - started) * 1e6)
+        return times
+
+    return measure
+
+
+def _timed_on_thread(call: Callable[[], object]) -> Measure:
+    # The whole loop runs on one worker thread: the event loop stays free to send and
+    # receive the cross-host calls, as in a host, and is not timed as an extra hop.
+    async def measure(calls: int) -> list[float]:
+        return await asyncio.to_thread(_time_sync, call, calls)
+
+    return measure
+
+
+def _time_sync(call: Callable[[], object], calls: int) -> list[float]:
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1e6)
+    return times
+
+
+# -- measuring -------------------------------------------------------------------------
+
+
+async def _measure(rig: Rig, config: Config) -> list[Table]:
+    rounds, duration_s = config.rounds_or(ROUNDS), config.duration_or(DURATION_S)
+    measures, loop_calls = _measures(rig), _loop_calls(rig)
+    # Untimed: first calls, and every pool grown to its size under load.
+    for measure in measures.values():
+        await measure(WARMUP_CALLS)
+    for key in LOAD_ROWS:
+        await _closed_loop(loop_calls[key], {}, 0.5)
+    sequential: dict[str, list[float]] = defaultdict(list)
+    loads: dict[str, list[Load]] = defaultdict(list)
+    for _ in range(rounds):
+        # Interleaved, so a busy phase of a shared machine hits every target.
+        for key, measure in measures.items():
+            sequential[key] += await measure(GETS if key.startswith("http") else CALLS)
+        for key in LOAD_ROWS:
+            loads[key].append(await _closed_loop(loop_calls[key], rig.pids, duration_s))
+    parts = await _measure_parts(rig)
+    return [
+        _latency_table(sequential, rounds),
+        _load_table(loads, duration_s),
+        _parts_table(parts, sequential),
+    ]
+
+
+async def _closed_loop(call: AsyncCall, pids: dict[str, int | None], duration_s: float) -> Load:
+    """IN_FLIGHT callers back to back; only calls started inside the window count."""
+    load = Load()
+    now = time.perf_counter()
+    start, end = now + WARMUP_S, now + WARMUP_S + duration_s
+
+    async def caller() -> None:
+        while (started := time.perf_counter()) < end:
+            try:
+                await call()
+                ok = True
+            except Exception:  # counted, not fatal: the table shows errors
+                ok = False
+            if started >= start:
+                if ok:
+                    load.latencies_ms.append((time.perf_counter() - started) * 1000)
+                else:
+                    load.errors += 1
+
+    callers = [asyncio.create_task(caller()) for _ in range(IN_FLIGHT)]
+    await asyncio.sleep(start - time.perf_counter())
+    before = _cpu(pids)
+    await asyncio.sleep(end - time.perf_counter())
+    after = _cpu(pids)
+    await asyncio.gather(*callers)
+    load.cpu_s = {name: _delta(before[name], after[name]) for name in before}
+    return load
+
+
+def _cpu(pids: dict[str, int | None]) -> dict[str, float | None]:
+    """CPU seconds so far per process (None: this one), and the whole machine's."""
+    sample = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    sample["machine"] = machine_busy_seconds()
+    return sample
+
+
+def _delta(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
+
+
+async def _measure_parts(rig: Rig) -> dict[str, float]:
+    """Median µs of each part of a cross-host call that can be timed alone."""
+    codec = rig.codec
+    result = await rig.runtime.call(IN_PROCESS, rig.export, "greet", *rig.args)
+    encoded = codec.encode_result(result)
+    parts = {
+        "encode-params": _time_sync(lambda: codec.encode_params(rig.args), PART_CALLS),
+        "decode-params": _time_sync(lambda: codec.decode_params(rig.payload), PART_CALLS),
+        "encode-result": _time_sync(lambda: codec.encode_result(result), PART_CALLS),
+        "decode-result": _time_sync(lambda: codec.decode_result(encoded), PART_CALLS),
+        "hop": await asyncio.to_thread(_time_sync, _loop_hop(), PART_CALLS),
+    }
+    return {key: median(times) or 0.0 for key, times in parts.items()}
+
+
+def _loop_hop() -> Callable[[], object]:
+    """A worker thread's round trip through the event loop, as _remote_invoke makes it."""
+    loop = asyncio.get_running_loop()
+
+    async def nothing() -> None:
+        pass
+
+    return lambda: asyncio.run_coroutine_threadsafe(nothing(), loop).result()
+
+
+# -- tables ----------------------------------------------------------------------------
+
+
+def _ms(us: float | None) -> str:
+    return fmt(None if us is None else us / 1000, 3)
+
+
+def _pct(samples: Sequence[float], pct: float) -> float | None:
+    return percentile(sorted(samples), pct)
+
+
+def _latency_table(sequential: dict[str, list[float]], rounds: int) -> Table:
+    table = Table(
+        f"Sequential calls (one in flight), ms, all calls of {rounds} interleaved rounds",
+        ["call", "p50", "p90", "p99", "p50 vs in-process linked", "calls"],
+    )
+    base = _pct(sequential["inproc-linked"], 50)
+    for key, label in LATENCY_ROWS.items():
+        samples = sequential[key]
+        table.add(label, *(_ms(_pct(samples, p)) for p in (50, 90, 99)),
+                  ratio(_pct(samples, 50), base), f"{len(samples):,}")  # fmt: skip
+    for label, (key, base_key) in DIFFERENCES.items():
+        diffs = [_minus(_pct(sequential[key], p), _pct(sequential[base_key], p))
+                 for p in (50, 90, 99)]  # fmt: skip
+        table.add(label, *(_ms(d) for d in diffs), "-", "-")
+    table.notes += _latency_notes(sequential)
+    return table
+
+
+def _latency_notes(sequential: dict[str, list[float]]) -> list[str]:
+    p50_ms = (_pct(sequential["remote-linked"], 50) or 0.0) / 1000
+    verdict = "met" if p50_ms <= GOAL_P50_MS else f"missed by {p50_ms - GOAL_P50_MS:.3f} ms"
+    return [
+        f"Aim: cross-host linked call p50 <= {GOAL_P50_MS:g} ms on loopback: {verdict} "
+        f"({p50_ms:.3f} ms).",
+        'The greeter call: greet({name: "Ada", times: 1, style: plain, tags: [], '
+        "signature: none}) -> ok({text, served-by, length}); 47 bytes of arguments, 46 of "
+        "result on the wire. Differences are differences of the percentiles.",
+    ]
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _load_table(loads: dict[str, list[Load]], duration_s: float) -> Table:
+    table = Table(
+        f"Throughput, {IN_FLIGHT} calls in flight, median of {len(loads['echo'])} rounds x "
+        f"{duration_s:g} s",
+        ["call", "calls/s", "calls/s per round", "p50 ms", "p99 ms",
+         *(f"CPU µs/call {name}" for name in CPU_COLUMNS), "other CPU %", "errors"],
+    )  # fmt: skip
+    for key, label in LOAD_ROWS.items():
+        table.add(label, *_load_cells(loads[key], duration_s))
+    from host.daemon import DEFAULT_MAX_CONCURRENCY
+
+    table.notes += [
+        "CPU µs/call: CPU time (all threads) of the bench process (the caller, and the "
+        f"in-process greeter), host {CALLER} (fronts, greeter-local), host {CALLEE} "
+        "(greeter-remote) and nats-server, per call. other CPU % (of one core): the rest "
+        "of the machine, including the echo responder on the floor row.",
+        f"In-process: the pool has {DEFAULT_MAX_CONCURRENCY} instances and worker threads, "
+        f"a host's default; the {IN_FLIGHT} callers queue for them.",
+    ]
+    return table
+
+
+def _load_cells(rounds: list[Load], duration_s: float) -> list[str]:
+    rates = [len(load.latencies_ms) / duration_s for load in rounds]
+    cells = [fmt(median(rates), 0), "/".join(fmt(rate, 0) for rate in rates)]
+    cells += [fmt(median([_pct(load.latencies_ms, p) or 0.0 for load in rounds]), 2)
+              for p in (50, 99)]  # fmt: skip
+    for name in CPU_COLUMNS:
+        cells.append(fmt(median(_per_call_us(rounds, name)), 0))
+    cells.append(fmt(median([_other_pct(load, duration_s) for load in rounds]), 0))
+    cells.append(str(sum(load.errors for load in rounds)))
+    return cells
+
+
+def _per_call_us(rounds: list[Load], name: str) -> list[float]:
+    return [cpu / len(load.latencies_ms) * 1e6 for load in rounds
+            if (cpu := load.cpu_s.get(name)) is not None and load.latencies_ms]  # fmt: skip
+
+
+def _other_pct(load: Load, duration_s: float) -> float:
+    machine = load.cpu_s.get("machine") or 0.0
+    known = sum(load.cpu_s.get(name) or 0.0 for name in CPU_COLUMNS)
+    return max(0.0, machine - known) / duration_s * 100
+
+
+def _parts_table(parts: dict[str, float], sequential: dict[str, list[float]]) -> Table:
+    table = Table(
+        "Where a cross-host linked call's time goes, µs, median (parts timed alone)",
+        ["part", "µs", "where it runs"],
+    )
+    p50 = {key: _pct(samples, 50) or 0.0 for key, samples in sequential.items()}
+    rows = [
+        ("encode the arguments (WireCodec.encode_params)", parts["encode-params"], "caller"),
+        ("worker thread -> event loop -> back (run_coroutine_threadsafe)", parts["hop"],
+         "caller"),
+        ("NATS request/reply with a header (nats-py floor)", p50["echo-header"], "both + nats"),
+        ("decode the arguments (WireCodec.decode_params)", parts["decode-params"], "callee"),
+        ("HostRuntime.call: worker-thread hop + greet in wasm", p50["inproc-call"], "callee"),
+        ("encode the result (WireCodec.encode_result)", parts["encode-result"], "callee"),
+        ("decode the result (WireCodec.decode_result)", parts["decode-result"], "caller"),
+    ]  # fmt: skip
+    for label, us, where in rows:
+        table.add(label, fmt(us, 1), where)
+    total = sum(us for _, us, _ in rows)
+    measured = p50["remote-linked"]
+    table.add("sum of the parts", fmt(total, 1), "")
+    table.add("measured: cross-host linked call, p50 (first table)", fmt(measured, 1), "")
+    table.add("remainder: invoke/serve_component wrappers, scheduling", fmt(measured - total, 1),
+              "")  # fmt: skip
+    table.add("for comparison: in-process linked call, p50", fmt(p50["inproc-linked"], 1),
+              "caller")  # fmt: skip
+    return table

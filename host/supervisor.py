@@ -1,0 +1,390 @@
+"""Out-of-process providers owned by this host: start, watch, restart, stop.
+
+A provider such as ``keyvalue-redis`` runs as its own process
+(``python -m providers.run``) and serves the whole lattice over NATS, so a
+component on any host reaches it by linking with ``provider=<id>``. The host that
+was asked to run it (``provider.start``) only owns the process:
+
+- it spawns ``sys.executable -m providers.run KIND`` with the host's NATS URL and
+  lattice name, config in the environment (never on the command line), output
+  appended to ``<state-dir>/providers/<id>.log``, and waits for the first healthy
+  answer, so a provider that cannot start is an error reply naming why;
+- it asks the process's own health subject (``health.<instance-id>``: replicas
+  elsewhere share every other subject of the provider) every second;
+- it replaces a process that exits, or fails ``HEALTH_FAILURES`` checks in a row,
+  after a backoff doubling from 0.25 s to 10 s (back to 0.25 s once a process
+  stayed up ``STABLE_S``);
+- it stops it by pid (SIGTERM, then SIGKILL) on ``provider.stop`` and when the
+  host shuts down. A host killed outright cannot do that, so the process also
+  watches its parent pid and exits when the host is gone: no orphans.
+
+Events: ``provider_started``, ``provider_stopped``, ``provider_restarted``,
+``provider_health_failed``. Links live in JetStream, so a restart changes nothing
+for the components using the provider but the calls that fail meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from host.errors import HostError
+from lattice.connection import Connection, NatsOptions
+from lattice.errors import LatticeError
+from lattice.messages import Empty, ProviderDescription, StartProvider
+from lattice.provider_messages import health_operation
+from lattice.rpc import request_ok
+from lattice.subjects import Subjects
+from providers.run import launch_env
+
+log = logging.getLogger(__name__)
+
+HEALTH_INTERVAL_S = 1.0
+HEALTH_TIMEOUT_S = 1.0
+HEALTH_FAILURES = 3
+# A new process gets this long to answer its first health check (Python start-up
+# on a loaded machine); failures before that do not count.
+STARTUP_TIMEOUT_S = 15.0
+BACKOFF_INITIAL_S = 0.25
+BACKOFF_MAX_S = 10.0
+STABLE_S = 10.0
+STOP_TIMEOUT_S = 5.0
+# How often a watched process is polled for its exit between health checks.
+EXIT_POLL_S = 0.1
+
+Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class ProviderError(HostError):
+    """A provider could not be started or is already running differently."""
+
+
+@dataclass
+class Supervised:
+    """One provider this host runs, and the process currently serving it."""
+
+    request: StartProvider
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    instance_id: str = ""
+    spawned_at: float = 0.0
+    restarts: int = 0
+    healthy: bool = False
+    ever_healthy: bool = False  # this process has answered a health check
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def provider_id(self) -> str:
+        return self.request.provider_id
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def exit_code(self) -> int | None:
+        return self.process.poll() if self.process is not None else None
+
+    def describe(self) -> ProviderDescription:
+        alive = self.process is not None and self.process.poll() is None
+        return ProviderDescription(
+            provider_id=self.provider_id,
+            kind=self.request.kind,
+            pid=self.pid if alive else None,
+            healthy=self.healthy and alive,
+            restarts=self.restarts,
+        )
+
+
+class ProviderSupervisor:
+    def __init__(
+        self,
+        nc: Connection,
+        subjects: Subjects,
+        nats: NatsOptions,
+        host_id: str,
+        log_dir: Path,
+        publish: Publish,
+    ) -> None:
+        self.nc = nc
+        self.subjects = subjects
+        self.nats = nats
+        self.host_id = host_id
+        self.log_dir = log_dir
+        self._publish = publish
+        self.providers: dict[str, Supervised] = {}
+        self._closed = False
+
+    def describe(self) -> list[ProviderDescription]:
+        return [self.providers[p].describe() for p in sorted(self.providers)]
+
+    # -- provider.start / provider.stop ------------------------------------------------
+
+    async def start(self, request: StartProvider) -> ProviderDescription:
+        """Spawn the provider and wait until it is healthy; idempotent for the same request."""
+        if self._closed:
+            raise ProviderError(f"host {self.host_id} is shutting down")
+        launch_env(request.kind, request.config)  # BadProviderConfig before anything runs
+        current = self.providers.get(request.provider_id)
+        if current is not None:
+            if current.request == request:
+                return current.describe()
+            raise ProviderError(
+                f"provider {request.provider_id} already runs on host {self.host_id} "
+                "with another kind or config: stop it first"
+            )
+        entry = Supervised(request, self.log_dir / f"{request.provider_id}.log")
+        self.providers[request.provider_id] = entry  # claims the id while it starts
+        try:
+            self._spawn(entry)
+            await self._until_healthy(entry)
+            if self.providers.get(request.provider_id) is not entry:  # stopped meanwhile
+                raise ProviderError(f"provider {request.provider_id} was stopped while starting")
+        except BaseException:
+            self.providers.pop(request.provider_id, None)
+            self._terminate_now(entry)
+            raise
+        entry.task = asyncio.create_task(
+            self._supervise(entry), name=f"provider-{request.provider_id}"
+        )
+        entry.task.add_done_callback(_log_crash)
+        await self._event("provider_started", entry)
+        return entry.describe()
+
+    async def stop(self, provider_id: str) -> ProviderDescription | None:
+        """Stop the provider by pid; None if this host runs no such provider."""
+        entry = self.providers.pop(provider_id, None)
+        if entry is None:
+            return None
+        description = entry.describe()
+        await self._halt(entry, "stopped")
+        return description
+
+    async def close(self) -> None:
+        """Stop every provider (host shutdown); no new one starts afterwards."""
+        self._closed = True
+        entries = list(self.providers.values())
+        self.providers.clear()
+        await asyncio.gather(*(self._halt(e, "host stopping") for e in entries))
+
+    async def _halt(self, entry: Supervised, reason: str) -> None:
+        if entry.task is not None:
+            entry.task.cancel()
+            await asyncio.wait([entry.task])  # finished, without re-raising its cancellation
+        pid = entry.pid
+        await self._terminate(entry)
+        await self._event("provider_stopped", entry, pid=pid, reason=reason)
+        log.info("provider %s (pid %s) stopped: %s", entry.provider_id, pid, reason)
+
+    # -- processes -----------------------------------------------------------------------
+
+    def _command(self, entry: Supervised) -> list[str]:
+        args = [
+            sys.executable,
+            "-m",
+            "providers.run",
+            entry.request.kind,
+            "--provider-id",
+            entry.provider_id,
+            "--nats-url",
+            self.nats.url,
+            "--lattice",
+            self.subjects.lattice,
+            "--subject-prefix",
+            self.subjects.prefix,
+            "--instance-id",
+            entry.instance_id,
+            "--parent-pid",
+            str(os.getpid()),
+        ]
+        for flag, value in (
+            ("--nats-creds", self.nats.credentials_file),
+            ("--tls-ca", self.nats.tls_ca_file),
+            ("--tls-cert", self.nats.tls_cert_file),
+            ("--tls-key", self.nats.tls_key_file),
+        ):
+            if value:
+                args += [flag, value]
+        return args
+
+    def _environment(self, entry: Supervised) -> dict[str, str]:
+        env = {**os.environ, **launch_env(entry.request.kind, entry.request.config)}
+        # Secrets travel in the environment: a command line is visible to every user.
+        for name, value in (
+            ("WASMLATTICE_NATS_USER", self.nats.user),
+            ("WASMLATTICE_NATS_PASSWORD", self.nats.password),
+            ("WASMLATTICE_NATS_TOKEN", self.nats.token),
+        ):
+            if value:
+                env[name] = value
+        return env
+
+    def _spawn(self, entry: Supervised) -> None:
+        """Start a new process for ``entry`` (synchronously: no await between fork and record)."""
+        entry.instance_id = uuid.uuid4().hex[:12]
+        entry.healthy = entry.ever_healthy = False
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(entry.log_path, "ab") as out:
+            try:
+                # A session of its own: Ctrl-C at the host's terminal reaches the host,
+                # which stops the provider in order.
+                entry.process = subprocess.Popen(
+                    self._command(entry),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=self._environment(entry),
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                entry.process = None
+                raise ProviderError(f"cannot run {sys.executable}: {exc}") from exc
+        entry.spawned_at = time.monotonic()
+        log.info("provider %s started as pid %s", entry.provider_id, entry.pid)
+
+    async def _terminate(self, entry: Supervised) -> None:
+        """SIGTERM, wait up to STOP_TIMEOUT_S, then SIGKILL; always reaps the process."""
+        process = entry.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        if not await _exited(process, STOP_TIMEOUT_S):
+            log.warning("provider %s ignored SIGTERM: killing it", entry.provider_id)
+            self._terminate_now(entry)
+
+    def _terminate_now(self, entry: Supervised) -> None:
+        process = entry.process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
+    # -- health and restarts -------------------------------------------------------------
+
+    async def _check(self, entry: Supervised) -> str | None:
+        """None if the process answers its health subject, else why not."""
+        subject = self.subjects.provider(entry.provider_id, health_operation(entry.instance_id))
+        try:
+            await request_ok(
+                self.nc,
+                subject,
+                Empty(),
+                timeout_s=HEALTH_TIMEOUT_S,
+                who=f"provider {entry.provider_id} (pid {entry.pid})",
+            )
+        except LatticeError as exc:
+            return str(exc)
+        entry.healthy = entry.ever_healthy = True
+        return None
+
+    async def _until_healthy(self, entry: Supervised) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        error: str | None = "no answer yet"
+        while time.monotonic() < deadline:
+            code = entry.exit_code()
+            if code is not None:
+                raise ProviderError(f"provider {entry.provider_id} {_exit_reason(entry, code)}")
+            error = await self._check(entry)
+            if error is None:
+                return
+            await asyncio.sleep(EXIT_POLL_S)
+        raise ProviderError(
+            f"provider {entry.provider_id} was not healthy within {STARTUP_TIMEOUT_S:g} s: {error}"
+        )
+
+    async def _supervise(self, entry: Supervised) -> None:
+        """Watch the process; replace it with backoff whenever it must go."""
+        delay = BACKOFF_INITIAL_S
+        while True:
+            reason = await self._watch(entry)
+            log.warning("provider %s (pid %s) %s", entry.provider_id, entry.pid, reason)
+            await self._terminate(entry)
+            if time.monotonic() - entry.spawned_at >= STABLE_S:
+                delay = BACKOFF_INITIAL_S
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX_S)
+            entry.restarts += 1
+            try:
+                self._spawn(entry)
+            except ProviderError as exc:
+                log.warning("restarting provider %s failed: %s", entry.provider_id, exc)
+                continue  # _watch returns at once for a missing process: next backoff
+            await self._event("provider_restarted", entry, reason=reason)
+
+    async def _watch(self, entry: Supervised) -> str:
+        """Return once the process exited or failed HEALTH_FAILURES checks in a row."""
+        failures = 0
+        while True:
+            code = entry.exit_code()
+            if entry.process is None or code is not None:
+                entry.healthy = False
+                return _exit_reason(entry, code)
+            error = await self._check(entry)
+            if error is None:
+                failures = 0
+            elif entry.ever_healthy or time.monotonic() - entry.spawned_at > STARTUP_TIMEOUT_S:
+                entry.healthy = False
+                failures += 1
+                if failures >= HEALTH_FAILURES:
+                    await self._event("provider_health_failed", entry, error=error)
+                    return f"failed {failures} health checks: {error}"
+            if entry.process is not None:
+                await _exited(entry.process, HEALTH_INTERVAL_S)
+
+    async def _event(self, event_type: str, entry: Supervised, **extra: Any) -> None:
+        data: dict[str, Any] = {
+            "host_id": self.host_id,
+            "provider_id": entry.provider_id,
+            "kind": entry.request.kind,
+            "pid": entry.pid,
+            "restarts": entry.restarts,
+        }
+        await self._publish(event_type, {**data, **extra})
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    # A supervising loop only ends by cancellation; anything else is a bug to see.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped supervising", task.get_name(), exc_info=task.exception())
+
+
+async def _exited(process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Wait up to ``seconds`` for the process to exit (and reap it); True if it did."""
+    # Polling keeps the process a plain Popen (spawned without an await, so a
+    # cancelled start never loses a pid) and notices a crash within EXIT_POLL_S.
+    for _ in range(max(1, round(seconds / EXIT_POLL_S))):
+        if process.poll() is not None:
+            return True
+        await asyncio.sleep(EXIT_POLL_S)
+    return process.poll() is not None
+
+
+def _exit_reason(entry: Supervised, code: int | None) -> str:
+    if code is None:
+        return "could not be started"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:  # a signal number without a name
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}: {_last_line(entry)}"
+
+
+def _last_line(entry: Supervised) -> str:
+    """The last line the process wrote (its error message, when it failed to start)."""
+    try:
+        with open(entry.log_path, "rb") as log_file:
+            log_file.seek(0, os.SEEK_END)
+            log_file.seek(max(0, log_file.tell() - 4096))
+            lines = log_file.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return lines[-1] if lines else "(no output)"

@@ -1,0 +1,239 @@
+"""Run an out-of-process provider: ``python -m providers.run KIND --provider-id ID ...``.
+
+A provider process serves one backend to the whole lattice over NATS (see
+``providers.remote``); components on any host reach it by linking with config
+``provider=<ID>``. A host's supervisor (``host.supervisor``) starts one with
+``provider.start``, but it runs just as well by hand::
+
+    python -m providers.run keyvalue-redis --provider-id kv-redis \\
+        --nats-url nats://127.0.0.1:4222 --redis-url redis://127.0.0.1:6379/0
+
+Kinds and their config (``StartProvider.config``) are listed in ``PROVIDER_KINDS``.
+Each config value reaches the process in an environment variable rather than on
+its command line, which every user of the machine can read (a Redis URL may hold
+a password); the matching flags are there for running by hand.
+
+Start-up checks every dependency: if Redis or NATS cannot be reached the process
+exits with status 1 and one line on stderr saying which. After that an outage
+never ends the process: calls fail, health answers ``unavailable``, and both
+recover when the dependency does. SIGTERM or SIGINT is a clean exit (status 0),
+and so is the end of the parent host (``--parent-pid``), so a host killed with
+SIGKILL leaves no provider behind. Logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from lattice.connection import NatsOptions, connect
+from lattice.errors import ConnectError
+from lattice.subjects import DEFAULT_LATTICE, DEFAULT_PREFIX, Subjects
+from providers.keyvalue import KeyValueError
+from providers.redis_kv import DEFAULT_PREFIX as DEFAULT_KEY_PREFIX
+from providers.redis_kv import RedisKeyValue, redacted
+from providers.remote import serve_keyvalue
+
+log = logging.getLogger("providers.run")
+
+# How often a provider with --parent-pid checks that its parent still lives.
+PARENT_POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class ProviderKind:
+    """What ``StartProvider.config`` may hold for one kind, and where each key goes."""
+
+    required: tuple[str, ...]
+    env: Mapping[str, str]  # config key -> environment variable of the process
+
+
+PROVIDER_KINDS: dict[str, ProviderKind] = {
+    "keyvalue-redis": ProviderKind(
+        required=("redis_url",),
+        env={
+            "redis_url": "WASMLATTICE_REDIS_URL",
+            "key_prefix": "WASMLATTICE_REDIS_KEY_PREFIX",
+        },
+    ),
+}
+
+
+class BadProviderConfig(ValueError):
+    """A StartProvider names an unknown kind or config the kind does not take."""
+
+
+def launch_env(kind: str, config: Mapping[str, str]) -> dict[str, str]:
+    """The environment that hands ``config`` to a ``kind`` process; checks it first."""
+    spec = PROVIDER_KINDS.get(kind)
+    if spec is None:
+        known = ", ".join(sorted(PROVIDER_KINDS))
+        raise BadProviderConfig(f"unknown provider kind {kind!r} (known: {known})")
+    unknown = sorted(set(config) - set(spec.env))
+    if unknown:
+        raise BadProviderConfig(
+            f"{kind} takes no config {', '.join(unknown)} (it takes {', '.join(sorted(spec.env))})"
+        )
+    missing = [key for key in spec.required if not config.get(key)]
+    if missing:
+        raise BadProviderConfig(f"{kind} needs config {', '.join(missing)}")
+    return {spec.env[key]: value for key, value in config.items()}
+
+
+class StartupError(Exception):
+    """A dependency is unreachable at start: exit 1 with this message."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    provider_id: str
+    nats: NatsOptions
+    subjects: Subjects
+    instance_id: str | None
+    parent_pid: int | None
+
+
+# -- the command line -----------------------------------------------------------------
+
+
+@click.group()
+def main() -> None:
+    """Run an out-of-process provider for a wasmlattice lattice."""
+
+
+def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--provider-id", required=True, help="The id components link to."),
+        click.option("--nats-url", envvar="WASMLATTICE_NATS_URL", default="nats://127.0.0.1:4222"),
+        click.option("--nats-user", envvar="WASMLATTICE_NATS_USER", default=None),
+        click.option("--nats-password", envvar="WASMLATTICE_NATS_PASSWORD", default=None),
+        click.option("--nats-token", envvar="WASMLATTICE_NATS_TOKEN", default=None),
+        click.option("--nats-creds", default=None, help="NATS credentials file."),
+        click.option("--tls-ca", default=None),
+        click.option("--tls-cert", default=None),
+        click.option("--tls-key", default=None),
+        click.option("--lattice", envvar="WASMLATTICE_LATTICE", default=DEFAULT_LATTICE),
+        click.option("--subject-prefix", default=DEFAULT_PREFIX),
+        click.option("--instance-id", default=None, help="This process's health subject."),
+        click.option("--parent-pid", type=int, default=None, help="Exit when it is gone."),
+        click.option("-v", "--verbose", count=True),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _run_options(kw: dict[str, Any]) -> RunOptions:
+    provider_id = kw["provider_id"]
+    nats = NatsOptions(
+        url=kw["nats_url"],
+        user=kw["nats_user"],
+        password=kw["nats_password"],
+        token=kw["nats_token"],
+        credentials_file=kw["nats_creds"],
+        tls_ca_file=kw["tls_ca"],
+        tls_cert_file=kw["tls_cert"],
+        tls_key_file=kw["tls_key"],
+        name=f"provider-{provider_id}",
+    )
+    try:
+        subjects = Subjects(lattice=kw["lattice"], prefix=kw["subject_prefix"])
+        subjects.provider(provider_id, "kv")  # checks the id
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return RunOptions(provider_id, nats, subjects, kw["instance_id"], kw["parent_pid"])
+
+
+def _setup_logging(verbose: int, provider_id: str) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format=f"%(asctime)s %(levelname)-7s provider {provider_id} %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@main.command("keyvalue-redis")
+@click.option("--redis-url", envvar="WASMLATTICE_REDIS_URL", required=True)
+@click.option("--key-prefix", envvar="WASMLATTICE_REDIS_KEY_PREFIX", default=DEFAULT_KEY_PREFIX)
+@common_options
+def keyvalue_redis(redis_url: str, key_prefix: str, verbose: int, **kw: Any) -> None:
+    """Serve wasi:keyvalue from Redis (one hash per bucket)."""
+    options = _run_options(kw)
+    _setup_logging(verbose, options.provider_id)
+    try:
+        backend = RedisKeyValue(redis_url, key_prefix)
+    except KeyValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        asyncio.run(_serve_redis(options, backend))
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+# -- serving ---------------------------------------------------------------------------
+
+
+async def _serve_redis(options: RunOptions, backend: RedisKeyValue) -> None:
+    try:
+        try:
+            await backend.ping()
+        except KeyValueError as exc:
+            raise StartupError(f"cannot reach Redis at {redacted(backend.url)}: {exc}") from exc
+        log.info("Redis at %s answers", redacted(backend.url))
+        await _serve_on_nats(options, backend)
+    finally:
+        await backend.close()
+
+
+async def _serve_on_nats(options: RunOptions, backend: RedisKeyValue) -> None:
+    try:
+        nc = await connect(options.nats)
+    except ConnectError as exc:
+        raise StartupError(str(exc)) from exc
+    try:
+        service = await serve_keyvalue(
+            nc, options.subjects, options.provider_id, backend, instance_id=options.instance_id
+        )
+        log.info(
+            "serving keyvalue as %s (instance %s) on lattice %s",
+            options.provider_id,
+            service.instance_id,
+            options.subjects.lattice,
+        )
+        reason = await _until_stopped(options.parent_pid)
+        log.info("stopping: %s", reason)
+        await service.close()
+    finally:
+        try:
+            await nc.drain()  # answers in flight are sent before the connection closes
+        except Exception as exc:
+            log.debug("closing the NATS connection failed: %s", exc)
+
+
+async def _until_stopped(parent_pid: int | None) -> str:
+    """Wait for SIGTERM/SIGINT or, with ``parent_pid``, for the parent to go away."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    while not stop.is_set():
+        # A dead parent's children are re-parented, so our parent pid changes.
+        if parent_pid is not None and os.getppid() != parent_pid:
+            return f"parent process {parent_pid} is gone"
+        try:
+            await asyncio.wait_for(stop.wait(), PARENT_POLL_S)
+        except TimeoutError:
+            continue
+    return "signal received"
+
+
+if __name__ == "__main__":
+    main()
