@@ -57,6 +57,7 @@ class Controller:
         self.links: dict[str, LinkView] = {}
         self.apps: list[AppSpec] = []
         self.spec_errors: dict[str, str] = {}
+        self._specs_cache: dict[tuple[str, str, str | None], AppSpec] = {}
         self.last_plan: Plan | None = None
         self._published_status: dict[str, dict[str, Any]] = {}
         self._wake = asyncio.Event()
@@ -161,11 +162,21 @@ class Controller:
             try:
                 version, text = await self.specs.get(index.name, index.deployed)
                 base_dir = next((v.base_dir for v in index.versions if v.version == version), None)
-                apps.append(load_manifest(text, f"{index.name}@{version}", base_dir=base_dir))
+                apps.append(self._parsed(index.name, version, text, base_dir))
             except (ManifestError, LatticeError) as exc:
                 errors[index.name] = str(exc)
         self.apps = apps
         self.spec_errors = errors
+
+    def _parsed(self, app: str, version: str, text: str, base_dir: str | None) -> AppSpec:
+        """Parse a stored spec once: a stored version never changes."""
+        key = (app, version, base_dir)
+        spec = self._specs_cache.get(key)
+        if spec is None:
+            spec = self._specs_cache[key] = load_manifest(
+                text, f"{app}@{version}", base_dir=base_dir
+            )
+        return spec
 
     # -- acting ------------------------------------------------------------------------
 
@@ -180,12 +191,29 @@ class Controller:
                 log.warning("lease renewal failed: %s", exc)
             await asyncio.sleep(self.lease.ttl_s / 3)
 
+    def _next_wait(self) -> float:
+        """Until the next tick, or sooner when a host's heartbeat is about to expire."""
+        now = time.time()
+        expiries = [
+            h.last_seen + self.host_timeout_s - now
+            for h in self.hosts.values()
+            if h.last_seen + self.host_timeout_s > now
+        ]
+        return max(0.01, min([self.tick_s, *(e + 0.01 for e in expiries)]))
+
+    def _forget_lost_hosts(self) -> None:
+        """Hosts silent for long are dropped: their view and every pass would only grow."""
+        cutoff = time.time() - 10 * self.host_timeout_s
+        for host_id in [h for h, view in self.hosts.items() if view.last_seen < cutoff]:
+            del self.hosts[host_id]
+
     async def _reconcile_loop(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self.tick_s)
+                await asyncio.wait_for(self._wake.wait(), self._next_wait())
             except TimeoutError:
                 pass
+            self._forget_lost_hosts()
             self._wake.clear()
             await asyncio.sleep(0.02)  # debounce a burst of events into one pass
             try:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -61,6 +62,8 @@ REMOTE = "greeter-remote"
 # greeter id -> the host that runs it; front id -> (the greeter it links to, its HTTP path)
 GREETERS = {"greeter-local": CALLER, REMOTE: CALLEE}
 FRONTS = {"front-local": ("greeter-local", "/local"), "front-remote": (REMOTE, "/remote")}
+# Fronts in the bench process (no HTTP in the way) -> the greeter each links to.
+IN_PROCESS_FRONTS = {"front-inproc": IN_PROCESS, "front-to-remote": REMOTE}
 INTERFACE = "wasmlattice:demo/greeter"
 # What front passes for GET /?name=Ada, as a wire document (see host/wire.py).
 GREETING = {"name": "Ada", "times": 1, "style": "plain", "tags": [], "signature": None}
@@ -68,13 +71,15 @@ QUERY = "?name=Ada"
 
 ROUNDS = 3
 CALLS = 500  # sequential calls per round, per target
-GETS = 200  # the same for HTTP targets (each is several times slower)
+GETS = 200  # the same for targets through front (each is several times slower)
+SLOW = {"front-inproc", "front-to-remote", "http-local", "http-remote"}
 WARMUP_CALLS = 50
 IN_FLIGHT = 16
 DURATION_S = 1.5
 WARMUP_S = 0.3  # of each throughput window: let the pools grow to their size first
 PART_CALLS = 2000
 GOAL_P50_MS = 1.0
+CODEC_PARTS = ["encode-params", "decode-params", "encode-result", "decode-result"]
 
 # Sequential rows, in display order: key -> label.
 LATENCY_ROWS = {
@@ -84,6 +89,8 @@ LATENCY_ROWS = {
     "echo-header": "NATS floor + one header (wl-func), as invoke sends",
     "invoke": f"lattice invoke to {CALLEE} (encode, request/reply, decode)",
     "remote-linked": "cross-host linked call (HostDaemon._remote_invoke, worker thread)",
+    "front-inproc": "front.handle in the bench process, greeter in-process (no HTTP)",
+    "front-to-remote": f"front.handle in the bench process, greeter on {CALLEE} (no HTTP)",
     "http-local": "HTTP GET via front, greeter on the same host",
     "http-remote": "HTTP GET via front, greeter on another host",
 }
@@ -91,6 +98,8 @@ LATENCY_ROWS = {
 DIFFERENCES = {
     "cross-host cost of the linked call (remote - in-process linked)": (
         "remote-linked", "inproc-linked"),
+    "cross-host cost inside front.handle (remote - in-process)": (
+        "front-to-remote", "front-inproc"),
     "cross-host cost end to end (HTTP remote - HTTP local)": ("http-remote", "http-local"),
 }  # fmt: skip
 # Throughput rows, all run on the event loop with IN_FLIGHT concurrent callers.
@@ -198,7 +207,7 @@ async def _connect_and_measure(
         await _wait_for_hosts(client, hosts)
         await _deploy(client, wasm)
         async with contextlib.AsyncExitStack() as stack:
-            rig = await _rig(stack, nc, client, hosts[CALLER].port, wasm["greeter"], tmp)
+            rig = await _rig(stack, nc, client, hosts[CALLER].port, wasm, tmp)
             rig.pids = pids
             await _check_routing(rig)
             return await _measure(rig, config)
@@ -243,31 +252,46 @@ async def _deploy(client: LatticeClient, wasm: dict[str, Path]) -> None:
 
 async def _rig(
     stack: contextlib.AsyncExitStack, nc: Client, client: LatticeClient, http_port: int,
-    greeter: Path, tmp: Path,
+    wasm: dict[str, Path], tmp: Path,
 ) -> Rig:  # fmt: skip
     import msgpack
 
-    from host.daemon import DEFAULT_MAX_CONCURRENCY
-    from host.pool import Limits
-    from host.runtime import ComponentSpec, HostRuntime
+    from host.runtime import HostRuntime
     from host.wire import WireCodec
 
     runtime = HostRuntime(CACHE_DIR)
     stack.push_async_callback(runtime.close)
-    # Limits as a daemon sets them for a scale without max_concurrency.
-    spec = ComponentSpec(IN_PROCESS, str(greeter), config={"served_by": "bench"},
-                         limits=Limits(max_concurrency=DEFAULT_MAX_CONCURRENCY))  # fmt: skip
-    running = await runtime.start(spec)
-    export = running.export_named(INTERFACE)
-    # The function type a host reads at start (host.runtime.export_functions).
-    func_type = running.export_functions[export]["greet"]
+    daemon = _caller_daemon(nc, runtime, tmp / "caller")
+    # A front whose greeter is not in this process goes through the host's remote path.
+    runtime.remote = daemon._remote_invoke
+    export, func_type = await _start_in_process(runtime, wasm)
     codec = WireCodec.for_func(func_type)
     payload: bytes = msgpack.packb([GREETING])
     connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
     http = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
-    return Rig(nc, client, http, f"http://127.0.0.1:{http_port}", runtime,
-               _caller_daemon(nc, runtime, tmp / "caller"), codec, func_type, export,
-               codec.decode_params(payload), payload, {})  # fmt: skip
+    return Rig(nc, client, http, f"http://127.0.0.1:{http_port}", runtime, daemon, codec,
+               func_type, export, codec.decode_params(payload), payload, {})  # fmt: skip
+
+
+async def _start_in_process(runtime: HostRuntime, wasm: dict[str, Path]) -> tuple[str, Any]:
+    """This process's greeter, and two fronts linked to it and to greeter-remote.
+
+    Returns greeter's export name and the function type of ``greet``, as a host reads it
+    at start (``host.runtime.export_functions``).
+    """
+    from host.daemon import DEFAULT_MAX_CONCURRENCY
+    from host.pool import Limits
+    from host.runtime import ComponentSpec
+
+    # Limits as a daemon sets them for a scale without max_concurrency.
+    limits = Limits(max_concurrency=DEFAULT_MAX_CONCURRENCY)
+    running = await runtime.start(ComponentSpec(IN_PROCESS, str(wasm["greeter"]), limits=limits,
+                                                config={"served_by": "bench"}))  # fmt: skip
+    for front, greeter in IN_PROCESS_FRONTS.items():
+        await runtime.start(ComponentSpec(front, str(wasm["front"]), limits=limits,
+                                          component_links=((INTERFACE, greeter),)))  # fmt: skip
+    export = running.export_named(INTERFACE)
+    return export, running.export_functions[export]["greet"]
 
 
 def _caller_daemon(nc: Client, runtime: HostRuntime, state_dir: Path) -> HostDaemon:
@@ -295,6 +319,10 @@ async def _check_routing(rig: Rig) -> None:
     reply = await _invoke(rig)
     if getattr(reply, "served-by", None) != CALLEE:
         raise BenchProcessError(f"invoke of {REMOTE} answered {reply!r}")
+    for front, expected in (("front-inproc", "bench"), ("front-to-remote", CALLEE)):
+        response = await _front(rig, front)
+        if response.status != 200 or json.loads(bytes(response.body)).get("served_by") != expected:
+            raise BenchProcessError(f"{front} answered {response.status} {response.body!r}")
 
 
 # -- the calls -------------------------------------------------------------------------
@@ -316,6 +344,14 @@ async def _get(rig: Rig, path: str) -> None:
             raise BenchProcessError(f"GET {path} answered {response.status}")
 
 
+async def _front(rig: Rig, front: str) -> Any:
+    from providers import contracts
+    from providers.http_server import HttpRequest
+
+    request = HttpRequest("GET", "/", QUERY[1:], [], b"")
+    return await rig.runtime.call(front, contracts.HTTP_HANDLER, "handle", request)
+
+
 def _loop_calls(rig: Rig) -> dict[str, AsyncCall]:
     """Calls made on the event loop, by key."""
     from lattice.invoke import FUNC_HEADER
@@ -330,6 +366,8 @@ def _loop_calls(rig: Rig) -> dict[str, AsyncCall]:
         "invoke": lambda: _invoke(rig),
         "http-local": lambda: _get(rig, "/local"),
         "http-remote": lambda: _get(rig, "/remote"),
+        "front-inproc": lambda: _front(rig, "front-inproc"),
+        "front-to-remote": lambda: _front(rig, "front-to-remote"),
     }
 
 
@@ -395,7 +433,7 @@ async def _measure(rig: Rig, config: Config) -> list[Table]:
     for _ in range(rounds):
         # Interleaved, so a busy phase of a shared machine hits every target.
         for key, measure in measures.items():
-            sequential[key] += await measure(GETS if key.startswith("http") else CALLS)
+            sequential[key] += await measure(GETS if key in SLOW else CALLS)
         for key in LOAD_ROWS:
             loads[key].append(await _closed_loop(loop_calls[key], rig.pids, duration_s))
     parts = await _measure_parts(rig)
@@ -562,29 +600,33 @@ def _other_pct(load: Load, duration_s: float) -> float:
 
 
 def _parts_table(parts: dict[str, float], sequential: dict[str, list[float]]) -> Table:
-    table = Table(
-        "Where a cross-host linked call's time goes, µs, median (parts timed alone)",
-        ["part", "µs", "where it runs"],
-    )
+    """The cross-host call split into measured parts; two rows are differences of rows."""
     p50 = {key: _pct(samples, 50) or 0.0 for key, samples in sequential.items()}
-    rows = [
-        ("encode the arguments (WireCodec.encode_params)", parts["encode-params"], "caller"),
-        ("worker thread -> event loop -> back (run_coroutine_threadsafe)", parts["hop"],
-         "caller"),
-        ("NATS request/reply with a header (nats-py floor)", p50["echo-header"], "both + nats"),
-        ("decode the arguments (WireCodec.decode_params)", parts["decode-params"], "callee"),
-        ("HostRuntime.call: worker-thread hop + greet in wasm", p50["inproc-call"], "callee"),
-        ("encode the result (WireCodec.encode_result)", parts["encode-result"], "callee"),
-        ("decode the result (WireCodec.decode_result)", parts["decode-result"], "caller"),
-    ]  # fmt: skip
-    for label, us, where in rows:
-        table.add(label, fmt(us, 1), where)
-    total = sum(us for _, us, _ in rows)
-    measured = p50["remote-linked"]
-    table.add("sum of the parts", fmt(total, 1), "")
-    table.add("measured: cross-host linked call, p50 (first table)", fmt(measured, 1), "")
-    table.add("remainder: invoke/serve_component wrappers, scheduling", fmt(measured - total, 1),
-              "")  # fmt: skip
-    table.add("for comparison: in-process linked call, p50", fmt(p50["inproc-linked"], 1),
-              "caller")  # fmt: skip
+    codec = sum(parts[key] for key in CODEC_PARTS)
+    wrappers = p50["invoke"] - p50["echo-header"] - p50["inproc-call"] - codec
+    table = Table(
+        "Where a cross-host linked call's time goes, µs, p50 (medians of the parts)",
+        ["part", "µs", "how it is known"],
+    )
+    for label, us, how in [
+        ("NATS request/reply with one header, another process", p50["echo-header"],
+         "measured: the floor row"),
+        ("callee: HostRuntime.call (worker-thread hop + greet in wasm)", p50["inproc-call"],
+         "measured in the bench process"),
+        ("codec: encode + decode the arguments and the result", codec, "measured alone"),
+        ("callee and invoke wrappers, two event loops' scheduling", wrappers,
+         "lattice invoke - the three above"),
+        ("= lattice invoke from the event loop", p50["invoke"], "measured"),
+        ("caller: worker thread -> event loop -> back", p50["remote-linked"] - p50["invoke"],
+         "cross-host linked call - lattice invoke"),
+        ("= cross-host linked call", p50["remote-linked"], "measured"),
+        ("for comparison: in-process linked call", p50["inproc-linked"], "measured"),
+    ]:  # fmt: skip
+        table.add(label, fmt(us, 1), how)
+    steps = ", ".join(f"{key} {parts[key]:.1f}" for key in CODEC_PARTS)
+    table.notes += [
+        f"Codec steps (µs, median of {PART_CALLS}): {steps}.",
+        f"A no-op worker thread -> event loop -> back hop alone (run_coroutine_threadsafe "
+        f"of an empty coroutine, as _remote_invoke makes it) takes {parts['hop']:.1f} µs.",
+    ]
     return table
