@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown section(s) {unknown}; known: {', '.join(SECTIONS)}")
     if args.list:
         for name in SECTIONS:
-            print(f"{name:<10} {load(name).TITLE}")
+            print(f"{name:<12} {load(name).TITLE}")
         return 0
     # SIGTERM normally ends Python without running finally blocks; as SystemExit it
     # unwinds them, so every section still stops the processes it started.

@@ -7,7 +7,8 @@ runs on the same host, over NATS (``lattice.invoke``) otherwise. On host bench-a
 front-local links to greeter-local (also on bench-a) and front-remote to greeter-remote (only
 on bench-b), so both paths serve side by side and every round measures both.
 
-The bench process is the client, and runs a greeter of its own (``HostRuntime``) for the
+The bench process is the client, and runs a greeter and two fronts of its own
+(``HostRuntime``, wired to a never-started ``HostDaemon`` for the remote path) for the
 in-process rows. Measured, targets interleaved round by round:
 
 1. sequential latency (one call in flight): the in-process linked call
@@ -16,7 +17,8 @@ in-process rows. Measured, targets interleaved round by round:
    request/reply floor (an echo in another process, same payload), the lattice invocation
    (``lattice.invoke.invoke`` to bench-b, arguments and result through ``host.wire``), the
    cross-host linked call as a host makes it (``HostDaemon._remote_invoke`` on a worker
-   thread), and HTTP end to end through front with greeter local vs remote;
+   thread), ``front.handle`` in the bench process with greeter local vs on bench-b, and
+   HTTP end to end through front on bench-a with greeter local vs remote;
 2. throughput: 16 calls in flight for a fixed window; calls/s, latency, CPU per call;
 3. where a cross-host call's time goes: each of its parts timed alone.
 """
@@ -125,7 +127,7 @@ class Rig:
     client: LatticeClient
     http: aiohttp.ClientSession
     http_url: str  # bench-a's HTTP server
-    runtime: HostRuntime  # this process's, running IN_PROCESS
+    runtime: HostRuntime  # this process's: IN_PROCESS and IN_PROCESS_FRONTS
     daemon: HostDaemon  # never started: only its _remote_invoke is used
     codec: WireCodec
     func_type: Any
