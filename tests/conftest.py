@@ -28,8 +28,13 @@ def components() -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One compile cache for the session, so each component compiles once."""
-    return REPO / "build" / "test-compile-cache"
+    """One compile cache for the session, so each component compiles once.
+
+    Created here: host processes get it as a symlink, which must not dangle.
+    """
+    path = REPO / "build" / "test-compile-cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture
