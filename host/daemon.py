@@ -173,11 +173,7 @@ class HostDaemon:
                 await hook()
             except Exception as exc:
                 log.warning("shutdown hook failed: %s", exc)
-        for sub in self._subscriptions:
-            try:
-                await sub.unsubscribe()
-            except Exception as exc:  # the connection may already be gone
-                log.debug("unsubscribe failed: %s", exc)
+        await _bounded(self._unsubscribe_all(), "unsubscribing")
         if self.http is not None:
             await self.http.stop()
         if self.runtime is not None:
@@ -185,12 +181,20 @@ class HostDaemon:
                 await self.runtime.stop(component_id, drain_timeout_s)
             await self.runtime.close()
         if self.nc is not None and not self.nc.is_closed:
-            try:
-                await self.publish("host_stopped", {"host_id": self.host_id})
-                await self.nc.drain()
-            except Exception as exc:
-                log.debug("closing the NATS connection failed: %s", exc)
+            await self.publish("host_stopped", {"host_id": self.host_id})
+            # With the server gone, drain would wait for a reconnect forever: bound it.
+            if not await _bounded(self.nc.drain(), "draining the NATS connection"):
+                await _bounded(self.nc.close(), "closing the NATS connection")
         self._stop_requested.set()
+
+    async def _unsubscribe_all(self) -> None:
+        subscriptions = [*self._subscriptions, *(s for subs in self._served.values() for s in subs)]
+        self._served.clear()
+        for sub in subscriptions:
+            try:
+                await sub.unsubscribe()
+            except Exception as exc:  # the connection may already be gone
+                log.debug("unsubscribe failed: %s", exc)
 
     # -- lattice -----------------------------------------------------------
 
@@ -400,6 +404,16 @@ class HostDaemon:
             dict(link.config), self.runtime.keyvalue_backends, self.nc, self.subjects
         )
         return LinkSpec(link.target, config)
+
+
+async def _bounded(work: Awaitable[Any], what: str, timeout_s: float = 3.0) -> bool:
+    """Await ``work`` for at most ``timeout_s``; False (logged) if it failed or timed out."""
+    try:
+        await asyncio.wait_for(work, timeout_s)
+        return True
+    except Exception as exc:  # shutdown goes on whatever NATS does
+        log.warning("%s failed during shutdown: %s", what, str(exc) or type(exc).__name__)
+        return False
 
 
 def _component_links(links: list[Link]) -> tuple[tuple[str, str], ...]:

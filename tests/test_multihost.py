@@ -149,3 +149,20 @@ async def test_hosts_survive_a_nats_server_restart(
         await nc.close()
         host.stop()
         server.stop()
+
+
+async def test_host_stops_promptly_when_nats_is_gone(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path / "nats").start()
+    host = HostProcess(server.url, tmp_path / "h", "orphan", heartbeat_s=HEARTBEAT_S).start()
+    nc = await connect(NatsOptions(server.url))
+    try:
+        await wait_for_hosts(LatticeClient(nc), {"orphan"})
+    finally:
+        await nc.close()
+    server.stop()
+    process = host.process
+    assert process is not None
+    started = time.monotonic()
+    host.stop()  # SIGTERM; stop() falls back to SIGKILL after 15 s
+    assert process.returncode == 0
+    assert time.monotonic() - started < 12
