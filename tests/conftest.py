@@ -50,10 +50,12 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 async def no_leaked_tasks() -> AsyncIterator[None]:
     before = set(asyncio.all_tasks())
     yield
-    await asyncio.sleep(0)
-    leaked = [
-        t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()
-    ]
+    current = asyncio.current_task()
+    pending = [t for t in asyncio.all_tasks() - before if not t.done() and t is not current]
+    if pending:
+        # Tasks already told to stop (a closed subscription's reader, say) get a moment.
+        await asyncio.wait(pending, timeout=1.0)
+    leaked = [t for t in pending if not t.done()]
     for task in leaked:
         task.cancel()
     assert not leaked, f"test left tasks running: {[t.get_name() for t in leaked]}"
