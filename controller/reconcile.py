@@ -21,6 +21,7 @@ Rules:
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -77,10 +78,15 @@ def spread_evenly(
     """
     if not hosts:
         return {}
-    ordered = sorted(
-        hosts, key=lambda h: (-current.get(h.host_id, 0), load.get(h.host_id, 0), h.host_id)
-    )
-    base, extra = divmod(total, len(ordered))
+
+    def preference(h: HostView) -> tuple[int, int, str]:
+        return (-current.get(h.host_id, 0), load.get(h.host_id, 0), h.host_id)
+
+    base, extra = divmod(total, len(hosts))
+    if base == 0:
+        # Fewer replicas than hosts: only the ``extra`` most preferred get one.
+        return {h.host_id: 1 for h in heapq.nsmallest(extra, hosts, key=preference)}
+    ordered = sorted(hosts, key=preference)
     return {h.host_id: base + (1 if i < extra else 0) for i, h in enumerate(ordered)}
 
 
@@ -146,6 +152,7 @@ def reconcile(
     # Replicas per host so far in this pass; placement prefers the least loaded.
     load = {h.host_id: sum(r.count for r in h.components.values()) for h in hosts}
     index = HostIndex([h for h in hosts if not h.draining])
+    replicas = _Replicas(hosts, pending, now)
     commands: list[Command] = []
     status: dict[str, AppStatus] = {}
     wanted_components: set[str] = set()
@@ -162,7 +169,7 @@ def reconcile(
                 continue
             cid = component_id(app.name, decl.name)
             wanted_components.add(cid)
-            scale_commands, state = _component(app, decl, hosts, index, pending, now, load)
+            scale_commands, state = _component(app, decl, replicas, index, load)
             commands.extend(scale_commands)
             component_states.append(state)
             busy = busy or bool(scale_commands) or state.running != state.desired
@@ -172,62 +179,74 @@ def reconcile(
         status[app.name] = AppStatus(
             app.name, app.version, state_name, tuple(component_states), tuple(app_reasons)
         )
-    commands.extend(_orphans(hosts, observed, pending, now, wanted_components, wanted_links))
+    commands.extend(_orphans(hosts, observed, replicas, wanted_components, wanted_links))
     # Links first: a component must find its links in place when it starts.
     commands.sort(key=lambda c: 0 if isinstance(c, PutLinkCommand) else 1)
     return Plan(tuple(commands), status)
 
 
-def _current(
-    host: HostView, cid: str, pending: Mapping[tuple[str, str, str], Pending], now: float
-) -> tuple[int, str]:
-    """Replicas and revision on a host, counting an unexpired in-flight command as done."""
-    flight = pending.get(("scale", host.host_id, cid))
-    if flight is not None and flight.expires_at > now:
-        return flight.count, flight.revision
-    running = host.components.get(cid)
-    return (running.count, running.revision) if running else (0, "")
+class _Replicas:
+    """Where each component runs (observed, or in flight), indexed once per pass.
+
+    Per component, only the hosts that run it or are about to are visited; a pass
+    over 1,000 apps then costs per replica, not per app times every host.
+    """
+
+    def __init__(
+        self,
+        hosts: Sequence[HostView],
+        pending: Mapping[tuple[str, str, str], Pending],
+        now: float,
+    ) -> None:
+        self.hosts = {h.host_id: h for h in hosts}
+        self.running: dict[str, dict[str, tuple[int, str]]] = {}
+        for host in hosts:
+            for cid, replicas in host.components.items():
+                self.running.setdefault(cid, {})[host.host_id] = (replicas.count, replicas.revision)
+        self.current: dict[str, dict[str, tuple[int, str]]] = {
+            cid: dict(by_host) for cid, by_host in self.running.items()
+        }
+        for (_, host_id, cid), flight in pending.items():
+            if host_id in self.hosts and flight.expires_at > now:
+                self.current.setdefault(cid, {})[host_id] = (flight.count, flight.revision)
+
+    def of(self, cid: str) -> dict[str, tuple[int, str]]:
+        """Replicas and revision per host, counting an unexpired in-flight command as done."""
+        return self.current.get(cid, {})
 
 
 def _component(
     app: AppSpec,
     decl: ComponentDecl,
-    hosts: Sequence[HostView],
+    replicas: _Replicas,
     index: HostIndex,
-    pending: Mapping[tuple[str, str, str], Pending],
-    now: float,
     load: dict[str, int],
 ) -> tuple[list[ScaleCommand], ComponentStatus]:
     assert decl.scaler is not None
     cid = component_id(app.name, decl.name)
     rev = revision(app, decl)
-    current = {h.host_id: _current(h, cid, pending, now) for h in hosts}
-    counts = {host_id: count for host_id, (count, _) in current.items()}
-    eligible = index.eligible
+    current = replicas.of(cid)
+    counts = {host_id: count for host_id, (count, _) in current.items() if count}
     targets, reasons = placement(decl.scaler, index, counts, load)
     for host_id, target in targets.items():
         load[host_id] = load.get(host_id, 0) + target - counts.get(host_id, 0)
     desired_total = sum(targets.values())
+    running = {h: n for h, (n, _) in replicas.running.get(cid, {}).items() if n}
     # Replicas observed running the right revision on hosts that keep them.
     ready_elsewhere = sum(
-        min(h.components[cid].count, targets.get(h.host_id, 0))
-        for h in eligible
-        if cid in h.components and h.components[cid].revision == rev
+        min(n, targets.get(h, 0))
+        for h, (n, running_rev) in replicas.running.get(cid, {}).items()
+        if running_rev == rev and not replicas.hosts[h].draining
     )
     commands = []
-    for host in hosts:
-        count, running_rev = current[host.host_id]
-        target = targets.get(host.host_id, 0)
-        if host.draining and count and ready_elsewhere < desired_total:
+    for host_id in sorted(set(targets) | set(current)):
+        count, running_rev = current.get(host_id, (0, ""))
+        target = targets.get(host_id, 0)
+        if replicas.hosts[host_id].draining and count and ready_elsewhere < desired_total:
             target = count  # keep serving here until the replacements are up
         if target == count and (target == 0 or running_rev == rev):
             continue
-        commands.append(_scale(app, decl, host.host_id, target, rev))
-    running = {
-        h.host_id: h.components[cid].count
-        for h in hosts
-        if cid in h.components and h.components[cid].count
-    }
+        commands.append(_scale(app, decl, host_id, target, rev))
     state = ComponentStatus(
         decl.name, cid, desired_total, sum(running.values()), running, "; ".join(reasons)
     )
@@ -293,18 +312,17 @@ def _links(app: AppSpec, observed: Observed) -> tuple[list[PutLinkCommand], set[
 def _orphans(
     hosts: Sequence[HostView],
     observed: Observed,
-    pending: Mapping[tuple[str, str, str], Pending],
-    now: float,
+    replicas: _Replicas,
     wanted_components: set[str],
     wanted_links: set[str],
 ) -> list[Command]:
     """Controller-made replicas and links that no deployed app wants any more."""
     commands: list[Command] = []
     for host in hosts:
-        for cid, replicas in sorted(host.components.items()):
-            count, _ = _current(host, cid, pending, now)
-            if replicas.app and cid not in wanted_components and count:
-                commands.append(ScaleCommand(host.host_id, cid, 0, "", "", replicas.app, ""))
+        for cid, running in sorted(host.components.items()):
+            count, _ = replicas.of(cid).get(host.host_id, (0, ""))
+            if running.app and cid not in wanted_components and count:
+                commands.append(ScaleCommand(host.host_id, cid, 0, "", "", running.app, ""))
     for key, link in sorted(observed.links.items()):
         if link.app and key not in wanted_links:
             commands.append(DeleteLinkCommand(key))
