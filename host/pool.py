@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +34,7 @@ from host.errors import (
     UnknownComponent,
 )
 from host.fastcall import FastFunc
+from host.workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -106,16 +105,15 @@ class InstancePool:
         self.failures = 0
         self._closed = False
 
-    def _new_executor(self, workers: int) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(workers, thread_name_prefix=f"wasm-{self.component_id}")
+    def _new_executor(self, workers: int) -> Workers:
+        return Workers(workers, f"wasm-{self.component_id}")
 
     # -- lifecycle ---------------------------------------------------------
 
     async def warm(self, count: int = 1) -> None:
         """Have ``count`` idle instances ready; the first proves the component instantiates."""
-        loop = asyncio.get_running_loop()
         while self.idle_instances < min(count, self.limits.max_concurrency):
-            instance = await loop.run_in_executor(self._executor, self._instantiate)
+            instance = await self._executor.submit(self._instantiate)
             with self._lock:
                 self._idle.append(instance)
 
@@ -125,7 +123,7 @@ class InstancePool:
             old = self._executor
             self._executor = self._new_executor(limits.max_concurrency)
             self._slots = asyncio.Semaphore(limits.max_concurrency)
-            old.shutdown(wait=False)
+            old.close()
         self.limits = limits
         with self._lock:
             del self._idle[limits.max_concurrency :]
@@ -138,7 +136,7 @@ class InstancePool:
         if self.active:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), drain_timeout_s)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.close()
         with self._lock:
             self._idle.clear()
 
@@ -165,12 +163,8 @@ class InstancePool:
         self.active += 1
         self._drained.clear()
         try:
-            loop = asyncio.get_running_loop()
-            # Carry the caller's context (the current trace span) onto the worker thread.
-            ctx = contextvars.copy_context()
-            return await loop.run_in_executor(
-                self._executor, ctx.run, self._call, interface, func, args
-            )
+            # Workers run it in a copy of this context: the trace span carries over.
+            return await self._executor.submit(self._call, interface, func, args)
         finally:
             self.active -= 1
             slots.release()

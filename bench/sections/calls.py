@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from bench.table import Table, fmt, ratio
 
 if TYPE_CHECKING:
     from host.runtime import HostRuntime
+    from host.workers import Workers
 
 TITLE = "per-call overhead: wasmtime call vs pool vs HostRuntime.call (worker-thread hop)"
 
@@ -36,7 +36,7 @@ MODES = ["direct", "pool._call", "runtime.call"]
 # Per (case label, mode): µs per call, one value per round.
 Timings = dict[tuple[str, str], list[float]]
 # The key of the reference timing: a no-op round trip through a pool's executor.
-BARE_HOP = ("run_in_executor(no-op)", "")
+BARE_HOP = ("worker hop (no-op)", "")
 
 
 @dataclass(frozen=True)
@@ -96,12 +96,11 @@ async def _measure(runtime: HostRuntime, cases: list[Case], rounds: int) -> Timi
     return timings
 
 
-async def _bare_hop_us(executor: Executor) -> float:
+async def _bare_hop_us(executor: Workers) -> float:
     """What the thread hop alone costs on this machine, without wasm or the pool."""
-    loop = asyncio.get_running_loop()
 
     async def hop() -> None:
-        await loop.run_in_executor(executor, _nothing)
+        await executor.submit(_nothing)
 
     return await _time_async(hop)
 
@@ -161,7 +160,7 @@ def _table(cases: list[Case], timings: Timings, rounds: int) -> Table:
             fmt(_minus(pooled, direct), 2), fmt(_minus(hopped, pooled), 2), ratio(hopped, direct),
         )  # fmt: skip
     table.notes.append(
-        f"Reference: a bare loop.run_in_executor(no-op) round trip on the pool's executor takes "
+        f"Reference: a bare no-op round trip through the pool's worker threads takes "
         f"{fmt(median(timings[BARE_HOP]), 2)} µs here (median)."
     )
     table.notes.append(
