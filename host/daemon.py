@@ -246,6 +246,8 @@ class HostDaemon:
 
     async def _on_state_event(self, msg: Any) -> None:
         """A link or named config changed: re-apply the local components it touches."""
+        if self._closed:
+            return  # shutting down: nothing to re-bind, and NATS may be going away
         try:
             event = decode(Event, msg.data)
         except LatticeError as exc:

@@ -53,8 +53,9 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     current = asyncio.current_task()
     pending = [t for t in asyncio.all_tasks() - before if not t.done() and t is not current]
     if pending:
-        # Tasks already told to stop (a closed subscription's reader, say) get a moment.
-        await asyncio.wait(pending, timeout=1.0)
+        # Tasks already told to stop (a closed subscription's reader finishing its
+        # callback, say) get a few seconds; a task that runs on beyond that leaked.
+        await asyncio.wait(pending, timeout=5.0)
     leaked = [t for t in pending if not t.done()]
     for task in leaked:
         task.cancel()
