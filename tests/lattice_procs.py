@@ -28,6 +28,8 @@ class HostProcess:
     heartbeat_s: float = 0.5
     http_port: int = 0
     env: dict[str, str] = field(default_factory=dict)
+    # The test session's shared compile cache, linked in so components compile once.
+    compile_cache: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> HostProcess:
@@ -49,6 +51,8 @@ class HostProcess:
         for key, value in self.labels.items():
             args += ["--label", f"{key}={value}"]
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.compile_cache is not None:
+            (self.state_dir / "compile-cache").symlink_to(self.compile_cache)
         log = open(self.state_dir / "host.log", "wb")
         self.process = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}

@@ -62,10 +62,15 @@ async def test_hosts_on_different_servers_form_one_lattice(
 ) -> None:
     hosts = []
     for n, server in enumerate(cluster):
-        state = tmp_path / f"host-{n}"
-        state.mkdir()
-        (state / "compile-cache").symlink_to(compile_cache)
-        hosts.append(HostProcess(server.url, state, f"site-{n}", {"site": str(n)}).start())
+        hosts.append(
+            HostProcess(
+                server.url,
+                tmp_path / f"host-{n}",
+                f"site-{n}",
+                {"site": str(n)},
+                compile_cache=compile_cache,
+            ).start()
+        )
     nc = await connect(NatsOptions(cluster[0].url))
     try:
         client = LatticeClient(nc)

@@ -83,11 +83,13 @@ def hosts(
 ) -> Iterator[dict[str, HostProcess]]:
     procs = {}
     for host_id, zone in LABELS.items():
-        state = tmp_path / host_id
-        state.mkdir()
-        (state / "compile-cache").symlink_to(compile_cache)
         procs[host_id] = HostProcess(
-            nats_server.url, state, host_id, {"zone": zone}, HEARTBEAT_S
+            nats_server.url,
+            tmp_path / host_id,
+            host_id,
+            {"zone": zone},
+            HEARTBEAT_S,
+            compile_cache=compile_cache,
         ).start()
     try:
         yield procs

@@ -17,10 +17,21 @@ from lattice.messages import Link, ScaleComponent
 from lattice.natsd import NatsServer
 from tests.lattice_procs import HostProcess, wait_for_hosts
 
-GREETER_LINK = Link(source_id="front", target="greeter", namespace="wasmlattice",
-                    package="demo", interfaces=["greeter"])
-FRONT_ROUTE = Link(source_id="http-server", target="front", namespace="wasmlattice",
-                   package="http", name="front", config={"path": "/"})
+GREETER_LINK = Link(
+    source_id="front",
+    target="greeter",
+    namespace="wasmlattice",
+    package="demo",
+    interfaces=["greeter"],
+)
+FRONT_ROUTE = Link(
+    source_id="http-server",
+    target="front",
+    namespace="wasmlattice",
+    package="http",
+    name="front",
+    config={"path": "/"},
+)
 
 
 @pytest.fixture
@@ -29,15 +40,19 @@ def traces(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def two_hosts(nats_server: NatsServer, tmp_path: Path, compile_cache: Path,
-              traces: Path) -> Iterator[dict[str, HostProcess]]:
+def two_hosts(
+    nats_server: NatsServer, tmp_path: Path, compile_cache: Path, traces: Path
+) -> Iterator[dict[str, HostProcess]]:
     procs = {}
     for host_id in ("host-a", "host-b"):
-        state = tmp_path / host_id
-        state.mkdir()
-        (state / "compile-cache").symlink_to(compile_cache)
-        procs[host_id] = HostProcess(nats_server.url, state, host_id, heartbeat_s=0.5,
-                                     env={"WASMLATTICE_TRACES": f"file:{traces}"}).start()
+        procs[host_id] = HostProcess(
+            nats_server.url,
+            tmp_path / host_id,
+            host_id,
+            heartbeat_s=0.5,
+            env={"WASMLATTICE_TRACES": f"file:{traces}"},
+            compile_cache=compile_cache,
+        ).start()
     try:
         yield procs
     finally:
@@ -46,8 +61,9 @@ def two_hosts(nats_server: NatsServer, tmp_path: Path, compile_cache: Path,
 
 
 @pytest.fixture
-async def client(nats_server: NatsServer,
-                 two_hosts: dict[str, HostProcess]) -> AsyncIterator[LatticeClient]:
+async def client(
+    nats_server: NatsServer, two_hosts: dict[str, HostProcess]
+) -> AsyncIterator[LatticeClient]:
     nc = await connect(NatsOptions(nats_server.url))
     client = LatticeClient(nc)
     await wait_for_hosts(client, set(two_hosts))
@@ -62,29 +78,34 @@ async def get_json(url: str) -> tuple[int, dict[str, object]]:
         return response.status, json.loads(await response.text() or "{}")
 
 
-async def start(client: LatticeClient, host: str, name: str, source: Path,
-                **config: str) -> None:
-    await client.scale(host, ScaleComponent(component_id=name, source=str(source),
-                                            config=config))
+async def start(client: LatticeClient, host: str, name: str, source: Path, **config: str) -> None:
+    await client.scale(host, ScaleComponent(component_id=name, source=str(source), config=config))
 
 
 async def test_call_crosses_hosts_and_comes_back(
-    client: LatticeClient, two_hosts: dict[str, HostProcess], components: dict[str, Path],
+    client: LatticeClient,
+    two_hosts: dict[str, HostProcess],
+    components: dict[str, Path],
 ) -> None:
     await start(client, "host-b", "greeter", components["greeter"], served_by="host-b")
     await start(client, "host-a", "front", components["front"])
     url = f"{two_hosts['host-a'].http_url}/?name=Ada&times=2&style=shout&tag=x&tag=y&signature=z"
     status, body = await get_json(url)
     assert status == 200, body
-    assert body == {"text": "HELLO, ADA! HELLO, ADA! [x, y] -- z", "served_by": "host-b",
-                    "length": len("HELLO, ADA! HELLO, ADA! [x, y] -- z")}
+    assert body == {
+        "text": "HELLO, ADA! HELLO, ADA! [x, y] -- z",
+        "served_by": "host-b",
+        "length": len("HELLO, ADA! HELLO, ADA! [x, y] -- z"),
+    }
     # An error result crosses the wire as a value, not a failure.
     status, body = await get_json(f"{two_hosts['host-a'].http_url}/?name=")
     assert (status, body) == (400, {"error": "name must not be empty"})
 
 
 async def test_local_replica_is_called_in_process(
-    client: LatticeClient, two_hosts: dict[str, HostProcess], components: dict[str, Path],
+    client: LatticeClient,
+    two_hosts: dict[str, HostProcess],
+    components: dict[str, Path],
 ) -> None:
     await start(client, "host-b", "greeter", components["greeter"], served_by="host-b")
     await start(client, "host-a", "greeter", components["greeter"], served_by="host-a")
@@ -95,12 +116,15 @@ async def test_local_replica_is_called_in_process(
 
 
 async def test_nothing_answers_is_a_500_and_the_host_keeps_serving(
-    client: LatticeClient, two_hosts: dict[str, HostProcess], components: dict[str, Path],
+    client: LatticeClient,
+    two_hosts: dict[str, HostProcess],
+    components: dict[str, Path],
 ) -> None:
     await start(client, "host-a", "front", components["front"])
-    async with aiohttp.ClientSession() as http, http.get(
-        f"{two_hosts['host-a'].http_url}/?name=Ada"
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{two_hosts['host-a'].http_url}/?name=Ada") as response,
+    ):
         assert response.status == 500
     assert "no host runs component greeter" in two_hosts["host-a"].log_text()
     await start(client, "host-b", "greeter", components["greeter"], served_by="host-b")
@@ -115,7 +139,9 @@ def read_spans(path: Path) -> list[dict[str, object]]:
 
 
 async def test_one_request_is_one_trace_across_both_hosts(
-    client: LatticeClient, two_hosts: dict[str, HostProcess], components: dict[str, Path],
+    client: LatticeClient,
+    two_hosts: dict[str, HostProcess],
+    components: dict[str, Path],
     traces: Path,
 ) -> None:
     await start(client, "host-b", "greeter", components["greeter"], served_by="host-b")
@@ -127,8 +153,13 @@ async def test_one_request_is_one_trace_across_both_hosts(
     while time.monotonic() < deadline:
         spans = read_spans(traces)
         if any(s["name"] == "HTTP GET" for s in spans) and any(
-                "greeter" in str(s["name"]) and s["attributes"].get(  # type: ignore[union-attr]
-                    "wasmlattice.host") == "host-b" for s in spans):
+            "greeter" in str(s["name"])
+            and s["attributes"].get(  # type: ignore[union-attr]
+                "wasmlattice.host"
+            )
+            == "host-b"
+            for s in spans
+        ):
             break
         await asyncio.sleep(0.1)
     root = next(s for s in spans if s["name"] == "HTTP GET")

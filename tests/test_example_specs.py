@@ -22,15 +22,20 @@ SPECS = Path(__file__).resolve().parent.parent / "examples" / "specs"
 
 
 @pytest.fixture
-def hosts(nats_server: NatsServer, tmp_path: Path,
-          compile_cache: Path) -> Iterator[dict[str, HostProcess]]:
+def hosts(
+    nats_server: NatsServer, tmp_path: Path, compile_cache: Path
+) -> Iterator[dict[str, HostProcess]]:
     labels = {"edge-eu": {"zone": "eu", "role": "edge"}, "core-us": {"zone": "us"}}
     procs = {}
     for host_id, host_labels in labels.items():
-        state = tmp_path / host_id
-        state.mkdir()
-        (state / "compile-cache").symlink_to(compile_cache)
-        procs[host_id] = HostProcess(nats_server.url, state, host_id, host_labels, 0.3).start()
+        procs[host_id] = HostProcess(
+            nats_server.url,
+            tmp_path / host_id,
+            host_id,
+            host_labels,
+            0.3,
+            compile_cache=compile_cache,
+        ).start()
     try:
         yield procs
     finally:
@@ -39,8 +44,9 @@ def hosts(nats_server: NatsServer, tmp_path: Path,
 
 
 @pytest.fixture
-async def specs(nats_server: NatsServer, hosts: dict[str, HostProcess],
-                components: dict[str, Path]) -> AsyncIterator[SpecStore]:
+async def specs(
+    nats_server: NatsServer, hosts: dict[str, HostProcess], components: dict[str, Path]
+) -> AsyncIterator[SpecStore]:
     nc = await connect(NatsOptions(nats_server.url))
     await wait_for_hosts(LatticeClient(nc), set(hosts))
     controller = Controller(nc, host_timeout_s=1.0, tick_s=0.2)
@@ -55,8 +61,12 @@ async def specs(nats_server: NatsServer, hosts: dict[str, HostProcess],
 
 
 def apply(nats_url: str, spec: Path) -> str:
-    result = subprocess.run([LATTICE, "apply", "-f", str(spec), "--nats-url", nats_url],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [LATTICE, "apply", "-f", str(spec), "--nats-url", nats_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -74,9 +84,10 @@ async def until(check, what: str, timeout_s: float = 60) -> None:  # type: ignor
 
 
 async def fetch(url: str, data: bytes | None = None) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as http, http.request(
-        "POST" if data else "GET", url, data=data
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request("POST" if data else "GET", url, data=data) as response,
+    ):
         return response.status, await response.text()
 
 

@@ -26,11 +26,13 @@ def hosts(
 ) -> Iterator[dict[str, HostProcess]]:
     procs = {}
     for host_id, zone in ZONES.items():
-        state = tmp_path / host_id
-        state.mkdir()
-        (state / "compile-cache").symlink_to(compile_cache)
         procs[host_id] = HostProcess(
-            nats_server.url, state, host_id, {"zone": zone}, HEARTBEAT_S
+            nats_server.url,
+            tmp_path / host_id,
+            host_id,
+            {"zone": zone},
+            HEARTBEAT_S,
+            compile_cache=compile_cache,
         ).start()
     try:
         yield procs
@@ -106,10 +108,9 @@ async def test_hosts_survive_a_nats_server_restart(
 ) -> None:
     port = free_port()
     server = NatsServer(tmp_path / "nats", port=port).start()
-    state = tmp_path / "h"
-    state.mkdir()
-    (state / "compile-cache").symlink_to(compile_cache)
-    host = HostProcess(server.url, state, "survivor", heartbeat_s=HEARTBEAT_S).start()
+    host = HostProcess(
+        server.url, tmp_path / "h", "survivor", heartbeat_s=HEARTBEAT_S, compile_cache=compile_cache
+    ).start()
     nc = await connect(NatsOptions(server.url))
     try:
         client = LatticeClient(nc)

@@ -421,10 +421,13 @@ def hosts(
 ) -> Iterator[dict[str, HostProcess]]:
     procs = {}
     for host_id in ("host-a", "host-b"):
-        state = tmp_path / host_id
-        state.mkdir()
-        (state / "compile-cache").symlink_to(compile_cache)
-        procs[host_id] = HostProcess(nats_server.url, state, host_id, heartbeat_s=0.5).start()
+        procs[host_id] = HostProcess(
+            nats_server.url,
+            tmp_path / host_id,
+            host_id,
+            heartbeat_s=0.5,
+            compile_cache=compile_cache,
+        ).start()
     try:
         yield procs
     finally:
