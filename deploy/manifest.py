@@ -53,32 +53,19 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
-
-import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from typing import Any
 
 from deploy.errors import (
     ManifestError,
     ManifestFileError,
     ManifestReferenceError,
     ManifestSchemaError,
-    ManifestSyntaxError,
     Problem,
     UnsupportedFeatureError,
 )
+from deploy.locate import Loc, Locator, Report, parse_yaml, validate
 from deploy.model import (
     AppSpec,
     CapabilityDecl,
@@ -86,6 +73,17 @@ from deploy.model import (
     LinkDecl,
     Scaler,
     Spread,
+)
+from deploy.schema import (
+    CapabilityProperties,
+    ComponentEntry,
+    ComponentProperties,
+    ConfigProperty,
+    LinkProperties,
+    Manifest,
+    ScalerProperties,
+    Trait,
+    validate_top,
 )
 
 __all__ = [
@@ -111,18 +109,14 @@ _PROVIDER_MARKERS = {
 }
 _SCALERS = {"spreadscaler": "spread", "daemonscaler": "daemon"}
 _TRAITS = (*_SCALERS, "link")
-_TOKEN = re.compile(r"^[-_a-zA-Z0-9]+$")
 # registry host (with a dot, or localhost), optional port, repository, then a tag or digest
 _OCI_REFERENCE = re.compile(
     r"^(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+)(:\d+)?/[a-z0-9._/-]+"
     r"(:\w[\w.-]{0,127}|@sha256:[0-9a-f]{64})$",
     re.IGNORECASE,
 )
-_SHA256 = re.compile(r"^(sha256:)?[0-9a-fA-F]{64}$")
 
-Loc = tuple[str | int, ...]
 Pairs = tuple[tuple[str, str], ...]
-M = TypeVar("M", bound=BaseModel)
 
 
 # -- public API -----------------------------------------------------------------------
@@ -133,9 +127,9 @@ def load_manifest(
 ) -> AppSpec:
     """Parse and validate a wadm manifest; relative component paths resolve against
     ``base_dir`` (kept as written when it is None). Raises a ``ManifestError``."""
-    root, data = _parse(text, source)
-    report = _Report(source, _Locator(root))
-    manifest = _validate_top(report, data)
+    root, data = parse_yaml(text, source)
+    report = Report(source, Locator(root))
+    manifest = validate_top(report, data)
     report.raise_if_any()
     assert manifest is not None
     spec = _Normaliser(report, Path(base_dir) if base_dir is not None else None).app(manifest)
@@ -190,342 +184,6 @@ def spec_from_dump(data: dict[str, Any]) -> AppSpec:
     )
 
 
-# -- YAML with line numbers -----------------------------------------------------------
-
-
-def _parse(text: str, source: str) -> tuple[yaml.Node, Any]:
-    """The composed node tree and the plain data built from it."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        if root is None:
-            raise ManifestSyntaxError([Problem("the manifest is empty", source=source)])
-        _check_duplicate_keys(root, source)
-        return root, _construct(root)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise ManifestSyntaxError([Problem(_yaml_message(e), line=line, source=source)]) from e
-    except yaml.YAMLError as e:
-        raise ManifestSyntaxError([Problem(f"not YAML: {e}", source=source)]) from e
-
-
-def _construct(root: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_document(root)
-    finally:
-        loader.dispose()
-
-
-def _yaml_message(error: yaml.MarkedYAMLError) -> str:
-    context = error.context or ""
-    start, end = error.context_mark, error.problem_mark
-    if context and start is not None and (end is None or start.line != end.line):
-        context += f" (from line {start.line + 1})"
-    return "YAML syntax error: " + "; ".join(part for part in (context, error.problem) if part)
-
-
-def _check_duplicate_keys(root: yaml.Node, source: str) -> None:
-    """PyYAML keeps the last of duplicate keys silently; a manifest must not have any."""
-    seen_nodes: set[int] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen_nodes:
-            continue
-        seen_nodes.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            _check_mapping_keys(node, source)
-            stack.extend(value for pair in node.value for value in pair)
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
-
-
-def _check_mapping_keys(node: yaml.MappingNode, source: str) -> None:
-    first_line: dict[str, int] = {}
-    for key, _ in node.value:
-        if not isinstance(key, yaml.ScalarNode) or key.value == "<<":
-            continue
-        line = key.start_mark.line + 1
-        if key.value in first_line:
-            message = f"duplicate key '{key.value}' (first at line {first_line[key.value]})"
-            raise ManifestSyntaxError([Problem(message, line=line, source=source)])
-        first_line[key.value] = line
-
-
-class _Locator:
-    """Maps a pydantic error location to the node it names, for its line."""
-
-    def __init__(self, root: yaml.Node) -> None:
-        self.root = root
-
-    def find(self, loc: Loc) -> tuple[Loc, int]:
-        """(the parts of ``loc`` found in the YAML, 1-based line of the deepest one).
-
-        Parts that are not keys or indexes of the YAML (pydantic's union or validator
-        tags) are skipped, except a last part that is missing: it is the field required.
-        """
-        node, line, shown = self.root, self.root.start_mark.line, []
-        for i, part in enumerate(loc):
-            child = _child(node, part)
-            if child is None:
-                if i == len(loc) - 1:
-                    shown.append(part)
-                continue
-            line, node = child
-            shown.append(part)
-        return tuple(shown), line + 1
-
-
-def _child(node: yaml.Node, part: str | int) -> tuple[int, yaml.Node] | None:
-    """(0-based line of the key or item, value node) for ``part`` of ``node``."""
-    if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == part:
-                return key.start_mark.line, value
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-        if 0 <= part < len(node.value):
-            item: yaml.Node = node.value[part]
-            return item.start_mark.line, item
-    return None
-
-
-def _format_path(loc: Loc) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
-
-
-# -- collecting problems --------------------------------------------------------------
-
-
-@dataclass
-class _Report:
-    source: str
-    locator: _Locator
-    found: list[tuple[type[ManifestError], Problem]] = field(default_factory=list)
-
-    def add(self, kind: type[ManifestError], loc: Loc, message: str) -> None:
-        shown, line = self.locator.find(loc)
-        self.found.append((kind, Problem(message, _format_path(shown), line, self.source)))
-
-    def line_of(self, loc: Loc) -> int:
-        return self.locator.find(loc)[1]
-
-    def add_validation(self, error: ValidationError, prefix: Loc) -> None:
-        for item in error.errors():
-            self.add(ManifestSchemaError, prefix + tuple(item["loc"]), _pydantic_message(item))
-
-    def raise_if_any(self) -> None:
-        if self.found:
-            ordered = sorted(self.found, key=lambda found: found[1].line or 0)
-            raise ordered[0][0]([problem for _, problem in ordered])
-
-
-def _pydantic_message(item: Any) -> str:
-    if item["type"] == "extra_forbidden":
-        return "unknown field"
-    if item["type"] in ("model_type", "dict_type"):
-        return "Input should be a mapping"
-    message: str = item["msg"]
-    return message.removeprefix("Value error, ")
-
-
-def _validate(report: _Report, model: type[M], data: Any, loc: Loc) -> M | None:
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        report.add_validation(e, loc)
-        return None
-
-
-# -- the wadm manifest, as pydantic models --------------------------------------------
-
-
-def _stringify(value: object) -> str:
-    """Config values are strings in wadm; YAML numbers and booleans are accepted as such."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        return str(value)
-    raise ValueError("must be a string, number or boolean")
-
-
-def _token(value: str) -> str:
-    if not _TOKEN.match(value):
-        raise ValueError(f"'{value}' is not a lattice token: use letters, digits, '-' and '_'")
-    return value
-
-
-def _require_string(value: object) -> object:
-    if not isinstance(value, str):
-        raise ValueError(f'must be a string: quote it in YAML ("{value}")')
-    return value
-
-
-ConfigValue = Annotated[str, BeforeValidator(_stringify)]
-Token = Annotated[str, AfterValidator(_token)]
-NonEmpty = Annotated[str, Field(min_length=1)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _ConfigProperty(_Strict):
-    name: NonEmpty
-    properties: dict[ConfigValue, ConfigValue] | None = None
-
-
-class _Annotations(BaseModel):
-    """``version`` is required; any other annotation is kept (and must be a string)."""
-
-    model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, StrictStr] = Field(init=False)
-
-    version: Annotated[str, BeforeValidator(_require_string)]
-    description: StrictStr = ""
-
-    @field_validator("version")
-    @classmethod
-    def _check_version(cls, value: str) -> str:
-        if not value or any(c.isspace() for c in value):
-            raise ValueError("must be a non-empty string without spaces")
-        if value == "latest":
-            raise ValueError("'latest' is not allowed as a version (as in wadm)")
-        return value
-
-
-class _Metadata(_Strict):
-    name: Token
-    annotations: _Annotations
-    labels: dict[str, StrictStr] = Field(default_factory=dict)  # ignored
-
-
-class _Trait(_Strict):
-    type: str
-    properties: dict[str, Any]
-
-
-class _Component(_Strict):
-    name: Token
-    type: Literal["component", "actor", "capability"]
-    properties: dict[str, Any]
-    traits: list[_Trait] = Field(default_factory=list)
-
-
-class _Spec(_Strict):
-    components: list[_Component] = Field(min_length=1)
-    policies: list[Any] = Field(default_factory=list)  # ignored
-
-
-class _Manifest(_Strict):
-    api_version: Literal["core.oam.dev/v1beta1"] = Field(alias="apiVersion")
-    kind: Literal["Application"]
-    metadata: _Metadata
-    spec: _Spec
-
-
-class _ComponentProperties(_Strict):
-    image: NonEmpty
-    id: str | None = None  # ignored: component ids are "<app>-<name>" here
-    config: list[_ConfigProperty] = Field(default_factory=list)
-    secrets: list[Any] = Field(default_factory=list)  # refused when not empty
-    sha256: str | None = Field(default=None, pattern=_SHA256.pattern)  # ext
-    max_concurrency: int | None = Field(default=None, ge=1, le=10_000, strict=True)  # ext
-
-
-class _CapabilityProperties(_Strict):
-    image: NonEmpty | None = None
-    provider: Literal["http-server", "keyvalue"] | None = None  # ext
-    id: str | None = None  # ignored
-    config: list[_ConfigProperty] = Field(default_factory=list)
-    secrets: list[Any] = Field(default_factory=list)  # refused when not empty
-
-    @model_validator(mode="after")
-    def _image_or_provider(self) -> _CapabilityProperties:
-        if self.image is None and self.provider is None:
-            raise ValueError("give image (or this project's provider: http-server | keyvalue)")
-        return self
-
-
-class _Spread(_Strict):
-    name: NonEmpty
-    requirements: dict[ConfigValue, ConfigValue] = Field(default_factory=dict)
-    weight: int = Field(default=100, ge=0, strict=True)
-
-
-class _ScalerProperties(_Strict):
-    instances: int | None = Field(default=None, ge=0, strict=True)
-    replicas: int | None = Field(default=None, ge=0, strict=True)  # older wadm's name
-    spread: list[_Spread] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _one_count(self) -> _ScalerProperties:
-        if self.instances is None and self.replicas is None:
-            raise ValueError("instances is required (replicas is accepted as older wadm's name)")
-        if self.instances is not None and self.replicas is not None:
-            raise ValueError("give instances or replicas (its older name), not both")
-        return self
-
-    @property
-    def count(self) -> int:
-        return self.instances if self.instances is not None else self.replicas or 0
-
-
-class _ConfigDefinition(_Strict):
-    config: list[_ConfigProperty] = Field(default_factory=list)
-    secrets: list[Any] = Field(default_factory=list)  # refused when not empty
-
-
-class _LinkTarget(_ConfigDefinition):
-    name: NonEmpty
-
-
-class _LinkProperties(_Strict):
-    namespace: NonEmpty
-    package: NonEmpty
-    interfaces: list[NonEmpty] = Field(min_length=1)
-    name: NonEmpty = "default"
-    target: _LinkTarget
-    target_config: list[_ConfigProperty] = Field(default_factory=list)  # older wadm
-    source: _ConfigDefinition = Field(default_factory=_ConfigDefinition)
-    source_config: list[_ConfigProperty] = Field(default_factory=list)  # older wadm
-
-    @field_validator("target", mode="before")
-    @classmethod
-    def _target_name(cls, value: object) -> object:
-        """Older wadm names the target with a plain string."""
-        if isinstance(value, str):
-            return {"name": value}
-        if not isinstance(value, dict):
-            raise ValueError("must be a component name, or a mapping {name, config}")
-        return value
-
-
-def _validate_top(report: _Report, data: Any) -> _Manifest | None:
-    if not isinstance(data, dict):
-        message = (
-            "the top level must be a mapping (apiVersion, kind, metadata, spec), "
-            f"not {_yaml_kind(data)}"
-        )
-        report.add(ManifestSchemaError, (), message)
-        return None
-    return _validate(report, _Manifest, data, ())
-
-
-def _yaml_kind(value: object) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    return f"a {type(value).__name__}"
-
-
 # -- normalisation and cross-checks ---------------------------------------------------
 
 
@@ -537,10 +195,10 @@ class _LinkAt:
 
 @dataclass
 class _Normaliser:
-    report: _Report
+    report: Report
     base_dir: Path | None
 
-    def app(self, manifest: _Manifest) -> AppSpec:
+    def app(self, manifest: Manifest) -> AppSpec:
         raws = manifest.spec.components
         self._check_unique_names(raws)
         components: list[ComponentDecl] = []
@@ -572,7 +230,7 @@ class _Normaliser:
     def _problem(self, kind: type[ManifestError], loc: Loc, message: str) -> None:
         self.report.add(kind, loc, message)
 
-    def _check_unique_names(self, raws: Sequence[_Component]) -> None:
+    def _check_unique_names(self, raws: Sequence[ComponentEntry]) -> None:
         first: dict[str, int] = {}
         for i, raw in enumerate(raws):
             loc: Loc = ("spec", "components", i, "name")
@@ -585,9 +243,9 @@ class _Normaliser:
 
     # components and capabilities
 
-    def _component(self, raw: _Component, loc: Loc) -> list[ComponentDecl]:
+    def _component(self, raw: ComponentEntry, loc: Loc) -> list[ComponentDecl]:
         ploc = (*loc, "properties")
-        props = _validate(self.report, _ComponentProperties, raw.properties, ploc)
+        props = validate(self.report, ComponentProperties, raw.properties, ploc)
         scaler = self._component_scaler(raw, loc)
         if props is None:
             return []
@@ -599,9 +257,9 @@ class _Normaliser:
             return []
         return [ComponentDecl(raw.name, source, sha256, config, scaler, props.max_concurrency)]
 
-    def _capability(self, raw: _Component, loc: Loc) -> list[CapabilityDecl]:
+    def _capability(self, raw: ComponentEntry, loc: Loc) -> list[CapabilityDecl]:
         ploc = (*loc, "properties")
-        props = _validate(self.report, _CapabilityProperties, raw.properties, ploc)
+        props = validate(self.report, CapabilityProperties, raw.properties, ploc)
         self._scalers(raw, loc)  # validated, then ignored: providers run on every host
         if props is None:
             return []
@@ -610,7 +268,7 @@ class _Normaliser:
         config = self._flatten([(props.config, (*ploc, "config"))])
         return [CapabilityDecl(raw.name, provider, config)] if provider else []
 
-    def _provider(self, props: _CapabilityProperties, ploc: Loc) -> str | None:
+    def _provider(self, props: CapabilityProperties, ploc: Loc) -> str | None:
         named = _provider_of_image(props.image) if props.image else None
         if props.provider is None and named is None:
             message = (
@@ -650,7 +308,7 @@ class _Normaliser:
             return None
         return path
 
-    def _flatten(self, configs: Iterable[tuple[list[_ConfigProperty], Loc]]) -> Pairs:
+    def _flatten(self, configs: Iterable[tuple[list[ConfigProperty], Loc]]) -> Pairs:
         """Named configs merged into one mapping (a later name wins), as sorted pairs."""
         merged: dict[str, str] = {}
         for entries, loc in configs:
@@ -672,12 +330,12 @@ class _Normaliser:
     # traits
 
     @staticmethod
-    def _traits(raw: _Component, loc: Loc, wanted: Iterable[str]) -> list[tuple[_Trait, Loc]]:
+    def _traits(raw: ComponentEntry, loc: Loc, wanted: Iterable[str]) -> list[tuple[Trait, Loc]]:
         """The component's traits of the ``wanted`` types, with their locations."""
         wanted = set(wanted)
         return [(t, (*loc, "traits", j)) for j, t in enumerate(raw.traits) if t.type in wanted]
 
-    def _check_trait_types(self, raw: _Component, loc: Loc) -> None:
+    def _check_trait_types(self, raw: ComponentEntry, loc: Loc) -> None:
         for j, trait in enumerate(raw.traits):
             if trait.type in _TRAITS:
                 continue
@@ -686,13 +344,13 @@ class _Normaliser:
                 message += "; linkdef is older wadm's link: use link (namespace/package/interfaces)"
             self._problem(ManifestSchemaError, (*loc, "traits", j, "type"), message)
 
-    def _scalers(self, raw: _Component, loc: Loc) -> list[Scaler]:
+    def _scalers(self, raw: ComponentEntry, loc: Loc) -> list[Scaler]:
         found = (self._scaler(trait, tloc) for trait, tloc in self._traits(raw, loc, _SCALERS))
         return [scaler for scaler in found if scaler is not None]
 
-    def _scaler(self, trait: _Trait, tloc: Loc) -> Scaler | None:
+    def _scaler(self, trait: Trait, tloc: Loc) -> Scaler | None:
         ploc = (*tloc, "properties")
-        props = _validate(self.report, _ScalerProperties, trait.properties, ploc)
+        props = validate(self.report, ScalerProperties, trait.properties, ploc)
         if props is None:
             return None
         kind = _SCALERS[trait.type]
@@ -704,7 +362,7 @@ class _Normaliser:
             self._problem(ManifestSchemaError, (*ploc, "spread"), message)
         return Scaler(kind, props.count, spreads)
 
-    def _component_scaler(self, raw: _Component, loc: Loc) -> Scaler | None:
+    def _component_scaler(self, raw: ComponentEntry, loc: Loc) -> Scaler | None:
         scalers = self._scalers(raw, loc)
         declared = [(*loc, "traits", j) for j, t in enumerate(raw.traits) if t.type in _SCALERS]
         if not declared:
@@ -717,7 +375,7 @@ class _Normaliser:
 
     # links
 
-    def _links(self, raw: _Component, loc: Loc) -> list[_LinkAt]:
+    def _links(self, raw: ComponentEntry, loc: Loc) -> list[_LinkAt]:
         links = []
         for trait, tloc in self._traits(raw, loc, ("link",)):
             decl = self._link(raw.name, trait, (*tloc, "properties"))
@@ -725,8 +383,8 @@ class _Normaliser:
                 links.append(_LinkAt(decl, tloc))
         return links
 
-    def _link(self, source: str, trait: _Trait, ploc: Loc) -> LinkDecl | None:
-        props = _validate(self.report, _LinkProperties, trait.properties, ploc)
+    def _link(self, source: str, trait: Trait, ploc: Loc) -> LinkDecl | None:
+        props = validate(self.report, LinkProperties, trait.properties, ploc)
         if props is None:
             return None
         self._check_link_forms(trait.properties, ploc)
