@@ -9,7 +9,8 @@ component, on to a component on another host, is one trace.
 ``setup(service, traces=...)`` picks the exporter: ``console`` (development),
 ``otlp`` (OTLP/HTTP; endpoint from the standard OTEL_EXPORTER_OTLP_* variables),
 ``file:PATH`` (JSON lines, one span per line: used by the tests), or none.
-Without ``setup`` every call here is a cheap no-op.
+Without ``setup`` every call here is a cheap no-op: the hot path (one HTTP request,
+one component call) then skips span and metric bookkeeping entirely.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ _invocations = _meter.create_counter("wasmlattice.component.invocations", unit="
 _errors = _meter.create_counter("wasmlattice.component.errors", unit="1")
 _duration = _meter.create_histogram("wasmlattice.component.duration", unit="ms")
 _active = _meter.create_up_down_counter("wasmlattice.component.active_instances", unit="1")
+
+
+# Set by setup(): nothing is recorded unless an exporter was asked for.
+_enabled = {"traces": False, "metrics": False}
 
 
 class JsonLinesExporter(SpanExporter):
@@ -99,6 +104,7 @@ def setup(service: str, traces: str | None, metrics_export: str | None = None) -
         else:
             raise ValueError(f"unknown trace exporter {traces!r}: console, otlp or file:PATH")
         trace.set_tracer_provider(provider)
+        _enabled["traces"] = True
     if metrics_export:
         exporter: MetricExporter
         if metrics_export == "console":
@@ -112,7 +118,13 @@ def setup(service: str, traces: str | None, metrics_export: str | None = None) -
         else:
             raise ValueError(f"unknown metrics exporter {metrics_export!r}: console or otlp")
         reader = PeriodicExportingMetricReader(exporter, export_interval_millis=10_000)
-        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+        use_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+
+
+def use_meter_provider(provider: MeterProvider) -> None:
+    """Record metrics into ``provider`` (an in-memory reader's, in tests)."""
+    metrics.set_meter_provider(provider)
+    _enabled["metrics"] = True
 
 
 def shutdown() -> None:
@@ -124,13 +136,17 @@ def shutdown() -> None:
 def inject_headers() -> dict[str, str]:
     """The current trace context as message headers (traceparent, tracestate)."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    if _enabled["traces"]:
+        propagate.inject(carrier)
     return carrier
 
 
 @contextmanager
 def server_span(name: str, headers: Mapping[str, str], host_id: str) -> Iterator[Any]:
     """A span continuing the trace a request's headers carry."""
+    if not _enabled["traces"]:
+        yield None
+        return
     parent = propagate.extract(dict(headers))
     token = context.attach(parent)
     try:
@@ -146,14 +162,18 @@ def server_span(name: str, headers: Mapping[str, str], host_id: str) -> Iterator
 def http_span(method: str, path: str, headers: Mapping[str, str], host_id: str) -> Iterator[Any]:
     """The root (or continued) span of an incoming HTTP request."""
     with server_span(f"HTTP {method}", headers, host_id) as span:
-        span.set_attribute("http.request.method", method)
-        span.set_attribute("url.path", path)
+        if span is not None:
+            span.set_attribute("http.request.method", method)
+            span.set_attribute("url.path", path)
         yield span
 
 
 @contextmanager
 def component_call(component_id: str, function: str, host_id: str) -> Iterator[None]:
     """Span + metrics around one call into a component."""
+    if not (_enabled["traces"] or _enabled["metrics"]):
+        yield
+        return
     attributes = {"wasmlattice.component": component_id, "wasmlattice.host": host_id}
     with _tracer.start_as_current_span(
         f"call {component_id} {function}", kind=SpanKind.INTERNAL, attributes=attributes

@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from host.errors import ComponentTrapped
 from host.runtime import ComponentSpec, HostRuntime
+from lattice import tracing
 from lattice.connection import NatsOptions, connect
 from lattice.invoke import PayloadTooLarge, invoke
 from lattice.natsd import NatsServer
@@ -21,7 +21,7 @@ from providers.http_server import HttpRequest
 
 READER = InMemoryMetricReader()
 # The global provider can be set once per process; this module is its only user in tests.
-metrics.set_meter_provider(MeterProvider(metric_readers=[READER]))
+tracing.use_meter_provider(MeterProvider(metric_readers=[READER]))
 
 GET = HttpRequest("GET", "/", "", [], b"")
 
