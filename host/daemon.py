@@ -78,7 +78,7 @@ class HostDaemon:
     def __init__(self, config: HostConfig) -> None:
         self.config = config
         self.subjects = config.subjects
-        self.host_id = stable_host_id(config.state_dir, config.host_id)
+        self.host_id = stable_host_id(config.state_dir, config.host_id, str(config.http_port))
         self.friendly_name = friendly_name(self.host_id)
         self.labels = host_labels(config.labels)
         self.nc: Connection | None = None

@@ -57,11 +57,15 @@ _NOUNS = (
 )
 
 
-def stable_host_id(state_dir: Path, explicit: str | None = None) -> str:
-    """The id given, or one generated once and kept under the state directory."""
+def stable_host_id(state_dir: Path, explicit: str | None = None, slot: str = "") -> str:
+    """The id given, or one generated once and kept under the state directory.
+
+    ``slot`` (the HTTP port) tells apart several hosts started from one directory,
+    e.g. `lattice up` and a second `lattice host` in the same checkout.
+    """
     if explicit:
         return explicit
-    path = state_dir / "host-id"
+    path = state_dir / (f"host-id.{slot}" if slot else "host-id")
     if path.exists():
         return path.read_text().strip()
     host_id = "h-" + uuid.uuid4().hex[:12]

@@ -185,3 +185,12 @@ async def test_unknown_host_is_a_clear_error(lattice: tuple[HostDaemon, LatticeC
     _, client = lattice
     with pytest.raises(RequestTimeout, match="no host ghost answered"):
         await client.inventory("ghost")
+
+
+def test_host_ids_are_stable_per_state_dir_and_port(tmp_path: Path) -> None:
+    from host.identity import stable_host_id
+
+    first = stable_host_id(tmp_path, slot="8080")
+    assert stable_host_id(tmp_path, slot="8080") == first  # kept across restarts
+    assert stable_host_id(tmp_path, slot="8081") != first  # a second host here differs
+    assert stable_host_id(tmp_path, "explicit", slot="8080") == "explicit"
