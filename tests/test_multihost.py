@@ -12,6 +12,7 @@ import pytest
 
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
+from lattice.kv import open_bucket
 from lattice.messages import Link, ScaleComponent
 from lattice.natsd import NatsServer, free_port
 from tests.lattice_procs import HostProcess, wait_for_hosts
@@ -167,3 +168,57 @@ async def test_host_stops_promptly_when_nats_is_gone(tmp_path: Path) -> None:
     host.stop()  # SIGTERM; stop() falls back to SIGKILL after 15 s
     assert process.returncode == 0
     assert time.monotonic() - started < 12
+
+
+async def test_restarted_host_rereads_links_and_config_from_jetstream(
+    nats_server: NatsServer, tmp_path: Path, compile_cache: Path, components: dict[str, Path]
+) -> None:
+    """State that must survive a host restart lives in JetStream, not in the host."""
+    nc = await connect(NatsOptions(nats_server.url))
+    client = LatticeClient(nc)
+    host = HostProcess(
+        nats_server.url,
+        tmp_path / "h",
+        "phoenix",
+        heartbeat_s=HEARTBEAT_S,
+        compile_cache=compile_cache,
+    ).start()
+    try:
+        await wait_for_hosts(client, {"phoenix"})
+        await client.put_config("counting", {"counter_key": "restarts"})
+        await client.put_link(
+            Link(source_id="counter", target="keyvalue", config={"bucket": "phoenix"})
+        )
+        await client.put_link(
+            Link(
+                source_id="http-server",
+                target="counter",
+                namespace="wasmlattice",
+                package="http",
+                name="counter",
+                config={"path": "/c"},
+            )
+        )
+        request = ScaleComponent(
+            component_id="counter", source=str(components["counter"]), config_names=["counting"]
+        )
+        await client.scale("phoenix", request)
+        assert await get_text(f"{host.http_url}/c") == (200, '{"count": 1}')
+        host.kill()
+        host = HostProcess(
+            nats_server.url,
+            tmp_path / "h",
+            "phoenix",
+            heartbeat_s=HEARTBEAT_S,
+            http_port=host.http_port,
+        ).start()
+        await wait_for_hosts(client, {"phoenix"})
+        # The new process knows nothing but what the lattice tells it: links, named
+        # config and the count all come back from JetStream.
+        await client.scale("phoenix", request)
+        assert await get_text(f"{host.http_url}/c") == (200, '{"count": 2}')
+        bucket = await open_bucket(nc, "phoenix", create=False)
+        assert await bucket.get("restarts") == b"2"
+    finally:
+        host.stop()
+        await nc.close()
