@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -194,3 +196,44 @@ def test_host_ids_are_stable_per_state_dir_and_port(tmp_path: Path) -> None:
     assert stable_host_id(tmp_path, slot="8080") == first  # kept across restarts
     assert stable_host_id(tmp_path, slot="8081") != first  # a second host here differs
     assert stable_host_id(tmp_path, "explicit", slot="8080") == "explicit"
+
+
+async def test_events_cli_tails_live_events(
+    lattice: tuple[HostDaemon, LatticeClient], nats_server: NatsServer
+) -> None:
+    import json
+
+    tail = _start_events_tail(nats_server.url)
+    try:
+        _, client = lattice
+        assert tail.stdout is not None
+        line = ""
+        for _ in range(50):  # keep changing labels until the tail has subscribed and prints
+            await client.put_label("host-a", "tick", "tock")
+            ready = await asyncio.to_thread(_readline_within, tail.stdout, 0.2)
+            if ready:
+                line = ready
+                break
+        event = json.loads(line)
+        assert event["type"] == "labels_changed" and event["source"] == "host-a"
+        assert event["data"]["labels"]["tick"] == "tock"
+    finally:
+        tail.terminate()
+        tail.wait(10)
+
+
+def _start_events_tail(nats_url: str) -> subprocess.Popen[str]:
+    lattice_cli = str(Path(sys.executable).parent / "lattice")
+    return subprocess.Popen(
+        [lattice_cli, "events", "--nats-url", nats_url, "-o", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def _readline_within(stream: object, seconds: float) -> str:
+    import select
+
+    ready, _, _ = select.select([stream], [], [], seconds)
+    return stream.readline() if ready else ""  # type: ignore[attr-defined]
