@@ -60,7 +60,10 @@ async def connect(options: NatsOptions, *, reconnect: bool = True) -> Client:
     async def on_reconnect() -> None:
         log.info("reconnected to NATS at %s", options.url)
 
+    errors: list[Exception] = []
+
     async def on_error(exc: Exception) -> None:
+        errors.append(exc)
         log.debug("NATS client error: %s", exc)
 
     try:
@@ -71,11 +74,26 @@ async def connect(options: NatsOptions, *, reconnect: bool = True) -> Client:
         )
         connected.append(client)
         return client
-    except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
+    except (nats.errors.Error, OSError, TimeoutError) as exc:
+        refusal = _refusal(exc, errors)
+        if refusal is not None:
+            raise ConnectError(
+                f"the NATS server at {options.url} refused the connection ({refusal}): "
+                "check --nats-user/--nats-password, --nats-token or --nats-creds"
+            ) from exc
         raise ConnectError(
             f"no NATS server at {options.url}: start one with `lattice up` "
             f"or pass --nats-url ({str(exc) or type(exc).__name__})"
         ) from exc
+
+
+def _refusal(exc: Exception, errors: list[Exception]) -> str | None:
+    """The server's own reason when it answered but refused us (bad credentials)."""
+    for candidate in (exc, *reversed(errors)):
+        text = str(candidate)
+        if "Authorization" in text or "Authentication" in text or "permissions" in text.lower():
+            return text.removeprefix("nats: ").strip("'")
+    return None
 
 
 async def _connect(

@@ -1,0 +1,59 @@
+"""Connecting to a NATS server that requires credentials (user/password, token)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lattice.connection import NatsOptions, connect
+from lattice.errors import ConnectError
+from lattice.natsd import NatsServer
+
+
+@pytest.fixture
+def user_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats", extra_args=["--user", "ops", "--pass", "s3cret"]).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def token_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats", extra_args=["--auth", "t0ken"]).start()
+    yield server
+    server.stop()
+
+
+async def test_user_and_password(user_server: NatsServer) -> None:
+    nc = await connect(NatsOptions(user_server.url, user="ops", password="s3cret"))
+    await nc.close()
+    with pytest.raises(ConnectError, match=r"refused the connection .*Authorization Violation"):
+        await connect(NatsOptions(user_server.url, user="ops", password="wrong"), reconnect=False)
+    # A host (reconnecting client) gets the same reason, not a hang.
+    with pytest.raises(ConnectError, match="refused the connection"):
+        await connect(NatsOptions(user_server.url, user="ops", password="wrong"))
+
+
+async def test_token(token_server: NatsServer) -> None:
+    nc = await connect(NatsOptions(token_server.url, token="t0ken"))
+    await nc.close()
+
+
+def test_cli_passes_credentials(user_server: NatsServer) -> None:
+    lattice = str(Path(sys.executable).parent / "lattice")
+    base = [lattice, "get", "hosts", "--nats-url", user_server.url, "-o", "json"]
+    ok = subprocess.run(
+        [*base, "--nats-user", "ops", "--nats-password", "s3cret"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "[]"
+    refused = subprocess.run(base, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1
+    assert "refused the connection" in refused.stderr and "--nats-user" in refused.stderr
