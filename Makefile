@@ -19,7 +19,7 @@ up: components
 	$(BIN)/lattice up
 
 test: components
-	command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+	command -v redis-server >/dev/null && command -v openssl >/dev/null || (apt-get update && apt-get install -y redis-server openssl)
 	$(BIN)/python -m pytest -q
 
 bench: components

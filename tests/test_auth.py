@@ -57,3 +57,77 @@ def test_cli_passes_credentials(user_server: NatsServer) -> None:
     refused = subprocess.run(base, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1
     assert "refused the connection" in refused.stderr and "--nats-user" in refused.stderr
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with openssl."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=wasmlattice-test-ca",
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    (directory / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+    )
+    return directory / "ca.pem", directory / "server.pem", directory / "server.key"
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[NatsServer, Path]]:
+    ca, cert, key = make_certificates(tmp_path)
+    server = NatsServer(
+        tmp_path / "nats", extra_args=["--tls", "--tlscert", str(cert), "--tlskey", str(key)]
+    ).start()
+    yield server, ca
+    server.stop()
+
+
+async def test_tls_with_a_private_ca(tls_server: tuple[NatsServer, Path]) -> None:
+    server, ca = tls_server
+    nc = await connect(NatsOptions(server.url, tls_ca_file=str(ca)))
+    assert nc.is_connected
+    await nc.close()
+    # Without the CA the server's certificate is not trusted: refused, clearly.
+    with pytest.raises(ConnectError, match="NATS"):
+        await connect(NatsOptions(server.url), reconnect=False)
