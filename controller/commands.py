@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lattice.messages import link_key
+
 Pairs = tuple[tuple[str, str], ...]
 
 
@@ -43,7 +45,7 @@ class PutLinkCommand:
 
     @property
     def link_key(self) -> str:
-        return f"{self.source_id}/{self.namespace}:{self.package}/{self.name}"
+        return link_key(self.source_id, self.namespace, self.package, self.name)
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -19,7 +19,7 @@ from controller.commands import Command, DeleteLinkCommand, PutLinkCommand, Scal
 from controller.model import MANAGED_BY, Observed, Pending
 from lattice.client import LatticeClient
 from lattice.errors import LatticeError, RemoteError
-from lattice.messages import Link, LinkRef, ScaleComponent
+from lattice.messages import Link, ScaleComponent
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +107,7 @@ class Executor:
         elif isinstance(command, PutLinkCommand):
             await self.client.put_link(to_link(command))
         elif isinstance(command, DeleteLinkCommand):
-            source, ns_pkg, name = command.link_key.split("/", 2)
-            namespace, package = ns_pkg.split(":", 1)
-            await self.client.delete_link(
-                LinkRef(source_id=source, namespace=namespace, package=package, name=name)
-            )
+            await self.client.state.delete_link(command.link_key)
 
     def confirm(self, observed: Observed) -> None:
         """Drop pending entries that heartbeats now show, and expired ones."""

@@ -89,7 +89,7 @@ def link_del(
     nats = make_nats_options(kwargs, "lattice-cli")
     ref = LinkRef(source_id=source_id, namespace=namespace, package=package, name=name)
     if not run(with_client(nats, lattice_name, lambda c: c.delete_link(ref))):
-        raise click.ClickException(f"no link {source_id}/{namespace}:{package}/{name}")
+        raise click.ClickException(f"no link {ref.key}")
     click.echo("deleted")
 
 

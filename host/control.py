@@ -135,10 +135,9 @@ class ControlInterface:
 
     async def link_del(self, ref: LinkRef) -> Reply:
         assert self.daemon.state is not None
-        key = f"{ref.source_id}/{ref.namespace}:{ref.package}/{ref.name}"
-        if not await self.daemon.state.delete_link(key):
-            raise UnknownComponent(f"no link {key}")
-        return Reply.success({"key": key})
+        if not await self.daemon.state.delete_link(ref.key):
+            raise UnknownComponent(f"no link {ref.key}")
+        return Reply.success({"key": ref.key})
 
     async def link_get(self, _request: Empty) -> Reply:
         assert self.daemon.state is not None

@@ -47,6 +47,7 @@ from lattice.rpc import serve
 from lattice.state import LatticeState
 from lattice.subjects import Subjects
 from providers import contracts
+from providers.config_provider import merge_config
 from providers.contracts import unversioned
 from providers.http_server import HttpServer, Route
 from providers.keyvalue import KeyValueBackend, MemoryKeyValue, NatsKeyValue
@@ -366,9 +367,6 @@ class HostDaemon:
                 raise LookupError(f"named config {name!r} does not exist")
             config_layers.append(values)
         config_layers.append(request.config)
-        merged: dict[str, str] = {}
-        for layer in config_layers:
-            merged.update(layer)
         spec = ComponentSpec(
             component_id=component_id,
             source=request.source,
@@ -381,7 +379,7 @@ class HostDaemon:
                 memory_bytes=request.memory_mb * 2**20,
             ),
             replicas=request.count,
-            config=merged,
+            config=merge_config(config_layers),
             links=tuple(
                 self._link_spec(link)
                 for link in links

@@ -40,7 +40,7 @@ from host.loader import fetch_component
 from host.pool import InstancePool, Limits
 from lattice import tracing
 from providers import contracts
-from providers.config_provider import ComponentConfig, merge_config
+from providers.config_provider import ComponentConfig
 from providers.http_server import HandlerError, HttpRequest, HttpResponse
 from providers.keyvalue import KeyValueBackend
 
@@ -177,7 +177,7 @@ class HostRuntime:
         grants = Grants(
             component_id=spec.component_id,
             loop=asyncio.get_running_loop(),
-            config=ComponentConfig(merge_config([spec.config])),
+            config=ComponentConfig(spec.config),
             component_links=dict(spec.component_links),
             invoke=self.invoke_sync,
         )

@@ -109,8 +109,7 @@ class LatticeClient:
         await self.state.put_link(link)
 
     async def delete_link(self, ref: LinkRef) -> bool:
-        key = f"{ref.source_id}/{ref.namespace}:{ref.package}/{ref.name}"
-        return await self.state.delete_link(key)
+        return await self.state.delete_link(ref.key)
 
     async def links(self, source_id: str | None = None) -> list[Link]:
         return await self.state.links(source_id)

@@ -137,24 +137,15 @@ class Bucket:
 
     async def increment(self, key: str, delta: int) -> int:
         """Atomically add ``delta`` to a decimal counter; compare-and-swap with retries."""
-        stored = encode_key(key)
         for _ in range(MAX_CAS_RETRIES):
             value, revision = await self.get_revision(key)
             try:
-                current = int(value) if value else 0
+                new = (int(value) if value else 0) + delta
             except ValueError as exc:
                 raise KeyValueFailure(f"{key!r} in bucket {self.name} is not a number") from exc
-            new = current + delta
-            try:
-                if revision == 0:
-                    await self._kv.create(stored, str(new).encode())
-                else:
-                    await self._kv.update(stored, str(new).encode(), last=revision)
+            if await self.put_if(key, str(new).encode(), revision) is not None:
                 return new
-            except (jserr.KeyWrongLastSequenceError, jserr.BadRequestError):
-                continue  # somebody else won the race; read again
-            except (nats.errors.Error, jserr.Error) as exc:
-                raise KeyValueFailure(f"increment {key!r} in bucket {self.name}: {exc}") from exc
+            # Somebody else won the race: read again.
         raise KeyValueFailure(f"increment {key!r} in bucket {self.name}: too much contention")
 
 

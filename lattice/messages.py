@@ -69,7 +69,12 @@ class Link(Message):
 
     @property
     def key(self) -> str:
-        return f"{self.source_id}/{self.namespace}:{self.package}/{self.name}"
+        return link_key(self.source_id, self.namespace, self.package, self.name)
+
+
+def link_key(source_id: str, namespace: str, package: str, name: str) -> str:
+    """Where a link is stored: one link per source, package and link name."""
+    return f"{source_id}/{namespace}:{package}/{name}"
 
 
 class ComponentDescription(Message):
@@ -134,6 +139,10 @@ class LinkRef(Message):
     namespace: str = "wasi"
     package: str = "keyvalue"
     name: str = "default"
+
+    @property
+    def key(self) -> str:
+        return link_key(self.source_id, self.namespace, self.package, self.name)
 
 
 class ConfigPut(Message):
