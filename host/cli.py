@@ -43,7 +43,7 @@ from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
 from lattice.errors import LatticeError
 from lattice.messages import ScaleComponent
-from lattice.natsd import NatsServer, port_is_open
+from lattice.natsd import NatsServer, port_is_open, process_alive
 from lattice.subjects import Subjects
 
 # -- the command group ------------------------------------------------------------
@@ -123,10 +123,18 @@ def host_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--host-id", default=None, help="Stable host id [default: kept in state dir]."
         ),
         click.option("--heartbeat", default=1.0, show_default=True, help="Heartbeat seconds."),
-        click.option("--traces", default=None, envvar="WASMLATTICE_TRACES",
-                     help="Trace exporter: console, otlp or file:PATH."),
-        click.option("--metrics", default=None, envvar="WASMLATTICE_METRICS",
-                     help="Metrics exporter: console or otlp."),
+        click.option(
+            "--traces",
+            default=None,
+            envvar="WASMLATTICE_TRACES",
+            help="Trace exporter: console, otlp or file:PATH.",
+        ),
+        click.option(
+            "--metrics",
+            default=None,
+            envvar="WASMLATTICE_METRICS",
+            help="Metrics exporter: console or otlp.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -236,21 +244,11 @@ def down(state_dir: Path, timeout: float) -> None:
     progress(f"stopping lattice up (pid {pid}) ...")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _process_alive(pid):
+        if not process_alive(pid):
             click.echo("stopped")
             return
         time.sleep(0.1)
     raise click.ClickException(f"pid {pid} did not stop within {timeout} s")
-
-
-def _process_alive(pid: int) -> bool:
-    """True while ``pid`` runs; an exited but unreaped (zombie) process counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
 
 
 @main.command()

@@ -39,6 +39,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs; an exited but unreaped (zombie) process counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False  # gone between the two checks
+
+
 def port_is_open(host: str, port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
         return True

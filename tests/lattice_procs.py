@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +80,35 @@ class HostProcess:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextmanager
+def host_processes(
+    nats_url: str,
+    tmp_path: Path,
+    labels: Mapping[str, Mapping[str, str]],
+    *,
+    heartbeat_s: float,
+    compile_cache: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[dict[str, HostProcess]]:
+    """One `lattice host` per entry of ``labels`` (host id -> labels), all stopped at the end."""
+    procs: dict[str, HostProcess] = {}
+    try:
+        for host_id, host_labels in labels.items():
+            procs[host_id] = HostProcess(
+                nats_url,
+                tmp_path / host_id,
+                host_id,
+                dict(host_labels),
+                heartbeat_s,
+                env=dict(env or {}),
+                compile_cache=compile_cache,
+            ).start()
+        yield procs
+    finally:
+        for proc in procs.values():
+            proc.stop()
 
 
 async def wait_for_hosts(

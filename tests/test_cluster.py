@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from host.demo import http_route
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
 from lattice.errors import LatticeError
@@ -80,16 +81,7 @@ async def test_hosts_on_different_servers_form_one_lattice(
                 Link(source_id="counter", target="keyvalue", config={"bucket": "cluster-count"})
             )
         )
-        await client.put_link(
-            Link(
-                source_id="http-server",
-                target="counter",
-                namespace="wasmlattice",
-                package="http",
-                name="counter",
-                config={"path": "/"},
-            )
-        )
+        await client.put_link(http_route("counter", "/"))
         # Asked through server 0, run on the host attached to server 2.
         await retry(
             lambda: client.scale(

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from host.daemon import HostConfig, HostDaemon
+from host.demo import http_route
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
 from lattice.errors import RemoteError, RequestTimeout
@@ -58,16 +59,7 @@ async def test_scale_link_route_and_inventory(
     lattice: tuple[HostDaemon, LatticeClient], components: dict[str, Path]
 ) -> None:
     daemon, client = lattice
-    await client.put_link(
-        Link(
-            source_id="http-server",
-            target="echo",
-            namespace="wasmlattice",
-            package="http",
-            name="echo",
-            config={"path": "/echo"},
-        )
-    )
+    await client.put_link(http_route("echo", "/echo"))
     await client.scale(
         "host-a", ScaleComponent(component_id="echo", source=str(components["echo"]), count=2)
     )

@@ -23,7 +23,7 @@ from lattice.connection import NatsOptions, connect
 from lattice.lease import Lease
 from lattice.natsd import NatsServer
 from lattice.specs import SpecError, SpecStore
-from tests.lattice_procs import LATTICE, HostProcess, wait_for_hosts
+from tests.lattice_procs import LATTICE, HostProcess, host_processes, wait_for_hosts
 
 HEARTBEAT_S = 0.3
 HOST_TIMEOUT_S = 1.0
@@ -81,21 +81,11 @@ spec:
 def hosts(
     nats_server: NatsServer, tmp_path: Path, compile_cache: Path
 ) -> Iterator[dict[str, HostProcess]]:
-    procs = {}
-    for host_id, zone in LABELS.items():
-        procs[host_id] = HostProcess(
-            nats_server.url,
-            tmp_path / host_id,
-            host_id,
-            {"zone": zone},
-            HEARTBEAT_S,
-            compile_cache=compile_cache,
-        ).start()
-    try:
+    labels = {host_id: {"zone": zone} for host_id, zone in LABELS.items()}
+    with host_processes(
+        nats_server.url, tmp_path, labels, heartbeat_s=HEARTBEAT_S, compile_cache=compile_cache
+    ) as procs:
         yield procs
-    finally:
-        for proc in procs.values():
-            proc.stop()
 
 
 class Lattice:

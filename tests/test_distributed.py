@@ -11,11 +11,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from host.demo import http_route
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
 from lattice.messages import Link, ScaleComponent
 from lattice.natsd import NatsServer
-from tests.lattice_procs import HostProcess, wait_for_hosts
+from tests.lattice_procs import HostProcess, host_processes, wait_for_hosts
 
 GREETER_LINK = Link(
     source_id="front",
@@ -24,14 +25,7 @@ GREETER_LINK = Link(
     package="demo",
     interfaces=["greeter"],
 )
-FRONT_ROUTE = Link(
-    source_id="http-server",
-    target="front",
-    namespace="wasmlattice",
-    package="http",
-    name="front",
-    config={"path": "/"},
-)
+FRONT_ROUTE = http_route("front", "/")
 
 
 @pytest.fixture
@@ -43,21 +37,15 @@ def traces(tmp_path: Path) -> Path:
 def two_hosts(
     nats_server: NatsServer, tmp_path: Path, compile_cache: Path, traces: Path
 ) -> Iterator[dict[str, HostProcess]]:
-    procs = {}
-    for host_id in ("host-a", "host-b"):
-        procs[host_id] = HostProcess(
-            nats_server.url,
-            tmp_path / host_id,
-            host_id,
-            heartbeat_s=0.5,
-            env={"WASMLATTICE_TRACES": f"file:{traces}"},
-            compile_cache=compile_cache,
-        ).start()
-    try:
+    with host_processes(
+        nats_server.url,
+        tmp_path,
+        {"host-a": {}, "host-b": {}},
+        heartbeat_s=0.5,
+        compile_cache=compile_cache,
+        env={"WASMLATTICE_TRACES": f"file:{traces}"},
+    ) as procs:
         yield procs
-    finally:
-        for proc in procs.values():
-            proc.stop()
 
 
 @pytest.fixture

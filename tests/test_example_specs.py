@@ -16,7 +16,7 @@ from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
 from lattice.natsd import NatsServer
 from lattice.specs import SpecStore
-from tests.lattice_procs import LATTICE, HostProcess, wait_for_hosts
+from tests.lattice_procs import LATTICE, HostProcess, host_processes, wait_for_hosts
 
 SPECS = Path(__file__).resolve().parent.parent / "examples" / "specs"
 
@@ -26,21 +26,10 @@ def hosts(
     nats_server: NatsServer, tmp_path: Path, compile_cache: Path
 ) -> Iterator[dict[str, HostProcess]]:
     labels = {"edge-eu": {"zone": "eu", "role": "edge"}, "core-us": {"zone": "us"}}
-    procs = {}
-    for host_id, host_labels in labels.items():
-        procs[host_id] = HostProcess(
-            nats_server.url,
-            tmp_path / host_id,
-            host_id,
-            host_labels,
-            0.3,
-            compile_cache=compile_cache,
-        ).start()
-    try:
+    with host_processes(
+        nats_server.url, tmp_path, labels, heartbeat_s=0.3, compile_cache=compile_cache
+    ) as procs:
         yield procs
-    finally:
-        for proc in procs.values():
-            proc.stop()
 
 
 @pytest.fixture

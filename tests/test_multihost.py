@@ -10,12 +10,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from host.demo import http_route
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
 from lattice.kv import open_bucket
 from lattice.messages import Link, ScaleComponent
 from lattice.natsd import NatsServer, free_port
-from tests.lattice_procs import HostProcess, wait_for_hosts
+from tests.lattice_procs import HostProcess, host_processes, wait_for_hosts
 
 HEARTBEAT_S = 0.5
 ZONES = {"host-1": "a", "host-2": "b", "host-3": "c"}
@@ -25,21 +26,11 @@ ZONES = {"host-1": "a", "host-2": "b", "host-3": "c"}
 def hosts(
     nats_server: NatsServer, tmp_path: Path, compile_cache: Path
 ) -> Iterator[dict[str, HostProcess]]:
-    procs = {}
-    for host_id, zone in ZONES.items():
-        procs[host_id] = HostProcess(
-            nats_server.url,
-            tmp_path / host_id,
-            host_id,
-            {"zone": zone},
-            HEARTBEAT_S,
-            compile_cache=compile_cache,
-        ).start()
-    try:
+    labels = {host_id: {"zone": zone} for host_id, zone in ZONES.items()}
+    with host_processes(
+        nats_server.url, tmp_path, labels, heartbeat_s=HEARTBEAT_S, compile_cache=compile_cache
+    ) as procs:
         yield procs
-    finally:
-        for proc in procs.values():
-            proc.stop()
 
 
 @pytest.fixture
@@ -58,16 +49,7 @@ async def test_components_run_where_asked(
     hosts: dict[str, HostProcess], client: LatticeClient, components: dict[str, Path]
 ) -> None:
     await wait_for_hosts(client, set(hosts))
-    await client.put_link(
-        Link(
-            source_id="http-server",
-            target="hello",
-            namespace="wasmlattice",
-            package="http",
-            name="hello",
-            config={"path": "/"},
-        )
-    )
+    await client.put_link(http_route("hello", "/"))
     hello = str(components["hello-wat"])
     await client.scale("host-2", ScaleComponent(component_id="hello", source=hello, count=2))
     await client.scale("host-3", ScaleComponent(component_id="hello", source=hello, count=1))
@@ -119,16 +101,7 @@ async def test_hosts_survive_a_nats_server_restart(
         await client.put_link(
             Link(source_id="counter", target="keyvalue", config={"bucket": "restart"})
         )
-        await client.put_link(
-            Link(
-                source_id="http-server",
-                target="counter",
-                namespace="wasmlattice",
-                package="http",
-                name="counter",
-                config={"path": "/counter"},
-            )
-        )
+        await client.put_link(http_route("counter", "/counter"))
         await client.scale(
             "survivor", ScaleComponent(component_id="counter", source=str(components["counter"]))
         )
@@ -189,16 +162,7 @@ async def test_restarted_host_rereads_links_and_config_from_jetstream(
         await client.put_link(
             Link(source_id="counter", target="keyvalue", config={"bucket": "phoenix"})
         )
-        await client.put_link(
-            Link(
-                source_id="http-server",
-                target="counter",
-                namespace="wasmlattice",
-                package="http",
-                name="counter",
-                config={"path": "/c"},
-            )
-        )
+        await client.put_link(http_route("counter", "/c"))
         request = ScaleComponent(
             component_id="counter", source=str(components["counter"]), config_names=["counting"]
         )

@@ -27,11 +27,12 @@ import pytest
 import redis
 
 from host.daemon import HostConfig, HostDaemon
+from host.demo import http_route
 from lattice.client import LatticeClient
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.errors import RemoteError
 from lattice.messages import Empty, Event, Link, Reply, ScaleComponent, StartProvider, decode
-from lattice.natsd import NatsServer, free_port
+from lattice.natsd import NatsServer, free_port, process_alive
 from lattice.provider_messages import KV_OPERATION, health_operation
 from lattice.rpc import request
 from lattice.subjects import Subjects
@@ -39,22 +40,13 @@ from providers.keyvalue import KeyValueError, MemoryKeyValue
 from providers.redis_kv import RedisKeyValue, hash_key, redacted
 from providers.remote import RemoteKeyValue, serve_keyvalue
 from providers.run import BadProviderConfig, launch_env
-from tests.lattice_procs import LATTICE, HostProcess, wait_for_hosts
+from tests.lattice_procs import LATTICE, HostProcess, host_processes, wait_for_hosts
 from tests.redis_fixture import RedisServer, redis_server
 
 __all__ = ["redis_server"]  # a fixture: imported to be found by pytest
 
 PROVIDER = "kv-redis"
 SUBJECTS = Subjects()
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 async def wait_until(
@@ -360,7 +352,7 @@ async def test_host_shutdown_stops_its_providers(
         provider_id=PROVIDER, kind="keyvalue-redis", config={"redis_url": redis_server.url}
     )
     started = await client.start_provider("host-a", request)
-    assert started.pid is not None and started.healthy and pid_alive(started.pid)
+    assert started.pid is not None and started.healthy and process_alive(started.pid)
     # The same request again is a no-op; a different one for the same id is refused.
     assert (await client.start_provider("host-a", request)).pid == started.pid
     with pytest.raises(RemoteError, match="already runs"):
@@ -370,7 +362,7 @@ async def test_host_shutdown_stops_its_providers(
     (listed,) = (await client.inventory("host-a")).providers
     assert (listed.provider_id, listed.pid, listed.restarts) == (PROVIDER, started.pid, 0)
     await daemon.shutdown()
-    assert not pid_alive(started.pid)
+    assert not process_alive(started.pid)
 
 
 async def test_a_redis_outage_fails_health_and_the_provider_comes_back(
@@ -419,20 +411,14 @@ async def test_a_redis_outage_fails_health_and_the_provider_comes_back(
 def hosts(
     nats_server: NatsServer, tmp_path: Path, compile_cache: Path
 ) -> Iterator[dict[str, HostProcess]]:
-    procs = {}
-    for host_id in ("host-a", "host-b"):
-        procs[host_id] = HostProcess(
-            nats_server.url,
-            tmp_path / host_id,
-            host_id,
-            heartbeat_s=0.5,
-            compile_cache=compile_cache,
-        ).start()
-    try:
+    with host_processes(
+        nats_server.url,
+        tmp_path,
+        {"host-a": {}, "host-b": {}},
+        heartbeat_s=0.5,
+        compile_cache=compile_cache,
+    ) as procs:
         yield procs
-    finally:
-        for proc in procs.values():
-            proc.stop()
 
 
 async def get_counter(url: str) -> tuple[int, str]:
@@ -449,16 +435,7 @@ async def link_counter_to_provider(client: LatticeClient, counter: Path) -> None
             config={"provider": PROVIDER, "bucket": "counts"},
         )
     )
-    await client.put_link(
-        Link(
-            source_id="http-server",
-            target="counter",
-            namespace="wasmlattice",
-            package="http",
-            name="counter",
-            config={"path": "/counter"},
-        )
-    )
+    await client.put_link(http_route("counter", "/counter"))
     await client.scale("host-b", ScaleComponent(component_id="counter", source=str(counter)))
 
 
@@ -518,7 +495,7 @@ async def _count_restart_and_stop(
 
     await wait_until(restarted, "the supervisor to restart the provider")
     (second,) = (await client.inventory("host-a")).providers
-    assert second.pid is not None and pid_alive(second.pid) and not pid_alive(first.pid)
+    assert second.pid is not None and process_alive(second.pid) and not process_alive(first.pid)
     assert any(e.type == "provider_restarted" and e.data["pid"] == second.pid for e in events)
 
     async def counting_again() -> bool:
@@ -529,7 +506,7 @@ async def _count_restart_and_stop(
     assert await get_counter(url) == (200, '{"count": 22}')
 
     stopped = await client.stop_provider("host-a", PROVIDER)
-    assert stopped.pid == second.pid and not pid_alive(second.pid)
+    assert stopped.pid == second.pid and not process_alive(second.pid)
     assert (await client.inventory("host-a")).providers == []
     status, body = await get_counter(url)
     assert status == 500 and f"provider {PROVIDER} did not answer" in body
@@ -564,6 +541,6 @@ async def test_a_killed_host_leaves_no_provider_behind(
     hosts["host-a"].kill()
 
     async def gone() -> bool:
-        return not pid_alive(started["pid"])
+        return not process_alive(started["pid"])
 
     await wait_until(gone, "the orphaned provider to exit", timeout_s=5)

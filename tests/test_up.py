@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from lattice.natsd import free_port
+from lattice.natsd import free_port, process_alive
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -20,16 +19,6 @@ def get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as response:
         body: bytes = response.read()
         return body.decode()
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie child of the killed process tree does not count as alive.
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
 def test_lattice_up_serves_the_demo_and_stops_cleanly(
@@ -72,11 +61,11 @@ def test_lattice_up_serves_the_demo_and_stops_cleanly(
         assert '"count"' in first
         assert int(second.split(":")[1].strip(" }\n")) == int(first.split(":")[1].strip(" }\n")) + 1
         nats_pid = int((state / "nats" / "nats-server.pid").read_text())
-        assert pid_alive(nats_pid)
+        assert process_alive(nats_pid)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
         time.sleep(0.2)
-        assert not pid_alive(nats_pid), "nats-server was orphaned"
+        assert not process_alive(nats_pid), "nats-server was orphaned"
     finally:
         if proc.poll() is None:
             proc.kill()
