@@ -43,6 +43,7 @@ from lattice.messages import (
     decode,
     encode,
 )
+from lattice.responder import Responder
 from lattice.rpc import serve
 from lattice.state import LatticeState
 from lattice.subjects import Subjects
@@ -59,6 +60,10 @@ VERSION = "0.1.0"
 HTTP_SERVER_SOURCE = "http-server"
 # Instances are created lazily up to this many concurrent calls per component.
 DEFAULT_MAX_CONCURRENCY = 4
+# Calls from other hosts handled at once per exported interface; beyond the
+# component's own limit they wait in its instance pool, under its deadline.
+REMOTE_CALL_CONCURRENCY = 64
+STATE_EVENTS = ("link_set", "link_deleted", "config_set", "config_deleted")
 
 
 @dataclass
@@ -90,9 +95,11 @@ class HostDaemon:
         self.started_at = time.time()
         self.draining = False
         self.serving = False
-        self._subscriptions: list[Any] = []
-        # component id -> subscriptions serving its exports to other hosts
-        self._served: dict[str, list[Any]] = {}
+        self._responders: list[Responder] = []
+        # component id -> responders serving its exports to other hosts
+        self._served: dict[str, list[Responder]] = {}
+        # Re-binds after link/config changes run one at a time, in arrival order.
+        self._rebinding = asyncio.Lock()
         self._codecs: dict[int, tuple[Any, WireCodec]] = {}
         self._stop_requested = asyncio.Event()
         # Out-of-process providers this host runs (created in start()).
@@ -133,14 +140,14 @@ class HostDaemon:
             self.publish,
         )
         control = ControlInterface(self)
-        self._subscriptions = [
+        self._responders = [
             await serve(nc, self.subjects.host_control_all(self.host_id), control.handle),
             await serve(nc, self.subjects.ping, control.ping),
-            await nc.subscribe(self.subjects.event("link_set"), cb=self._on_state_event),
-            await nc.subscribe(self.subjects.event("link_deleted"), cb=self._on_state_event),
-            await nc.subscribe(self.subjects.event("config_set"), cb=self._on_state_event),
-            await nc.subscribe(self.subjects.event("config_deleted"), cb=self._on_state_event),
         ]
+        for event_type in STATE_EVENTS:
+            self._responders.append(
+                await Responder.start(nc, self.subjects.event(event_type), self._on_state_event)
+            )
         await self.publish("host_started", self.inventory().model_dump(mode="json"))
         log.info(
             "host %s (%s) is on lattice %s", self.host_id, self.friendly_name, self.subjects.lattice
@@ -174,7 +181,7 @@ class HostDaemon:
                 await hook()
             except Exception as exc:
                 log.warning("shutdown hook failed: %s", exc)
-        await _bounded(self._unsubscribe_all(), "unsubscribing")
+        await _bounded(self._stop_responding(), "unsubscribing", timeout_s=6.0)
         if self.http is not None:
             await self.http.stop()
         if self.runtime is not None:
@@ -188,14 +195,12 @@ class HostDaemon:
                 await _bounded(self.nc.close(), "closing the NATS connection")
         self._stop_requested.set()
 
-    async def _unsubscribe_all(self) -> None:
-        subscriptions = [*self._subscriptions, *(s for subs in self._served.values() for s in subs)]
+    async def _stop_responding(self) -> None:
+        """Take no more requests; those in flight get a grace period (then are cancelled)."""
+        responders = [*self._responders, *(r for rs in self._served.values() for r in rs)]
+        self._responders = []
         self._served.clear()
-        for sub in subscriptions:
-            try:
-                await sub.unsubscribe()
-            except Exception as exc:  # the connection may already be gone
-                log.debug("unsubscribe failed: %s", exc)
+        await asyncio.gather(*(responder.close() for responder in responders))
 
     # -- lattice -----------------------------------------------------------
 
@@ -247,8 +252,12 @@ class HostDaemon:
 
     async def _on_state_event(self, msg: Any) -> None:
         """A link or named config changed: re-apply the local components it touches."""
-        if self._closed:
-            return  # shutting down: nothing to re-bind, and NATS may be going away
+        async with self._rebinding:
+            if self._closed:
+                return  # shutting down: nothing to re-bind, and NATS may be going away
+            await self._rebind(msg)
+
+    async def _rebind(self, msg: Any) -> None:
         try:
             event = decode(Event, msg.data)
         except LatticeError as exc:
@@ -303,7 +312,7 @@ class HostDaemon:
         if component_id in self._served:
             return
         running = self.runtime.get(component_id)
-        subs = []
+        responders = []
         for export in running.exports:
             if export == contracts.HTTP_HANDLER:
                 continue
@@ -313,12 +322,17 @@ class HostDaemon:
             ) -> bytes:
                 return await self._answer(component_id, export, func, body, headers)
 
-            subs.append(
+            responders.append(
                 await serve_component(
-                    self.nc, self.subjects, component_id, unversioned(export), handle
+                    self.nc,
+                    self.subjects,
+                    component_id,
+                    unversioned(export),
+                    handle,
+                    concurrency=REMOTE_CALL_CONCURRENCY,
                 )
             )
-        self._served[component_id] = subs
+        self._served[component_id] = responders
 
     async def _answer(
         self, component_id: str, export: str, func: str, body: bytes, headers: Mapping[str, str]
@@ -335,11 +349,8 @@ class HostDaemon:
         return encoded
 
     async def _stop_serving(self, component_id: str) -> None:
-        for sub in self._served.pop(component_id, []):
-            try:
-                await sub.unsubscribe()
-            except Exception as exc:  # the connection may be gone
-                log.debug("unsubscribe failed: %s", exc)
+        for responder in self._served.pop(component_id, []):
+            await responder.close()
 
     # -- components ----------------------------------------------------------
 

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable, Mapping
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 
 from lattice.errors import LatticeError, RemoteError, RequestTimeout
+from lattice.responder import Responder
 from lattice.subjects import Subjects
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,13 @@ async def serve_component(
     component_id: str,
     interface: str,
     handler: InvocationHandler,
-) -> Subscription:
-    """Answer invocations of one exported interface, in the component's queue group."""
+    *,
+    concurrency: int,
+) -> Responder:
+    """Answer invocations of one exported interface, in the component's queue group.
+
+    Up to ``concurrency`` calls run at once, so a host's replicas all get work.
+    """
 
     async def on_request(msg: Msg) -> None:
         headers = dict(msg.headers or {})
@@ -97,6 +102,10 @@ async def serve_component(
             except nats.errors.Error as exc:
                 log.warning("could not answer an invocation of %s: %s", component_id, exc)
 
-    return await nc.subscribe(
-        subjects.rpc(component_id, interface), queue=component_id, cb=on_request
+    return await Responder.start(
+        nc,
+        subjects.rpc(component_id, interface),
+        on_request,
+        queue=component_id,
+        concurrency=concurrency,
     )

@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from pydantic import BaseModel
 
 from lattice.errors import BadMessage, ConnectError, RemoteError, RequestTimeout
 from lattice.messages import Reply, decode, encode
+from lattice.responder import Responder
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,13 @@ async def scatter(nc: Client, subject: str, message: BaseModel, *, wait_s: float
     return replies
 
 
-async def serve(nc: Client, subject: str, handler: Handler, queue: str = "") -> Subscription:
-    """Answer requests on ``subject``; a handler error still gets an error reply."""
+async def serve(
+    nc: Client, subject: str, handler: Handler, *, queue: str = "", concurrency: int = 1
+) -> Responder:
+    """Answer requests on ``subject``; a handler error still gets an error reply.
+
+    With the default concurrency of 1, requests are handled one at a time in order.
+    """
 
     async def on_request(msg: Msg) -> None:
         try:
@@ -84,4 +89,4 @@ async def serve(nc: Client, subject: str, handler: Handler, queue: str = "") -> 
             except nats.errors.Error as exc:
                 log.warning("could not reply on %s: %s", msg.subject, exc)
 
-    return await nc.subscribe(subject, queue=queue, cb=on_request)
+    return await Responder.start(nc, subject, on_request, queue=queue, concurrency=concurrency)

@@ -30,6 +30,7 @@ from lattice.provider_messages import (
     KvRequest,
     health_operation,
 )
+from lattice.responder import Responder
 from lattice.rpc import request, serve
 from lattice.subjects import Subjects, check_token
 from providers.keyvalue import KeyValueBackend, KeyValueError
@@ -39,8 +40,7 @@ log = logging.getLogger(__name__)
 # Below the host's 5 s limit on one provider call, so the component gets
 # error::other (and can answer) instead of a trap.
 DEFAULT_TIMEOUT_S = 3.0
-# Subscriptions per process in the queue group: NATS hands each subscription's
-# messages to one handler at a time, so this is the calls one process runs at once.
+# Calls one provider process handles at once.
 DEFAULT_CONCURRENCY = 8
 
 
@@ -49,25 +49,18 @@ class Pingable(Protocol):
     async def ping(self) -> None: ...
 
 
-class Unsubscribable(Protocol):
-    async def unsubscribe(self, limit: int = 0) -> None: ...
-
-
 @dataclass
 class KeyValueService:
-    """The subscriptions of one served backend; ``close()`` stops answering."""
+    """The responders of one served backend; ``close()`` stops answering."""
 
     provider_id: str
     instance_id: str
-    subscriptions: list[Unsubscribable] = field(default_factory=list)
+    responders: list[Responder] = field(default_factory=list)
 
     async def close(self) -> None:
-        for sub in self.subscriptions:
-            try:
-                await sub.unsubscribe()
-            except Exception as exc:  # the connection may be gone already
-                log.debug("unsubscribe failed: %s", exc)
-        self.subscriptions.clear()
+        responders, self.responders = self.responders, []
+        for responder in responders:
+            await responder.close()
 
 
 # -- the provider side ----------------------------------------------------------
@@ -94,10 +87,11 @@ async def serve_keyvalue(
 
     service = KeyValueService(provider_id, instance)
     kv_subject = subjects.provider(provider_id, KV_OPERATION)
-    for _ in range(concurrency):
-        service.subscriptions.append(await serve(nc, kv_subject, on_kv, queue=provider_id))
+    service.responders.append(
+        await serve(nc, kv_subject, on_kv, queue=provider_id, concurrency=concurrency)
+    )
     for operation in (health_operation(), health_operation(instance)):
-        service.subscriptions.append(
+        service.responders.append(
             await serve(nc, subjects.provider(provider_id, operation), on_health)
         )
     return service

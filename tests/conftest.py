@@ -57,6 +57,17 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
         # callback, say) get a few seconds; a task that runs on beyond that leaked.
         await asyncio.wait(pending, timeout=5.0)
     leaked = [t for t in pending if not t.done()]
+    described = [_describe(t) for t in leaked]
     for task in leaked:
         task.cancel()
-    assert not leaked, f"test left tasks running: {[t.get_name() for t in leaked]}"
+    assert not leaked, f"test left tasks running: {described}"
+
+
+def _describe(task: asyncio.Task[object]) -> str:
+    """Name a leaked task and, for a NATS subscription's reader, its subject."""
+    coro = task.get_coro()
+    frame = getattr(coro, "cr_frame", None)
+    owner = frame.f_locals.get("self") if frame is not None else None
+    subject = getattr(owner, "subject", None)
+    where = f" reading {subject!r}" if subject else ""
+    return f"{task.get_name()} ({getattr(coro, '__qualname__', coro)}{where})"
