@@ -76,6 +76,13 @@ class ControlInterface:
             request = decode(model, data)
         except BadMessage as exc:
             return Reply.failure("bad_request", str(exc))
+        key = _ordering_key(operation, request)
+        if key is None:
+            return await self._act(action, request)
+        async with self.daemon.ordered.hold(key):
+            return await self._act(action, request)
+
+    async def _act(self, action: Callable[[Any], Awaitable[Reply]], request: BaseModel) -> Reply:
         if self.daemon.draining and isinstance(request, ScaleComponent) and request.count > 0:
             return Reply.failure(
                 "unavailable", f"host {self.daemon.host_id} is draining: it takes no new replicas"
@@ -215,3 +222,23 @@ class ControlInterface:
             0.05, self.daemon.request_stop, request.drain_timeout_s
         )
         return Reply.success({"host_id": self.daemon.host_id, "stopping": True})
+
+
+def component_key(component_id: str) -> str:
+    """The ordering key of requests about one component."""
+    return f"component_id:{component_id}"
+
+
+def _ordering_key(operation: str, request: BaseModel) -> str | None:
+    """Requests with one key apply in arrival order; other keys run alongside.
+
+    Component and provider operations are ordered per id, the rest per family
+    (all link changes in order, all config changes, ...); reads need no order.
+    """
+    for field in ("component_id", "provider_id"):
+        value = getattr(request, field, None)
+        if isinstance(value, str):
+            return f"{field}:{value}"
+    if operation in ("inventory", "link.get", "config.get"):
+        return None
+    return operation.split(".")[0]

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from host.control import ControlInterface
+from host.control import ControlInterface, component_key
 from host.errors import UnknownComponent
 from host.identity import friendly_name, host_labels, stable_host_id
+from host.keyed_locks import KeyedLocks
 from host.pool import Limits
 from host.runtime import ComponentSpec, HostRuntime, LinkSpec
 from host.supervisor import ProviderSupervisor
@@ -63,6 +64,8 @@ DEFAULT_MAX_CONCURRENCY = 4
 # Calls from other hosts handled at once per exported interface; beyond the
 # component's own limit they wait in its instance pool, under its deadline.
 REMOTE_CALL_CONCURRENCY = 64
+# Control requests handled at once (ordered per key: host.control._ordering_key).
+CONTROL_CONCURRENCY = 16
 STATE_EVENTS = ("link_set", "link_deleted", "config_set", "config_deleted")
 
 
@@ -98,8 +101,10 @@ class HostDaemon:
         self._responders: list[Responder] = []
         # component id -> responders serving its exports to other hosts
         self._served: dict[str, list[Responder]] = {}
-        # Re-binds after link/config changes run one at a time, in arrival order.
-        self._rebinding = asyncio.Lock()
+        # Control requests run side by side, but in arrival order per component,
+        # provider or kind of change (see host.keyed_locks); re-binds take the
+        # component's key too.
+        self.ordered = KeyedLocks()
         self._codecs: dict[int, tuple[Any, WireCodec]] = {}
         self._stop_requested = asyncio.Event()
         # Out-of-process providers this host runs (created in start()).
@@ -141,7 +146,12 @@ class HostDaemon:
         )
         control = ControlInterface(self)
         self._responders = [
-            await serve(nc, self.subjects.host_control_all(self.host_id), control.handle),
+            await serve(
+                nc,
+                self.subjects.host_control_all(self.host_id),
+                control.handle,
+                concurrency=CONTROL_CONCURRENCY,
+            ),
             await serve(nc, self.subjects.ping, control.ping),
         ]
         for event_type in STATE_EVENTS:
@@ -252,12 +262,6 @@ class HostDaemon:
 
     async def _on_state_event(self, msg: Any) -> None:
         """A link or named config changed: re-apply the local components it touches."""
-        async with self._rebinding:
-            if self._closed:
-                return  # shutting down: nothing to re-bind, and NATS may be going away
-            await self._rebind(msg)
-
-    async def _rebind(self, msg: Any) -> None:
         try:
             event = decode(Event, msg.data)
         except LatticeError as exc:
@@ -265,13 +269,19 @@ class HostDaemon:
             return
         affected = set()
         if event.type in ("link_set", "link_deleted"):
-            affected = {event.data.get("source_id"), event.data.get("target")}
+            affected = {str(event.data.get("source_id")), str(event.data.get("target"))}
         elif event.type in ("config_set", "config_deleted"):
             name = event.data.get("name")
             affected = {c for c, req in self.desired.items() if name in req.config_names}
-        for component_id in affected:
-            request = self.desired.get(str(component_id))
-            if request is not None:
+        for component_id in sorted(affected):
+            # In turn with control requests for the component, and reading what it
+            # should run only then: a stop that came first is not undone.
+            async with self.ordered.hold(component_key(component_id)):
+                if self._closed:
+                    return  # shutting down: nothing to re-bind, and NATS may be going away
+                request = self.desired.get(component_id)
+                if request is None:
+                    continue
                 try:
                     await self.apply(request)
                 except Exception as exc:

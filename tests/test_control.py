@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import aiohttp.web
 import pytest
 
 from host.daemon import HostConfig, HostDaemon
@@ -229,3 +230,50 @@ def _readline_within(stream: object, seconds: float) -> str:
 
     ready, _, _ = select.select([stream], [], [], seconds)
     return stream.readline() if ready else ""  # type: ignore[attr-defined]
+
+
+async def test_a_slow_start_holds_only_its_own_component(
+    lattice: tuple[HostDaemon, LatticeClient], components: dict[str, Path]
+) -> None:
+    """Control requests for different components run side by side; one component's in order."""
+    daemon, client = lattice
+    release = asyncio.Event()
+    fetched = asyncio.Event()
+
+    async def slow_wasm(_request: aiohttp.web.Request) -> aiohttp.web.Response:
+        fetched.set()
+        await release.wait()
+        return aiohttp.web.Response(body=components["hello-wat"].read_bytes())
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/slow.wasm", slow_wasm)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        slow = asyncio.create_task(
+            client.scale(
+                "host-a",
+                ScaleComponent(component_id="slow", source=f"http://127.0.0.1:{port}/slow.wasm"),
+            )
+        )
+        await asyncio.wait_for(fetched.wait(), 10)
+        # Another component starts while "slow" still waits for its wasm...
+        await client.scale(
+            "host-a", ScaleComponent(component_id="fast", source=str(components["hello-wat"]))
+        )
+        assert not slow.done()
+        # ...and a stop of "slow" waits for its start, instead of running first.
+        stop = asyncio.create_task(client.stop_component("host-a", "slow"))
+        await asyncio.sleep(0.2)
+        assert not stop.done()
+        release.set()
+        await slow
+        await stop
+        assert daemon.runtime is not None
+        assert sorted(daemon.runtime.components) == ["fast"]
+    finally:
+        release.set()
+        await runner.cleanup()
