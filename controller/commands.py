@@ -61,4 +61,25 @@ class DeleteLinkCommand:
         return ("link", self.link_key, "delete")
 
 
-Command = ScaleCommand | PutLinkCommand | DeleteLinkCommand
+@dataclass(frozen=True)
+class ProviderCommand:
+    """Run (``run``) or stop out-of-process provider ``provider_id`` on ``host_id``.
+
+    ``replace``: another revision runs there now; stop it before starting this one.
+    """
+
+    host_id: str
+    provider_id: str
+    run: bool
+    kind: str = ""
+    config: Pairs = ()
+    revision: str = ""
+    app: str = ""
+    replace: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return ("provider", self.host_id, self.provider_id)
+
+
+Command = ScaleCommand | PutLinkCommand | DeleteLinkCommand | ProviderCommand

@@ -12,14 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from controller.commands import Command, DeleteLinkCommand, PutLinkCommand, ScaleCommand
+from controller.commands import (
+    Command,
+    DeleteLinkCommand,
+    ProviderCommand,
+    PutLinkCommand,
+    ScaleCommand,
+)
 from controller.model import MANAGED_BY, Observed, Pending
 from lattice.client import LatticeClient
 from lattice.errors import LatticeError, RemoteError
-from lattice.messages import Link, ScaleComponent
+from lattice.messages import Link, ScaleComponent, StartProvider
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +68,9 @@ class Executor:
                 continue
             if key in self._links_in_flight:
                 continue
-            if isinstance(command, ScaleCommand):
-                self.pending[key] = Pending(
-                    command.count, command.revision, now + self.command_timeout_s
-                )
+            tracked = _tracked(command)
+            if tracked is not None:
+                self.pending[key] = Pending(*tracked, now + self.command_timeout_s)
             else:
                 self._links_in_flight.add(key)
             task = asyncio.create_task(self._run(command), name=f"command-{'-'.join(key)}")
@@ -86,40 +91,46 @@ class Executor:
             log.warning("%s failed (attempt %d, retry in %.1f s): %s", key, attempts, delay, exc)
         else:
             self.backoff.pop(key, None)
-            if isinstance(command, ScaleCommand):
+            tracked = _tracked(command)
+            if tracked is not None:
                 # Done on the host; keep it pending until a heartbeat shows it.
-                self.pending[key] = Pending(
-                    command.count, command.revision, self.clock() + self.confirm_window_s
-                )
+                self.pending[key] = Pending(*tracked, self.clock() + self.confirm_window_s)
         finally:
             self._links_in_flight.discard(key)
 
     async def _send(self, command: Command) -> None:
         if isinstance(command, ScaleCommand):
             if command.count == 0:
-                try:
-                    await self.client.stop_component(command.host_id, command.component_id)
-                except RemoteError as exc:
-                    if exc.code != "not_found":
-                        raise
+                await _unless_gone(
+                    self.client.stop_component(command.host_id, command.component_id)
+                )
                 return
             await self.client.scale(command.host_id, to_request(command), self.command_timeout_s)
         elif isinstance(command, PutLinkCommand):
             await self.client.put_link(to_link(command))
         elif isinstance(command, DeleteLinkCommand):
             await self.client.state.delete_link(command.link_key)
+        elif isinstance(command, ProviderCommand):
+            if command.replace or not command.run:
+                # Stopping what is not there is fine: the goal is that it is not there.
+                await _unless_gone(self.client.stop_provider(command.host_id, command.provider_id))
+            if command.run:
+                await self.client.start_provider(
+                    command.host_id, to_start_provider(command), self.command_timeout_s
+                )
 
     def confirm(self, observed: Observed) -> None:
         """Drop pending entries that heartbeats now show, and expired ones."""
         now = self.clock()
         for key, pending in list(self.pending.items()):
-            _, host_id, component_id = key
+            kind, host_id, ident = key
             host = observed.hosts.get(host_id)
-            running = host.components.get(component_id) if host else None
-            count = running.count if running else 0
-            shown = count == pending.count and (
-                pending.count == 0 or (running is not None and running.revision == pending.revision)
-            )
+            count, revision = 0, ""
+            if host is not None and kind == "scale" and ident in host.components:
+                count, revision = host.components[ident].count, host.components[ident].revision
+            elif host is not None and kind == "provider" and ident in host.providers:
+                count, revision = 1, host.providers[ident].revision
+            shown = count == pending.count and (pending.count == 0 or revision == pending.revision)
             if shown or pending.expires_at <= now:
                 del self.pending[key]
 
@@ -149,6 +160,33 @@ def to_request(command: ScaleCommand) -> ScaleComponent:
             "revision": command.revision,
             "managed-by": MANAGED_BY,
         },
+    )
+
+
+async def _unless_gone(stop: Awaitable[object]) -> None:
+    """A stop whose target is already gone has done its job."""
+    try:
+        await stop
+    except RemoteError as exc:
+        if exc.code != "not_found":
+            raise
+
+
+def _tracked(command: Command) -> tuple[int, str] | None:
+    """(count, revision) a command should bring about on its host; None for links."""
+    if isinstance(command, ScaleCommand):
+        return command.count, command.revision
+    if isinstance(command, ProviderCommand):
+        return int(command.run), command.revision
+    return None
+
+
+def to_start_provider(command: ProviderCommand) -> StartProvider:
+    return StartProvider(
+        provider_id=command.provider_id,
+        kind=command.kind,  # type: ignore[arg-type]  # a placed kind, checked by deploy
+        config=dict(command.config),
+        annotations={"app": command.app, "revision": command.revision, "managed-by": MANAGED_BY},
     )
 
 

@@ -19,12 +19,22 @@ class Replicas:
 
 
 @dataclass(frozen=True)
+class ProviderReplica:
+    """An out-of-process provider as one host reports it (at most one per id and host)."""
+
+    revision: str = ""
+    app: str = ""
+    healthy: bool = False
+
+
+@dataclass(frozen=True)
 class HostView:
     host_id: str
     labels: dict[str, str]
     last_seen: float
     draining: bool = False
     components: dict[str, Replicas] = field(default_factory=dict)
+    providers: dict[str, ProviderReplica] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,8 @@ class Observed:
 
 @dataclass(frozen=True)
 class Pending:
-    """A scale command in flight: assumed to hold until confirmed or ``expires_at``."""
+    """A scale or provider command in flight: assumed to hold until confirmed or
+    ``expires_at`` (for a provider, ``count`` is 1 to run it, 0 to stop it)."""
 
     count: int
     revision: str

@@ -16,6 +16,10 @@ Rules:
 - A scale command in flight (``pending``) counts as done until it is confirmed by a
   heartbeat or expires, so it is not re-issued every pass.
 - Components and links annotated with an app that is no longer deployed are removed.
+- Out-of-process providers (capabilities of a placed kind) are placed like components by
+  their scaler, but at most one per host; a config change replaces them host by host.
+  A component's link to one becomes a link to the contract the provider serves, with
+  ``provider=<id>``, so its calls go to whichever host runs the provider.
 """
 
 from __future__ import annotations
@@ -25,9 +29,23 @@ import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from controller.commands import Command, DeleteLinkCommand, PutLinkCommand, ScaleCommand
-from controller.model import AppStatus, ComponentStatus, HostView, LinkView, Observed, Pending
-from deploy.model import AppSpec, ComponentDecl, Scaler, Spread
+from controller.commands import (
+    Command,
+    DeleteLinkCommand,
+    ProviderCommand,
+    PutLinkCommand,
+    ScaleCommand,
+)
+from controller.model import (
+    AppStatus,
+    ComponentStatus,
+    HostView,
+    LinkView,
+    Observed,
+    Pending,
+    ProviderReplica,
+)
+from deploy.model import PLACED_PROVIDERS, AppSpec, CapabilityDecl, ComponentDecl, Scaler, Spread
 
 HTTP_SERVER = "http-server"
 
@@ -46,6 +64,11 @@ def revision(app: AppSpec, decl: ComponentDecl) -> str:
     """Identity of what a replica should run; a change rolls replicas to the new one."""
     text = repr((decl.source, decl.sha256, decl.config, decl.max_concurrency))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def provider_revision(decl: CapabilityDecl) -> str:
+    """Identity of what a provider replica should run; a change replaces it."""
+    return hashlib.sha256(repr((decl.provider, decl.config)).encode()).hexdigest()[:16]
 
 
 def alive_hosts(observed: Observed, now: float, host_timeout_s: float) -> list[HostView]:
@@ -150,12 +173,15 @@ def reconcile(
 ) -> Plan:
     hosts = alive_hosts(observed, now, host_timeout_s)
     # Replicas per host so far in this pass; placement prefers the least loaded.
-    load = {h.host_id: sum(r.count for r in h.components.values()) for h in hosts}
+    load = {
+        h.host_id: sum(r.count for r in h.components.values()) + len(h.providers) for h in hosts
+    }
     index = HostIndex([h for h in hosts if not h.draining])
     replicas = _Replicas(hosts, pending, now)
     commands: list[Command] = []
     status: dict[str, AppStatus] = {}
     wanted_components: set[str] = set()
+    wanted_providers: set[str] = set()
     wanted_links: set[str] = set()
     for app in apps:
         link_commands, link_keys = _links(app, observed)
@@ -175,14 +201,32 @@ def reconcile(
             busy = busy or bool(scale_commands) or state.running != state.desired
             if state.reason:
                 app_reasons.append(f"{decl.name}: {state.reason}")
+        for capability in app.capabilities:
+            if capability.scaler is None or not capability.placed:
+                continue
+            wanted_providers.add(component_id(app.name, capability.name))
+            provider_commands, state = _provider(app, capability, replicas, index, load)
+            commands.extend(provider_commands)
+            component_states.append(state)
+            busy = busy or bool(provider_commands) or state.running != state.desired
+            if state.reason:
+                app_reasons.append(f"{capability.name}: {state.reason}")
         state_name = "failed" if app_reasons else "reconciling" if busy else "deployed"
         status[app.name] = AppStatus(
             app.name, app.version, state_name, tuple(component_states), tuple(app_reasons)
         )
-    commands.extend(_orphans(hosts, observed, replicas, wanted_components, wanted_links))
-    # Links first: a component must find its links in place when it starts.
-    commands.sort(key=lambda c: 0 if isinstance(c, PutLinkCommand) else 1)
+    wanted = (wanted_components, wanted_providers, wanted_links)
+    commands.extend(_orphans(hosts, observed, replicas, *wanted))
+    # Links first: a component must find its links in place when it starts; then the
+    # providers its links lead to.
+    commands.sort(key=_command_order)
     return Plan(tuple(commands), status)
+
+
+def _command_order(command: Command) -> int:
+    if isinstance(command, PutLinkCommand):
+        return 0
+    return 1 if isinstance(command, ProviderCommand) else 2
 
 
 class _Replicas:
@@ -206,13 +250,27 @@ class _Replicas:
         self.current: dict[str, dict[str, tuple[int, str]]] = {
             cid: dict(by_host) for cid, by_host in self.running.items()
         }
-        for (_, host_id, cid), flight in pending.items():
+        # Out-of-process providers: the same, with a count of 0 or 1 per host.
+        self.providers: dict[str, dict[str, ProviderReplica]] = {}
+        for host in hosts:
+            for pid, provider in host.providers.items():
+                self.providers.setdefault(pid, {})[host.host_id] = provider
+        self.current_providers: dict[str, dict[str, tuple[int, str]]] = {
+            pid: {h: (1, p.revision) for h, p in by_host.items()}
+            for pid, by_host in self.providers.items()
+        }
+        for (kind, host_id, ident), flight in pending.items():
             if host_id in self.hosts and flight.expires_at > now:
-                self.current.setdefault(cid, {})[host_id] = (flight.count, flight.revision)
+                table = self.current if kind == "scale" else self.current_providers
+                table.setdefault(ident, {})[host_id] = (flight.count, flight.revision)
 
     def of(self, cid: str) -> dict[str, tuple[int, str]]:
         """Replicas and revision per host, counting an unexpired in-flight command as done."""
         return self.current.get(cid, {})
+
+    def provider_of(self, pid: str) -> dict[str, tuple[int, str]]:
+        """Like ``of``, for an out-of-process provider (count 0 or 1)."""
+        return self.current_providers.get(pid, {})
 
 
 def _component(
@@ -253,6 +311,62 @@ def _component(
     return commands, state
 
 
+def _provider(
+    app: AppSpec,
+    decl: CapabilityDecl,
+    replicas: _Replicas,
+    index: HostIndex,
+    load: dict[str, int],
+) -> tuple[list[ProviderCommand], ComponentStatus]:
+    """Like ``_component``, for a placed provider: at most one per host."""
+    assert decl.scaler is not None
+    pid = component_id(app.name, decl.name)
+    rev = provider_revision(decl)
+    current = replicas.provider_of(pid)
+    counts = {host_id: 1 for host_id, (count, _) in current.items() if count}
+    wanted, reasons = placement(decl.scaler, index, counts, load)
+    targets = {host_id: 1 for host_id, n in wanted.items() if n}
+    if sum(wanted.values()) > len(targets) and decl.scaler.kind == "spread":
+        reasons.append(
+            f"{decl.scaler.instances} replicas wanted but a provider runs once per host "
+            f"and {len(targets)} hosts match"
+        )
+    for host_id in targets:
+        load[host_id] = load.get(host_id, 0) + 1 - counts.get(host_id, 0)
+    observed = replicas.providers.get(pid, {})
+    healthy = {h for h, p in observed.items() if p.healthy}
+    ready_elsewhere = sum(
+        1
+        for h in healthy
+        if h in targets and observed[h].revision == rev and not replicas.hosts[h].draining
+    )
+    commands = []
+    for host_id in sorted(set(targets) | set(current)):
+        count, running_rev = current.get(host_id, (0, ""))
+        target = targets.get(host_id, 0)
+        if replicas.hosts[host_id].draining and count and ready_elsewhere < len(targets):
+            target = count  # keep serving here until the replacements are up
+        if target == count and (target == 0 or running_rev == rev):
+            continue
+        if target:
+            commands.append(
+                ProviderCommand(
+                    host_id, pid, True, decl.provider, decl.config, rev, app.name, bool(count)
+                )
+            )
+        else:
+            commands.append(ProviderCommand(host_id, pid, False, app=app.name))
+    state = ComponentStatus(
+        decl.name,
+        pid,
+        len(targets),
+        len(healthy),
+        {h: 1 for h in sorted(healthy)},
+        "; ".join(reasons),
+    )
+    return commands, state
+
+
 def _scale(app: AppSpec, decl: ComponentDecl, host_id: str, count: int, rev: str) -> ScaleCommand:
     return ScaleCommand(
         host_id=host_id,
@@ -289,6 +403,12 @@ def _links(app: AppSpec, observed: Observed) -> tuple[list[PutLinkCommand], set[
         else:
             source = component_id(app.name, decl.source)
             target = providers.get(decl.target) or component_id(app.name, decl.target)
+            config = decl.target_config
+            if target in PLACED_PROVIDERS:
+                # Calls go to the contract's remote backend, served by provider <app>-<name>.
+                provider_id = component_id(app.name, decl.target)
+                target = PLACED_PROVIDERS[target]
+                config = tuple(sorted({**dict(config), "provider": provider_id}.items()))
             command = PutLinkCommand(
                 source,
                 target,
@@ -296,7 +416,7 @@ def _links(app: AppSpec, observed: Observed) -> tuple[list[PutLinkCommand], set[
                 decl.package,
                 decl.interfaces,
                 decl.name,
-                decl.target_config,
+                config,
                 app.name,
             )
         keys.add(command.link_key)
@@ -314,15 +434,20 @@ def _orphans(
     observed: Observed,
     replicas: _Replicas,
     wanted_components: set[str],
+    wanted_providers: set[str],
     wanted_links: set[str],
 ) -> list[Command]:
-    """Controller-made replicas and links that no deployed app wants any more."""
+    """Controller-made replicas, providers and links that no deployed app wants any more."""
     commands: list[Command] = []
     for host in hosts:
         for cid, running in sorted(host.components.items()):
             count, _ = replicas.of(cid).get(host.host_id, (0, ""))
             if running.app and cid not in wanted_components and count:
                 commands.append(ScaleCommand(host.host_id, cid, 0, "", "", running.app, ""))
+        for pid, provider in sorted(host.providers.items()):
+            count, _ = replicas.provider_of(pid).get(host.host_id, (0, ""))
+            if provider.app and pid not in wanted_providers and count:
+                commands.append(ProviderCommand(host.host_id, pid, False, app=provider.app))
     for key, link in sorted(observed.links.items()):
         if link.app and key not in wanted_links:
             commands.append(DeleteLinkCommand(key))

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from typing import Any
 
 from controller.executor import Executor
-from controller.model import AppStatus, HostView, LinkView, Observed, Replicas
+from controller.model import AppStatus, HostView, LinkView, Observed, ProviderReplica, Replicas
 from controller.reconcile import Plan, reconcile
 from deploy.errors import ManifestError
 from deploy.manifest import load_manifest
@@ -264,6 +264,12 @@ def host_view(inventory: HostInventory, seen_at: float) -> HostView:
                 c.count, c.annotations.get("revision", ""), c.annotations.get("app", "")
             )
             for c in inventory.components
+        },
+        providers={
+            p.provider_id: ProviderReplica(
+                p.annotations.get("revision", ""), p.annotations.get("app", ""), p.healthy
+            )
+            for p in inventory.providers
         },
     )
 

@@ -29,13 +29,15 @@ What is accepted, ignored and refused (*ext* marks this project's extensions):
   component ``name`` (a lattice token), ``type`` (``component``, older ``actor``,
   ``capability``), ``properties.image`` and ``properties.config``; *ext* component
   ``sha256`` and ``max_concurrency``, capability ``provider`` (then ``image`` may be left
-  out); traits ``spreadscaler``/``daemonscaler`` (``instances`` or older ``replicas``,
+  out; *ext* ``provider: keyvalue-redis`` is a provider process the controller places with
+  the capability's scaler, one per host, config ``redis_url`` and ``key_prefix``);
+  traits ``spreadscaler``/``daemonscaler`` (``instances`` or older ``replicas``,
   ``spread[].name``/``requirements``/``weight``) and ``link`` (``namespace``, ``package``,
   ``interfaces``, ``name``, ``target`` as a name with older ``target_config`` or as
   ``{name, config}``, ``source.config`` or older ``source_config``).
 - ignored (validated, then dropped): ``spec.policies``, ``metadata.labels``,
-  ``properties.id`` (component ids are ``<app>-<name>`` here), scalers on capabilities
-  (built-in providers run on every host); a ``daemonscaler``'s spread weights are kept
+  ``properties.id`` (component ids are ``<app>-<name>`` here), scalers on built-in
+  capabilities (they run on every host); a ``daemonscaler``'s spread weights are kept
   but mean nothing (every matching host gets ``instances``), so they are not checked.
 - refused: unknown fields and trait types, OCI image references (no registry client),
   capabilities other than the built-in http-server and keyvalue providers, ``secrets``,
@@ -67,6 +69,8 @@ from deploy.errors import (
 )
 from deploy.locate import Loc, Locator, Report, parse_yaml, validate
 from deploy.model import (
+    PLACED_PROVIDER_CONFIG,
+    PLACED_PROVIDERS,
     AppSpec,
     CapabilityDecl,
     ComponentDecl,
@@ -161,7 +165,12 @@ def dump_spec(spec: AppSpec) -> dict[str, Any]:
         "annotations": dict(spec.annotations),
         "components": [_dump_component(c) for c in spec.components],
         "capabilities": [
-            {"name": c.name, "provider": c.provider, "config": dict(c.config)}
+            {
+                "name": c.name,
+                "provider": c.provider,
+                "config": dict(c.config),
+                "scaler": _dump_scaler(c.scaler),
+            }
             for c in spec.capabilities
         ],
         "links": [_dump_link(link) for link in spec.links],
@@ -177,7 +186,12 @@ def spec_from_dump(data: dict[str, Any]) -> AppSpec:
         annotations=_pairs(data.get("annotations", {})),
         components=tuple(_undump_component(c) for c in data.get("components", [])),
         capabilities=tuple(
-            CapabilityDecl(c["name"], c["provider"], _pairs(c.get("config", {})))
+            CapabilityDecl(
+                c["name"],
+                c["provider"],
+                _pairs(c.get("config", {})),
+                _undump_scaler(c.get("scaler")),
+            )
             for c in data.get("capabilities", [])
         ),
         links=tuple(_undump_link(link) for link in data.get("links", [])),
@@ -260,13 +274,30 @@ class _Normaliser:
     def _capability(self, raw: ComponentEntry, loc: Loc) -> list[CapabilityDecl]:
         ploc = (*loc, "properties")
         props = validate(self.report, CapabilityProperties, raw.properties, ploc)
-        self._scalers(raw, loc)  # validated, then ignored: providers run on every host
-        if props is None:
+        provider = self._provider(props, ploc) if props is not None else None
+        if provider not in PLACED_PROVIDERS:
+            self._scalers(raw, loc)  # validated, then ignored: built-in providers run everywhere
+        if props is None or provider is None:
             return []
         self._refuse_secrets(props.secrets, (*ploc, "secrets"))
-        provider = self._provider(props, ploc)
         config = self._flatten([(props.config, (*ploc, "config"))])
-        return [CapabilityDecl(raw.name, provider, config)] if provider else []
+        if provider not in PLACED_PROVIDERS:
+            return [CapabilityDecl(raw.name, provider, config)]
+        scaler = self._component_scaler(raw, loc, "capability")
+        self._check_provider_config(provider, config, (*ploc, "config"))
+        return [CapabilityDecl(raw.name, provider, config, scaler)] if scaler else []
+
+    def _check_provider_config(self, provider: str, config: Pairs, loc: Loc) -> None:
+        required, optional = PLACED_PROVIDER_CONFIG[provider]
+        given = dict(config)
+        for key in required:
+            if not given.get(key):
+                message = f"a {provider} provider needs config '{key}'"
+                self._problem(ManifestReferenceError, loc, message)
+        for key in sorted(set(given) - {*required, *optional}):
+            known = ", ".join((*required, *optional))
+            message = f"unknown config '{key}' for a {provider} provider (known: {known})"
+            self._problem(ManifestReferenceError, loc, message)
 
     def _provider(self, props: CapabilityProperties, ploc: Loc) -> str | None:
         named = _provider_of_image(props.image) if props.image else None
@@ -274,7 +305,8 @@ class _Normaliser:
             message = (
                 f"unsupported capability '{props.image}': the supported capabilities are the "
                 "built-in providers http-server (an image naming http-server or httpserver) "
-                "and keyvalue (an image naming keyvalue or kv-), or set properties.provider"
+                "and keyvalue (an image naming keyvalue or kv-), or set properties.provider "
+                "(http-server, keyvalue, or keyvalue-redis for a Redis-backed provider process)"
             )
             self._problem(UnsupportedFeatureError, (*ploc, "image"), message)
             return None
@@ -362,14 +394,16 @@ class _Normaliser:
             self._problem(ManifestSchemaError, (*ploc, "spread"), message)
         return Scaler(kind, props.count, spreads)
 
-    def _component_scaler(self, raw: ComponentEntry, loc: Loc) -> Scaler | None:
+    def _component_scaler(
+        self, raw: ComponentEntry, loc: Loc, what: str = "component"
+    ) -> Scaler | None:
         scalers = self._scalers(raw, loc)
         declared = [(*loc, "traits", j) for j, t in enumerate(raw.traits) if t.type in _SCALERS]
         if not declared:
-            message = f"component '{raw.name}' has no spreadscaler or daemonscaler trait"
+            message = f"{what} '{raw.name}' has no spreadscaler or daemonscaler trait"
             self._problem(ManifestReferenceError, loc, message)
         for extra in declared[1:]:
-            message = "more than one scaler: a component takes one spreadscaler or daemonscaler"
+            message = f"more than one scaler: a {what} takes one spreadscaler or daemonscaler"
             self._problem(ManifestReferenceError, (*extra, "type"), message)
         return scalers[0] if len(declared) == 1 and scalers else None
 
@@ -437,8 +471,8 @@ class _Normaliser:
             self._problem(ManifestReferenceError, tloc, message)
         elif decl.target == decl.source:
             self._problem(ManifestReferenceError, tloc, "a component cannot link to itself")
-        elif source_kind == KEYVALUE:
-            message = "links from a keyvalue capability are not supported"
+        elif source_kind == KEYVALUE or source_kind in PLACED_PROVIDERS:
+            message = f"links from a {source_kind} capability are not supported"
             self._problem(UnsupportedFeatureError, (*link.loc, "type"), message)
         elif source_kind == HTTP_SERVER and target_kind != "component":
             message = f"an http-server link must target a wasm component, not '{decl.target}'"
@@ -497,39 +531,44 @@ def _pairs(mapping: dict[str, Any]) -> Pairs:
     return tuple(sorted((str(k), str(v)) for k, v in mapping.items()))
 
 
+def _dump_scaler(scaler: Scaler | None) -> dict[str, Any] | None:
+    if scaler is None:
+        return None
+    spreads = [
+        {"name": s.name, "requirements": dict(s.requirements), "weight": s.weight}
+        for s in scaler.spreads
+    ]
+    return {"kind": scaler.kind, "instances": scaler.instances, "spreads": spreads}
+
+
+def _undump_scaler(data: dict[str, Any] | None) -> Scaler | None:
+    if data is None:
+        return None
+    spreads = tuple(
+        Spread(x["name"], _pairs(x.get("requirements", {})), x.get("weight", 100))
+        for x in data.get("spreads", [])
+    )
+    return Scaler(data["kind"], data["instances"], spreads)
+
+
 def _dump_component(c: ComponentDecl) -> dict[str, Any]:
-    scaler = None
-    if c.scaler is not None:
-        spreads = [
-            {"name": s.name, "requirements": dict(s.requirements), "weight": s.weight}
-            for s in c.scaler.spreads
-        ]
-        scaler = {"kind": c.scaler.kind, "instances": c.scaler.instances, "spreads": spreads}
     return {
         "name": c.name,
         "source": c.source,
         "sha256": c.sha256,
         "config": dict(c.config),
-        "scaler": scaler,
+        "scaler": _dump_scaler(c.scaler),
         "max_concurrency": c.max_concurrency,
     }
 
 
 def _undump_component(data: dict[str, Any]) -> ComponentDecl:
-    scaler = None
-    if data.get("scaler") is not None:
-        s = data["scaler"]
-        spreads = tuple(
-            Spread(x["name"], _pairs(x.get("requirements", {})), x.get("weight", 100))
-            for x in s.get("spreads", [])
-        )
-        scaler = Scaler(s["kind"], s["instances"], spreads)
     return ComponentDecl(
         name=data["name"],
         source=data["source"],
         sha256=data.get("sha256"),
         config=_pairs(data.get("config", {})),
-        scaler=scaler,
+        scaler=_undump_scaler(data.get("scaler")),
         max_concurrency=data.get("max_concurrency"),
     )
 

@@ -62,13 +62,30 @@ class ComponentDecl:
     max_concurrency: int | None = None
 
 
+# Providers built into every host: a capability of these kinds needs no placement.
+BUILTIN_PROVIDERS = ("http-server", "keyvalue")
+# Out-of-process providers the controller places with the capability's scaler, at
+# most one per host, by kind: the contract each serves, and its config keys.
+PLACED_PROVIDERS = {"keyvalue-redis": "keyvalue"}
+PLACED_PROVIDER_CONFIG = {"keyvalue-redis": (("redis_url",), ("key_prefix",))}  # required, optional
+
+
 @dataclass(frozen=True)
 class CapabilityDecl:
-    """A capability (provider) component of the app, mapped to a built-in provider kind."""
+    """A capability (provider) component of the app.
+
+    ``provider`` is a built-in kind (``BUILTIN_PROVIDERS``: runs on every host, ``scaler``
+    is None) or a placed kind (``PLACED_PROVIDERS``: ``scaler`` says where it runs).
+    """
 
     name: str
-    provider: str  # "http-server" | "keyvalue"
+    provider: str
     config: tuple[tuple[str, str], ...] = ()
+    scaler: Scaler | None = None
+
+    @property
+    def placed(self) -> bool:
+        return self.provider in PLACED_PROVIDERS
 
 
 @dataclass(frozen=True)

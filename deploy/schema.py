@@ -120,7 +120,7 @@ class ComponentProperties(Strict):
 
 class CapabilityProperties(Strict):
     image: NonEmpty | None = None
-    provider: Literal["http-server", "keyvalue"] | None = None  # ext
+    provider: Literal["http-server", "keyvalue", "keyvalue-redis"] | None = None  # ext
     id: str | None = None  # ignored
     config: list[ConfigProperty] = Field(default_factory=list)
     secrets: list[Any] = Field(default_factory=list)  # refused when not empty
@@ -128,7 +128,9 @@ class CapabilityProperties(Strict):
     @model_validator(mode="after")
     def _image_or_provider(self) -> CapabilityProperties:
         if self.image is None and self.provider is None:
-            raise ValueError("give image (or this project's provider: http-server | keyvalue)")
+            raise ValueError(
+                "give image (or this project's provider: http-server | keyvalue | keyvalue-redis)"
+            )
         return self
 
 

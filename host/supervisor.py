@@ -102,6 +102,7 @@ class Supervised:
             pid=self.pid if alive else None,
             healthy=self.healthy and alive,
             restarts=self.restarts,
+            annotations=self.request.annotations,
         )
 
 

@@ -98,6 +98,7 @@ class ProviderDescription(Message):
     pid: int | None = None  # None between an exit and the restart
     healthy: bool = False
     restarts: int = 0
+    annotations: dict[str, str] = Field(default_factory=dict)
 
 
 class HostInventory(Message):
@@ -181,6 +182,8 @@ class StartProvider(Message):
     provider_id: str = Field(min_length=1, pattern=r"^[-_a-zA-Z0-9]+$")
     kind: Literal["keyvalue-redis"]
     config: dict[str, str] = Field(default_factory=dict)
+    # Who asked, reported back in the inventory (the controller sets app and revision).
+    annotations: dict[str, str] = Field(default_factory=dict)
 
 
 class StopProvider(Message):
