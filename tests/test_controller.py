@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import subprocess
 import time
@@ -24,6 +25,9 @@ from lattice.lease import Lease
 from lattice.natsd import NatsServer
 from lattice.specs import SpecError, SpecStore
 from tests.lattice_procs import LATTICE, HostProcess, host_processes, wait_for_hosts
+from tests.redis_fixture import RedisServer, redis_server
+
+__all__ = ["redis_server"]  # a fixture: imported to be found by pytest
 
 HEARTBEAT_S = 0.3
 HOST_TIMEOUT_S = 1.0
@@ -359,3 +363,129 @@ async def test_controller_failover(
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(10)
+
+
+def counter_with_redis_provider(counter: Path, redis_url: str) -> str:
+    """The counter on the us host; its keyvalue a Redis provider process on one eu host."""
+    return f"""\
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: tally
+  annotations:
+    version: v1
+spec:
+  components:
+    - name: counter
+      type: component
+      properties:
+        image: {counter}
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 1
+            spread:
+              - name: us
+                requirements:
+                  zone: us
+        - type: link
+          properties:
+            namespace: wasi
+            package: keyvalue
+            interfaces: [store, atomics]
+            target:
+              name: store
+              config:
+                - name: bucket
+                  properties:
+                    bucket: counts
+    - name: store
+      type: capability
+      properties:
+        provider: keyvalue-redis
+        config:
+          - name: redis
+            properties:
+              redis_url: {redis_url}
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 1
+            spread:
+              - name: eu
+                requirements:
+                  zone: eu
+    - name: httpserver
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/http-server:0.27.0
+      traits:
+        - type: link
+          properties:
+            namespace: wasi
+            package: http
+            interfaces: [incoming-handler]
+            target:
+              name: counter
+            source:
+              config:
+                - name: route
+                  properties:
+                    path: /counter
+"""
+
+
+async def count(url: str) -> int | None:
+    """The counter's next value, or None while it cannot count."""
+    with contextlib.suppress(aiohttp.ClientError):
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/counter") as response:
+            if response.status == 200:
+                return int(json.loads(await response.text())["count"])
+    return None
+
+
+async def test_a_placed_provider_fails_over_and_the_count_goes_on(
+    lattice: Lattice,
+    hosts: dict[str, HostProcess],
+    components: dict[str, Path],
+    redis_server: RedisServer,
+) -> None:
+    await lattice.apply(counter_with_redis_provider(components["counter"], redis_server.url))
+    counter_url = hosts["us-1"].http_url
+
+    async def provider_hosts() -> dict[str, bool]:
+        found = {}
+        for host in await lattice.client.hosts():
+            for provider in host.providers:
+                if provider.provider_id == "tally-store":
+                    found[host.host_id] = provider.healthy
+        return found
+
+    async def counting() -> bool:
+        return await count(counter_url) is not None
+
+    await wait_until(counting, what="the counter counting through the provider")
+    await wait_until(lambda: _is(lattice, "tally", "deployed"), what="deployed")
+    (victim,) = await provider_hosts()
+    assert victim in ("eu-1", "eu-2")
+    survivor = "eu-2" if victim == "eu-1" else "eu-1"
+    before = await count(counter_url)
+    assert before is not None
+
+    hosts[victim].kill()
+
+    async def moved() -> bool:
+        return await provider_hosts() == {survivor: True}
+
+    await wait_until(moved, timeout_s=20, what="the provider running on the surviving eu host")
+    await wait_until(counting, timeout_s=20, what="the counter counting again")
+    # Redis kept the count: the new provider process serves the same data.
+    after = await count(counter_url)
+    assert after is not None and after > before + 1
+
+    await lattice.specs.undeploy("tally")
+
+    async def stopped() -> bool:
+        return await provider_hosts() == {}
+
+    await wait_until(stopped, what="the provider stopped after undeploy")

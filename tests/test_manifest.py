@@ -459,6 +459,52 @@ def test_capability_errors() -> None:
     assert "properties.provider: Input should be" in str(fails(wasm(), wrong))
 
 
+REDIS_CONFIG = """\
+config:
+  - name: redis
+    properties: {redis_url: "redis://db:6379/0", key_prefix: shop}
+"""
+EU_SCALER = """\
+- type: spreadscaler
+  properties:
+    instances: 2
+    spread:
+      - name: eu
+        requirements: {zone: eu}
+"""
+
+
+def redis_cap(props: str = REDIS_CONFIG, traits: str = EU_SCALER) -> str:
+    return cap("store", "x", traits, props).replace("image: x", "provider: keyvalue-redis")
+
+
+def test_a_placed_provider_keeps_its_scaler_and_config() -> None:
+    spec = load(wasm(traits=LINK_KV.replace("target: kv", "target: store")), redis_cap())
+    (store,) = spec.capabilities
+    assert store == CapabilityDecl(
+        "store",
+        "keyvalue-redis",
+        (("key_prefix", "shop"), ("redis_url", "redis://db:6379/0")),
+        Scaler("spread", 2, (Spread("eu", (("zone", "eu"),)),)),
+    )
+    assert store.placed and not CapabilityDecl("kv", "keyvalue").placed
+    assert spec_from_dump(json.loads(json.dumps(dump_spec(spec)))) == spec
+
+
+def test_placed_provider_errors() -> None:
+    no_url = redis_cap(props="config: [{name: r, properties: {key_prefix: p}}]\n")
+    assert "a keyvalue-redis provider needs config 'redis_url'" in str(fails(wasm(), no_url))
+    typo = redis_cap(props="config: [{name: r, properties: {redis_url: x, prefix: p}}]\n")
+    message = "unknown config 'prefix' for a keyvalue-redis provider (known: redis_url, key_prefix)"
+    assert message in str(fails(wasm(), typo))
+    unscaled = fails(wasm(), redis_cap(traits=""))
+    assert "capability 'store' has no spreadscaler or daemonscaler trait" in str(unscaled)
+    two = fails(wasm(), redis_cap(traits=EU_SCALER + EU_SCALER))
+    assert "a capability takes one spreadscaler or daemonscaler" in str(two)
+    linked_from = fails(wasm(), redis_cap(traits=EU_SCALER + route()))
+    assert "links from a keyvalue-redis capability are not supported" in str(linked_from)
+
+
 # -- links ----------------------------------------------------------------------------
 
 
