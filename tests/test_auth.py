@@ -1,4 +1,4 @@
-"""Connecting to a NATS server that requires credentials (user/password, token)."""
+"""Connecting to a NATS server that requires credentials (user/password, token, .creds)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ import pytest
 from lattice.connection import NatsOptions, connect
 from lattice.errors import ConnectError
 from lattice.natsd import NatsServer
+from lattice.state import LatticeState
+from lattice.subjects import Subjects
+from tests.nats_jwt import operator_setup
 
 
 @pytest.fixture
@@ -131,3 +134,36 @@ async def test_tls_with_a_private_ca(tls_server: tuple[NatsServer, Path]) -> Non
     # Without the CA the server's certificate is not trusted: refused, clearly.
     with pytest.raises(ConnectError, match="NATS"):
         await connect(NatsOptions(server.url), reconnect=False)
+
+
+@pytest.fixture
+def operator_server(tmp_path: Path) -> Iterator[tuple[NatsServer, Path]]:
+    setup = operator_setup(tmp_path / "auth")
+    server = NatsServer(tmp_path / "nats", extra_args=["-c", str(setup.server_config)]).start()
+    yield server, setup.creds
+    server.stop()
+
+
+async def test_credentials_file(operator_server: tuple[NatsServer, Path]) -> None:
+    """A .creds file (user JWT + seed) admits a host; JetStream works for its account."""
+    server, creds = operator_server
+    nc = await connect(NatsOptions(server.url, credentials_file=str(creds)))
+    try:
+        state = LatticeState(nc, Subjects(), "creds-test")
+        await state.put_config("app", {"greeting": "hi"})
+        assert await state.get_config("app") == {"greeting": "hi"}
+    finally:
+        await nc.close()
+    with pytest.raises(ConnectError, match="refused the connection"):
+        await connect(NatsOptions(server.url), reconnect=False)
+
+
+def test_cli_takes_a_credentials_file(operator_server: tuple[NatsServer, Path]) -> None:
+    server, creds = operator_server
+    lattice = str(Path(sys.executable).parent / "lattice")
+    command = [lattice, "get", "hosts", "--nats-url", server.url, "-o", "json"]
+    result = subprocess.run(
+        [*command, "--nats-creds", str(creds)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
