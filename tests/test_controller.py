@@ -473,12 +473,14 @@ async def test_a_placed_provider_fails_over_and_the_count_goes_on(
     assert before is not None
 
     hosts[victim].kill()
+    killed = time.monotonic()
 
     async def moved() -> bool:
         return await provider_hosts() == {survivor: True}
 
     await wait_until(moved, timeout_s=20, what="the provider running on the surviving eu host")
     await wait_until(counting, timeout_s=20, what="the counter counting again")
+    print(f"\nprovider failover: SIGKILL -> counting again {time.monotonic() - killed:.2f} s")
     # Redis kept the count: the new provider process serves the same data.
     after = await count(counter_url)
     assert after is not None and after > before + 1
