@@ -286,8 +286,7 @@ def _component(
     current = replicas.of(cid)
     counts = {host_id: count for host_id, (count, _) in current.items() if count}
     targets, reasons = placement(decl.scaler, index, counts, load)
-    for host_id, target in targets.items():
-        load[host_id] = load.get(host_id, 0) + target - counts.get(host_id, 0)
+    _claim(load, targets, counts)
     desired_total = sum(targets.values())
     running = {h: n for h, (n, _) in replicas.running.get(cid, {}).items() if n}
     # Replicas observed running the right revision on hosts that keep them.
@@ -296,7 +295,36 @@ def _component(
         for h, (n, running_rev) in replicas.running.get(cid, {}).items()
         if running_rev == rev and not replicas.hosts[h].draining
     )
-    commands = []
+    commands = [
+        _scale(app, decl, host_id, target, rev)
+        for host_id, target, _ in _changes(replicas, current, targets, rev, ready_elsewhere)
+    ]
+    state = ComponentStatus(
+        decl.name, cid, desired_total, sum(running.values()), running, "; ".join(reasons)
+    )
+    return commands, state
+
+
+def _claim(load: dict[str, int], targets: Mapping[str, int], counts: Mapping[str, int]) -> None:
+    """Count this placement in the hosts' load, so later ones prefer other hosts."""
+    for host_id, target in targets.items():
+        load[host_id] = load.get(host_id, 0) + target - counts.get(host_id, 0)
+
+
+def _changes(
+    replicas: _Replicas,
+    current: Mapping[str, tuple[int, str]],
+    targets: Mapping[str, int],
+    rev: str,
+    ready_elsewhere: int,
+) -> list[tuple[str, int, int]]:
+    """(host, new count, current count) for each host whose replicas must change.
+
+    A draining host keeps what it runs until ``ready_elsewhere`` replicas of the right
+    revision are observed on the hosts that keep them.
+    """
+    changes = []
+    desired_total = sum(targets.values())
     for host_id in sorted(set(targets) | set(current)):
         count, running_rev = current.get(host_id, (0, ""))
         target = targets.get(host_id, 0)
@@ -304,11 +332,8 @@ def _component(
             target = count  # keep serving here until the replacements are up
         if target == count and (target == 0 or running_rev == rev):
             continue
-        commands.append(_scale(app, decl, host_id, target, rev))
-    state = ComponentStatus(
-        decl.name, cid, desired_total, sum(running.values()), running, "; ".join(reasons)
-    )
-    return commands, state
+        changes.append((host_id, target, count))
+    return changes
 
 
 def _provider(
@@ -331,8 +356,7 @@ def _provider(
             f"{decl.scaler.instances} replicas wanted but a provider runs once per host "
             f"and {len(targets)} hosts match"
         )
-    for host_id in targets:
-        load[host_id] = load.get(host_id, 0) + 1 - counts.get(host_id, 0)
+    _claim(load, targets, counts)
     observed = replicas.providers.get(pid, {})
     healthy = {h for h, p in observed.items() if p.healthy}
     ready_elsewhere = sum(
@@ -341,13 +365,7 @@ def _provider(
         if h in targets and observed[h].revision == rev and not replicas.hosts[h].draining
     )
     commands = []
-    for host_id in sorted(set(targets) | set(current)):
-        count, running_rev = current.get(host_id, (0, ""))
-        target = targets.get(host_id, 0)
-        if replicas.hosts[host_id].draining and count and ready_elsewhere < len(targets):
-            target = count  # keep serving here until the replacements are up
-        if target == count and (target == 0 or running_rev == rev):
-            continue
+    for host_id, target, count in _changes(replicas, current, targets, rev, ready_elsewhere):
         if target:
             commands.append(
                 ProviderCommand(

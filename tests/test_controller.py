@@ -34,6 +34,29 @@ HOST_TIMEOUT_S = 1.0
 LABELS = {"eu-1": "eu", "eu-2": "eu", "us-1": "us"}
 
 
+def http_route_capability(target: str, path: str) -> str:
+    """An http-server capability (a spec.components item) routing ``path`` to ``target``."""
+    return f"""\
+    - name: httpserver
+      type: capability
+      properties:
+        image: ghcr.io/wasmcloud/http-server:0.27.0
+      traits:
+        - type: link
+          properties:
+            namespace: wasi
+            package: http
+            interfaces: [incoming-handler]
+            target:
+              name: {target}
+            source:
+              config:
+                - name: route
+                  properties:
+                    path: {path}
+"""
+
+
 def manifest(name: str, version: str, source: Path, instances: int = 3, path: str = "/") -> str:
     return f"""\
 apiVersion: core.oam.dev/v1beta1
@@ -61,24 +84,7 @@ spec:
                 requirements:
                   zone: us
                 weight: 1
-    - name: httpserver
-      type: capability
-      properties:
-        image: ghcr.io/wasmcloud/http-server:0.27.0
-      traits:
-        - type: link
-          properties:
-            namespace: wasi
-            package: http
-            interfaces: [incoming-handler]
-            target:
-              name: web
-            source:
-              config:
-                - name: route
-                  properties:
-                    path: {path}
-"""
+""" + http_route_capability("web", path)
 
 
 @pytest.fixture
@@ -415,24 +421,7 @@ spec:
               - name: eu
                 requirements:
                   zone: eu
-    - name: httpserver
-      type: capability
-      properties:
-        image: ghcr.io/wasmcloud/http-server:0.27.0
-      traits:
-        - type: link
-          properties:
-            namespace: wasi
-            package: http
-            interfaces: [incoming-handler]
-            target:
-              name: counter
-            source:
-              config:
-                - name: route
-                  properties:
-                    path: /counter
-"""
+""" + http_route_capability("counter", "/counter")
 
 
 async def count(url: str) -> int | None:
