@@ -17,6 +17,9 @@ from lattice.connection import NatsOptions, connect
 from lattice.natsd import NatsServer
 from lattice.specs import SpecStore
 from tests.lattice_procs import LATTICE, HostProcess, host_processes, wait_for_hosts
+from tests.redis_fixture import RedisServer, redis_server
+
+__all__ = ["redis_server"]  # a fixture: imported to be found by pytest
 
 SPECS = Path(__file__).resolve().parent.parent / "examples" / "specs"
 
@@ -86,14 +89,27 @@ async def deployed(store: SpecStore, app: str) -> bool:
 
 
 async def test_every_example_spec_runs(
-    specs: SpecStore, hosts: dict[str, HostProcess], nats_server: NatsServer
+    specs: SpecStore,
+    hosts: dict[str, HostProcess],
+    nats_server: NatsServer,
+    redis_server: RedisServer,
+    tmp_path: Path,
 ) -> None:
     applied = sorted(p.name for p in SPECS.glob("*.yaml"))
-    assert applied == ["counter.yaml", "daemon.yaml", "greeter.yaml", "hello.yaml"]
+    assert applied == [
+        "counter.yaml",
+        "daemon.yaml",
+        "greeter.yaml",
+        "hello.yaml",
+        "redis-counter.yaml",
+    ]
     for name in applied:
-        output = await asyncio.to_thread(apply, nats_server.url, SPECS / name)
+        spec = SPECS / name
+        if name == "redis-counter.yaml":
+            spec = on_this_redis(spec, redis_server.url, tmp_path)
+        output = await asyncio.to_thread(apply, nats_server.url, spec)
         assert "deployed" in output
-    for app in ("hello", "counter-app", "echo-edge", "greet"):
+    for app in ("hello", "counter-app", "echo-edge", "greet", "tally"):
         await until(lambda app=app: deployed(specs, app), f"{app} deployed")
     eu, us = hosts["edge-eu"].http_url, hosts["core-us"].http_url
 
@@ -109,3 +125,17 @@ async def test_every_example_spec_runs(
     status, text = await fetch(f"{eu}/greet?name=Ada")
     assert status == 200, text
     assert '"served_by": "the us zone"' in text  # front on eu called greeter on us
+    # tally: the counter on both hosts, its Redis provider on the eu host.
+    assert await fetch(f"{us}/tally") == (200, '{"count": 1}')
+    assert await fetch(f"{eu}/tally") == (200, '{"count": 2}')
+    (eu_host,) = [h for h in await LatticeClient(specs.nc).hosts() if h.providers]
+    assert eu_host.host_id == "edge-eu"
+
+
+def on_this_redis(spec: Path, redis_url: str, tmp_path: Path) -> Path:
+    """A copy of ``spec`` using the test's redis-server, its image paths made absolute."""
+    text = spec.read_text().replace("redis://127.0.0.1:6379/0", redis_url)
+    text = text.replace("../../build/", f"{spec.parent.parent.parent}/build/")
+    copy = tmp_path / spec.name
+    copy.write_text(text)
+    return copy

@@ -30,7 +30,7 @@ from deploy.model import AppSpec, CapabilityDecl, ComponentDecl, LinkDecl, Scale
 REPO = Path(__file__).resolve().parent.parent
 SPECS = REPO / "examples" / "specs"
 BUILT = REPO / "build" / "components"
-VALID = ("hello.yaml", "counter.yaml", "daemon.yaml", "greeter.yaml")
+VALID = ("hello.yaml", "counter.yaml", "daemon.yaml", "greeter.yaml", "redis-counter.yaml")
 INVALID = sorted((SPECS / "invalid").glob("*.yaml"))
 
 HEAD = """\
@@ -119,6 +119,18 @@ def test_hello_example() -> None:
             source_config=(("path", "/"),),
         ),
     )
+
+
+def test_redis_counter_example() -> None:
+    spec = load_manifest_file(SPECS / "redis-counter.yaml")
+    store = spec.capabilities[0]
+    assert (store.name, store.provider, store.placed) == ("store", "keyvalue-redis", True)
+    assert store.scaler == Scaler("spread", 1, (Spread("eu", (("zone", "eu"),)),))
+    assert dict(store.config) == {"redis_url": "redis://127.0.0.1:6379/0", "key_prefix": "tally"}
+    assert [(link.source, link.target) for link in spec.links] == [
+        ("counter", "store"),
+        ("httpserver", "counter"),
+    ]
 
 
 def test_counter_example() -> None:
