@@ -59,6 +59,8 @@ BACKOFF_INITIAL_S = 0.25
 BACKOFF_MAX_S = 10.0
 STABLE_S = 10.0
 STOP_TIMEOUT_S = 5.0
+# A provider's log is set aside (one old copy kept) when a process starts past this size.
+LOG_ROTATE_BYTES = 10 * 2**20
 # How often a watched process is polled for its exit between health checks.
 EXIT_POLL_S = 0.1
 
@@ -234,6 +236,7 @@ class ProviderSupervisor:
         entry.instance_id = uuid.uuid4().hex[:12]
         entry.healthy = entry.ever_healthy = False
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        _rotate(entry.log_path)
         with open(entry.log_path, "ab") as out:
             try:
                 # A session of its own: Ctrl-C at the host's terminal reaches the host,
@@ -389,3 +392,12 @@ def _last_line(entry: Supervised) -> str:
     except OSError:
         return "(no log)"
     return lines[-1] if lines else "(no output)"
+
+
+def _rotate(log_path: Path, max_bytes: int = LOG_ROTATE_BYTES) -> None:
+    """Keep a restarting provider's log bounded: ``X.log`` over the limit becomes ``X.log.1``."""
+    try:
+        if log_path.stat().st_size > max_bytes:
+            log_path.replace(log_path.with_name(log_path.name + ".1"))
+    except FileNotFoundError:
+        pass
