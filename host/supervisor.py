@@ -236,7 +236,7 @@ class ProviderSupervisor:
         entry.instance_id = uuid.uuid4().hex[:12]
         entry.healthy = entry.ever_healthy = False
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        _rotate(entry.log_path)
+        rotate_log(entry.log_path)
         with open(entry.log_path, "ab") as out:
             try:
                 # A session of its own: Ctrl-C at the host's terminal reaches the host,
@@ -394,7 +394,7 @@ def _last_line(entry: Supervised) -> str:
     return lines[-1] if lines else "(no output)"
 
 
-def _rotate(log_path: Path, max_bytes: int = LOG_ROTATE_BYTES) -> None:
+def rotate_log(log_path: Path, max_bytes: int = LOG_ROTATE_BYTES) -> None:
     """Keep a restarting provider's log bounded: ``X.log`` over the limit becomes ``X.log.1``."""
     try:
         if log_path.stat().st_size > max_bytes:

@@ -28,6 +28,7 @@ import redis
 
 from host.daemon import HostConfig, HostDaemon
 from host.demo import http_route
+from host.supervisor import rotate_log
 from lattice.client import LatticeClient
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.errors import RemoteError
@@ -547,13 +548,11 @@ async def test_a_killed_host_leaves_no_provider_behind(
 
 
 def test_a_large_provider_log_is_set_aside_at_the_next_start(tmp_path: Path) -> None:
-    from host.supervisor import _rotate
-
     log_path = tmp_path / "kv.log"
-    _rotate(log_path, max_bytes=10)  # no log yet: nothing to do
+    rotate_log(log_path, max_bytes=10)  # no log yet: nothing to do
     log_path.write_bytes(b"x" * 11)
-    _rotate(log_path, max_bytes=10)
+    rotate_log(log_path, max_bytes=10)
     assert not log_path.exists() and (tmp_path / "kv.log.1").read_bytes() == b"x" * 11
     log_path.write_bytes(b"small")
-    _rotate(log_path, max_bytes=10)
+    rotate_log(log_path, max_bytes=10)
     assert log_path.read_bytes() == b"small"
