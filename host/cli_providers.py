@@ -103,7 +103,15 @@ def get_providers(output: str, lattice_name: str, **kwargs: Any) -> None:
     nats = make_nats_options(kwargs, "lattice-cli")
     inventories = run(with_client(nats, lattice_name, lambda client: client.hosts()))
     rows = [
-        [inv.host_id, p.provider_id, p.kind, p.pid or "-", p.healthy, p.restarts]
+        [
+            inv.host_id,
+            p.provider_id,
+            p.kind,
+            p.pid or "-",
+            p.healthy,
+            p.restarts,
+            p.annotations.get("app", "-"),
+        ]
         for inv in inventories
         for p in inv.providers
     ]
@@ -114,5 +122,7 @@ def get_providers(output: str, lattice_name: str, **kwargs: Any) -> None:
             for inv in inventories
             for p in inv.providers
         ],
-        lambda: print_table(["HOST", "PROVIDER", "KIND", "PID", "HEALTHY", "RESTARTS"], rows),
+        lambda: print_table(
+            ["HOST", "PROVIDER", "KIND", "PID", "HEALTHY", "RESTARTS", "APP"], rows
+        ),
     )
