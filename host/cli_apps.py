@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from deploy.manifest import load_manifest_file
 
 from deploy.errors import ManifestError
+from deploy.manifest import load_manifest_file
 from host.cli_common import (
     emit,
     make_nats_options,
@@ -23,6 +23,7 @@ from host.cli_common import (
     with_client,
 )
 from lattice.client import LatticeClient
+from lattice.messages import HostInventory
 from lattice.specs import SpecStore
 
 
@@ -218,9 +219,11 @@ def drain(host_id: str, stop: bool, timeout: float, lattice_name: str, **kwargs:
         await client.drain_host(resolved)
         progress(f"draining {resolved}: waiting for its replicas to move ...")
         deadline = time.monotonic() + timeout
-        while (await client.inventory(resolved)).components:
+        while _still_placed(await client.inventory(resolved)):
             if time.monotonic() > deadline:
-                raise click.ClickException(f"{resolved} still runs components after {timeout} s")
+                raise click.ClickException(
+                    f"{resolved} still runs components or placed providers after {timeout} s"
+                )
             await asyncio.sleep(0.2)
         if stop:
             await client.stop_host(resolved)
@@ -228,6 +231,12 @@ def drain(host_id: str, stop: bool, timeout: float, lattice_name: str, **kwargs:
 
     resolved = run(with_client(nats, lattice_name, action))
     click.echo(f"{resolved} drained" + (" and stopping" if stop else ""))
+
+
+def _still_placed(inventory: HostInventory) -> bool:
+    """Replicas the controller has yet to move: components, and providers a spec placed
+    (a provider started by hand stays: no controller would move it)."""
+    return bool(inventory.components) or any(p.annotations.get("app") for p in inventory.providers)
 
 
 COMMANDS = (apply, versions, deploy_app, undeploy, delete, status, drain)

@@ -480,3 +480,39 @@ async def test_a_placed_provider_fails_over_and_the_count_goes_on(
         return await provider_hosts() == {}
 
     await wait_until(stopped, what="the provider stopped after undeploy")
+
+
+async def test_draining_the_providers_host_loses_no_count(
+    lattice: Lattice,
+    hosts: dict[str, HostProcess],
+    components: dict[str, Path],
+    redis_server: RedisServer,
+    nats_server: NatsServer,
+) -> None:
+    """The replacement is healthy before the drained host's provider stops: no failed call."""
+    await lattice.apply(counter_with_redis_provider(components["counter"], redis_server.url))
+    await wait_until(lambda: _is(lattice, "tally", "deployed"), what="deployed")
+    (victim,) = [h.host_id for h in await lattice.client.hosts() if h.providers]
+    counts: list[int | None] = []
+    stop = asyncio.Event()
+
+    async def hammer() -> None:
+        while not stop.is_set():
+            counts.append(await count(hosts["us-1"].http_url))
+            await asyncio.sleep(0.005)
+
+    load = asyncio.create_task(hammer(), name="hammer")
+    drained = await asyncio.to_thread(
+        subprocess.run,
+        [LATTICE, "drain", victim, "--nats-url", nats_server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    stop.set()
+    await load
+    assert drained.returncode == 0, drained.stderr
+    assert None not in counts and len(counts) > 10
+    assert counts == list(range(counts[0], counts[0] + len(counts)))  # every call counted once
+    (now,) = [h for h in await lattice.client.hosts() if h.providers]
+    assert now.host_id != victim and now.providers[0].healthy
