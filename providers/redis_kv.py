@@ -69,7 +69,7 @@ class RedisKeyValue:
         return hash_key(bucket, self.prefix)
 
     def _failed(self, exc: redis.exceptions.RedisError) -> KeyValueError:
-        return KeyValueError("other", f"redis at {redacted(self.url)}: {exc}")
+        return KeyValueError("other", f"Redis at {redacted(self.url)}: {exc}")
 
     async def ping(self) -> None:
         try:

@@ -186,7 +186,7 @@ async def _serve_redis(options: RunOptions, backend: RedisKeyValue) -> None:
         try:
             await backend.ping()
         except KeyValueError as exc:
-            raise StartupError(f"cannot reach Redis at {redacted(backend.url)}: {exc}") from exc
+            raise StartupError(f"cannot reach {exc}") from exc
         log.info("Redis at %s answers", redacted(backend.url))
         await _serve_on_nats(options, backend)
     finally:

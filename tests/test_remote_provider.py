@@ -101,7 +101,7 @@ async def test_redis_outage_is_an_error_per_call_and_heals(redis_server: RedisSe
         await kv.set("b", "k", b"v")
         redis_server.stop()
         started = time.monotonic()
-        with pytest.raises(KeyValueError, match="redis at") as caught:
+        with pytest.raises(KeyValueError, match="Redis at") as caught:
             await kv.get("b", "k")
         assert caught.value.kind == "other"
         with pytest.raises(KeyValueError):
@@ -180,8 +180,8 @@ async def test_health_follows_redis_and_calls_fail_cleanly(
     try:
         redis_server.stop()
         reply = await request(nc, health, Empty(), timeout_s=3, who="provider")
-        assert not reply.ok and reply.code == "unavailable" and "redis at" in (reply.error or "")
-        with pytest.raises(KeyValueError, match="redis at"):
+        assert not reply.ok and reply.code == "unavailable" and "Redis at" in (reply.error or "")
+        with pytest.raises(KeyValueError, match="Redis at"):
             await remote.increment("b", "n", 1)
         redis_server.start()
         assert (await request(nc, health, Empty(), timeout_s=3, who="provider")).ok
@@ -389,7 +389,7 @@ async def test_a_redis_outage_fails_health_and_the_provider_comes_back(
 
         await wait_until(health_failed, "provider_health_failed")
         failed = next(e for e in seen if e.type == "provider_health_failed")
-        assert failed.data["pid"] == first.pid and "redis at" in failed.data["error"]
+        assert failed.data["pid"] == first.pid and "Redis at" in failed.data["error"]
         redis_server.start()
 
         async def healthy_again() -> bool:
