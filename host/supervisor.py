@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from host.errors import HostError
+from lattice import tracing
 from lattice.connection import Connection, NatsOptions
 from lattice.errors import LatticeError
 from lattice.messages import Empty, ProviderDescription, StartProvider
@@ -208,7 +209,12 @@ class ProviderSupervisor:
             entry.instance_id,
             "--parent-pid",
             str(os.getpid()),
+            "--host-id",
+            self.host_id,
         ]
+        traces, _ = tracing.exporters()
+        if traces:  # the host's spans and its providers' go to the same place
+            args += ["--traces", traces]
         for flag, value in (
             ("--nats-creds", self.nats.credentials_file),
             ("--tls-ca", self.nats.tls_ca_file),

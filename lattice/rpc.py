@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from pydantic import BaseModel
 
+from lattice import tracing
 from lattice.errors import BadMessage, ConnectError, RemoteError, RequestTimeout
 from lattice.messages import Reply, decode, encode
 from lattice.responder import Responder
@@ -21,11 +22,19 @@ Handler = Callable[[str, bytes], Awaitable[Reply]]
 
 
 async def request(
-    nc: Client, subject: str, message: BaseModel, *, timeout_s: float, who: str
+    nc: Client,
+    subject: str,
+    message: BaseModel,
+    *,
+    timeout_s: float,
+    who: str,
+    headers: Mapping[str, str] | None = None,
 ) -> Reply:
     """One request, one reply; ``who`` names the peer in errors ("host abc")."""
     try:
-        msg = await nc.request(subject, encode(message), timeout=timeout_s)
+        msg = await nc.request(
+            subject, encode(message), timeout=timeout_s, headers=dict(headers or {}) or None
+        )
     except nats.errors.NoRespondersError as exc:
         raise RequestTimeout(f"no {who} answered: is it running on this lattice?") from exc
     except nats.errors.TimeoutError as exc:
@@ -68,16 +77,30 @@ async def scatter(nc: Client, subject: str, message: BaseModel, *, wait_s: float
 
 
 async def serve(
-    nc: Client, subject: str, handler: Handler, *, queue: str = "", concurrency: int = 1
+    nc: Client,
+    subject: str,
+    handler: Handler,
+    *,
+    queue: str = "",
+    concurrency: int = 1,
+    span: str | None = None,
+    host_id: str = "",
 ) -> Responder:
     """Answer requests on ``subject``; a handler error still gets an error reply.
 
     With the default concurrency of 1, requests are handled one at a time in order.
+    With ``span``, each request is a server span continuing the trace its headers carry.
     """
+
+    async def handle(msg: Msg) -> Reply:
+        if span is None:
+            return await handler(msg.subject, msg.data)
+        with tracing.server_span(span, msg.headers or {}, host_id):
+            return await handler(msg.subject, msg.data)
 
     async def on_request(msg: Msg) -> None:
         try:
-            reply = await handler(msg.subject, msg.data)
+            reply = await handle(msg)
         except BadMessage as exc:
             reply = Reply.failure("bad_request", str(exc))
         except Exception as exc:

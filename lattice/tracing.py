@@ -52,6 +52,7 @@ _active = _meter.create_up_down_counter("wasmlattice.component.active_instances"
 
 # Set by setup(): nothing is recorded unless an exporter was asked for.
 _enabled = {"traces": False, "metrics": False}
+_exporters: dict[str, str | None] = {"traces": None, "metrics": None}
 
 
 class JsonLinesExporter(SpanExporter):
@@ -88,6 +89,7 @@ class JsonLinesExporter(SpanExporter):
 
 def setup(service: str, traces: str | None, metrics_export: str | None = None) -> None:
     """Install exporters for this process (call once, at start)."""
+    _exporters.update(traces=traces, metrics=metrics_export)
     resource = Resource.create({"service.name": service})
     if traces:
         provider = TracerProvider(resource=resource)
@@ -119,6 +121,11 @@ def setup(service: str, traces: str | None, metrics_export: str | None = None) -
             raise ValueError(f"unknown metrics exporter {metrics_export!r}: console or otlp")
         reader = PeriodicExportingMetricReader(exporter, export_interval_millis=10_000)
         use_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+
+
+def exporters() -> tuple[str | None, str | None]:
+    """The (traces, metrics) exporters given to ``setup``: child processes get the same."""
+    return _exporters["traces"], _exporters["metrics"]
 
 
 def use_meter_provider(provider: MeterProvider) -> None:
@@ -156,6 +163,16 @@ def server_span(name: str, headers: Mapping[str, str], host_id: str) -> Iterator
             yield span
     finally:
         context.detach(token)
+
+
+@contextmanager
+def client_span(name: str) -> Iterator[dict[str, str]]:
+    """A span around a request this process sends; yields the headers that carry it."""
+    if not _enabled["traces"]:
+        yield {}
+        return
+    with _tracer.start_as_current_span(name, kind=SpanKind.CLIENT):
+        yield inject_headers()
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from lattice import tracing
 from lattice.connection import Connection
 from lattice.errors import BadMessage, LatticeError
 from lattice.messages import Reply, decode
@@ -74,6 +75,7 @@ async def serve_keyvalue(
     *,
     instance_id: str | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
+    host_id: str = "",
 ) -> KeyValueService:
     """Serve ``backend`` as provider ``provider_id``: kv in a queue group, and health."""
     instance = instance_id or f"pid{os.getpid()}"
@@ -88,7 +90,15 @@ async def serve_keyvalue(
     service = KeyValueService(provider_id, instance)
     kv_subject = subjects.provider(provider_id, KV_OPERATION)
     service.responders.append(
-        await serve(nc, kv_subject, on_kv, queue=provider_id, concurrency=concurrency)
+        await serve(
+            nc,
+            kv_subject,
+            on_kv,
+            queue=provider_id,
+            concurrency=concurrency,
+            span=f"provider {provider_id} keyvalue",
+            host_id=host_id,
+        )
     )
     for operation in (health_operation(), health_operation(instance)):
         service.responders.append(
@@ -146,8 +156,14 @@ class RemoteKeyValue:
 
     async def _call(self, req: KvRequest) -> KvReply:
         who = f"provider {self.provider_id}"
+        with tracing.client_span(f"keyvalue {req.op} via {who}") as headers:
+            return await self._send(req, who, headers)
+
+    async def _send(self, req: KvRequest, who: str, headers: dict[str, str]) -> KvReply:
         try:
-            reply = await request(self.nc, self.subject, req, timeout_s=self.timeout_s, who=who)
+            reply = await request(
+                self.nc, self.subject, req, timeout_s=self.timeout_s, who=who, headers=headers
+            )
             if not reply.ok:
                 raise KeyValueError("other", f"{who}: {reply.error}")
             answer = KvReply.from_data(reply.data)

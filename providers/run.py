@@ -34,6 +34,7 @@ from typing import Any
 
 import click
 
+from lattice import tracing
 from lattice.connection import NatsOptions, connect
 from lattice.errors import ConnectError
 from lattice.subjects import DEFAULT_LATTICE, DEFAULT_PREFIX, Subjects
@@ -99,6 +100,7 @@ class RunOptions:
     subjects: Subjects
     instance_id: str | None
     parent_pid: int | None
+    host_id: str
 
 
 # -- the command line -----------------------------------------------------------------
@@ -124,6 +126,13 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--subject-prefix", default=DEFAULT_PREFIX),
         click.option("--instance-id", default=None, help="This process's health subject."),
         click.option("--parent-pid", type=int, default=None, help="Exit when it is gone."),
+        click.option("--host-id", default="", help="The host running this (names it in traces)."),
+        click.option(
+            "--traces",
+            default=None,
+            envvar="WASMLATTICE_TRACES",
+            help="Trace exporter: console, otlp or file:PATH.",
+        ),
         click.option("-v", "--verbose", count=True),
     ]
     for option in reversed(options):
@@ -149,7 +158,13 @@ def _run_options(kw: dict[str, Any]) -> RunOptions:
         subjects.provider(provider_id, "kv")  # checks the id
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    return RunOptions(provider_id, nats, subjects, kw["instance_id"], kw["parent_pid"])
+    try:
+        tracing.setup("wasmlattice-provider", kw["traces"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--traces") from exc
+    return RunOptions(
+        provider_id, nats, subjects, kw["instance_id"], kw["parent_pid"], kw["host_id"]
+    )
 
 
 def _setup_logging(verbose: int, provider_id: str) -> None:
@@ -200,7 +215,12 @@ async def _serve_on_nats(options: RunOptions, backend: RedisKeyValue) -> None:
         raise StartupError(str(exc)) from exc
     try:
         service = await serve_keyvalue(
-            nc, options.subjects, options.provider_id, backend, instance_id=options.instance_id
+            nc,
+            options.subjects,
+            options.provider_id,
+            backend,
+            instance_id=options.instance_id,
+            host_id=options.host_id,
         )
         log.info(
             "serving keyvalue as %s (instance %s) on lattice %s",

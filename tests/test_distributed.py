@@ -14,9 +14,12 @@ import pytest
 from host.demo import http_route
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
-from lattice.messages import Link, ScaleComponent
+from lattice.messages import Link, ScaleComponent, StartProvider
 from lattice.natsd import NatsServer
 from tests.lattice_procs import HostProcess, host_processes, wait_for_hosts
+from tests.redis_fixture import RedisServer, redis_server
+
+__all__ = ["redis_server"]  # a fixture: imported to be found by pytest
 
 GREETER_LINK = Link(
     source_id="front",
@@ -159,3 +162,52 @@ async def test_one_request_is_one_trace_across_both_hosts(
     assert all(s["parent_id"] in by_id for s in trace if s is not root)
     names = [s["name"] for s in trace]
     assert "call front handle" in names and "call greeter greet" in names
+
+
+async def test_a_provider_on_another_host_is_in_the_same_trace(
+    client: LatticeClient,
+    two_hosts: dict[str, HostProcess],
+    components: dict[str, Path],
+    traces: Path,
+    redis_server: RedisServer,
+) -> None:
+    """HTTP on host-a -> counter -> keyvalue provider process on host-b: one trace."""
+    await client.start_provider(
+        "host-b",
+        StartProvider(
+            provider_id="kv", kind="keyvalue-redis", config={"redis_url": redis_server.url}
+        ),
+    )
+    await client.put_link(
+        Link(
+            source_id="counter",
+            target="keyvalue",
+            interfaces=["store", "atomics"],
+            config={"provider": "kv", "bucket": "traced"},
+        )
+    )
+    await client.put_link(http_route("counter", "/counter"))
+    await start(client, "host-a", "counter", components["counter"])
+    status, body = await get_json(f"{two_hosts['host-a'].http_url}/counter")
+    assert (status, body) == (200, {"count": 1})
+
+    def provider_span(spans: list[dict[str, object]]) -> dict[str, object] | None:
+        return next((s for s in spans if s["name"] == "provider kv keyvalue"), None)
+
+    deadline = time.monotonic() + 10
+    spans = read_spans(traces)
+    while provider_span(spans) is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)  # spans reach the file as the processes export them
+        spans = read_spans(traces)
+    served = provider_span(spans)
+    assert served is not None, [s["name"] for s in spans]
+    trace = [s for s in spans if s["trace_id"] == served["trace_id"]]
+    by_id = {s["span_id"]: s for s in trace}
+    # The provider's span hangs under the host's client span, under the component call.
+    client_side = by_id[served["parent_id"]]
+    assert client_side["name"] == "keyvalue increment via provider kv"
+    assert by_id[client_side["parent_id"]]["name"] == "call counter handle"
+    names = {s["name"] for s in trace}
+    assert "HTTP GET" in names
+    hosts = {s["attributes"].get("wasmlattice.host") for s in trace}  # type: ignore[union-attr]
+    assert {"host-a", "host-b"} <= hosts
