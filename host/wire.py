@@ -4,6 +4,10 @@ A linked call to a component on another host carries its arguments (and the
 reply its result) as msgpack, shaped by the function's WIT types. Each host
 compiles a function's type once (``WireCodec.for_func``) into one encoder and
 one decoder closure per WIT type node, as ``host.fastcall`` does for calls.
+This module walks the types (``_compile``) and builds the nodes that need more
+of a type than its compiled children: variant, option and result, whose cases
+follow wasmtime-py's class rules (see below). The other nodes are built in
+``host.wire_types``.
 
 Wire format (language-neutral: it names no Python types)
 --------------------------------------------------------
@@ -57,25 +61,35 @@ value that wasmtime-py would lower as another case rather than change it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any
 
 import msgpack
 from wasmtime import component as wc
 
 from host.errors import HostError
+from host.wire_types import (
+    SCALARS,
+    Bad,
+    Convert,
+    Node,
+    bytes_node,
+    convert_fixed,
+    enum_node,
+    flags_node,
+    kind_of,
+    list_node,
+    listed,
+    record_node,
+    tuple_node,
+    within,
+)
 
-__all__ = ["WireCodec", "WireError", "check_size"]
-
-Convert = Callable[[Any], Any]
-
-_MISSING = object()
+__all__ = ["WireCodec", "WireError"]
 
 
 class WireError(HostError):
-    """A value does not fit its WIT type, or a payload is not valid msgpack or too big.
+    """A value does not fit its WIT type, or a payload is not valid msgpack.
 
     ``path`` names the bad value in the wire document (``params[0].body``), so
     the sender can find it; the message starts with it.
@@ -86,62 +100,10 @@ class WireError(HostError):
         self.path = path
 
 
-def check_size(data: bytes, limit: int, what: str) -> None:
-    """Refuse a payload over the lattice's maximum before sending it: NATS would drop it."""
-    if len(data) > limit:
-        raise WireError(
-            f"{what} is {len(data)} bytes, over the lattice's max payload of {limit} bytes", what
-        )
-
-
-class _Bad(Exception):
-    """A value that does not fit its type; containers add their path segment on the way out.
-
-    Paths are collected only when something fails, so the converters pay
-    nothing for them (a ``try`` costs nothing until it catches).
-    """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.segments: list[str] = []  # innermost first
-
-    def error(self, root: str) -> WireError:
-        path = root + "".join(reversed(self.segments))
-        return WireError(f"{path}: {self.reason}", path)
-
-
-def _within(segment: str, convert: Callable[[Any], Any], value: Any) -> Any:
-    """``convert(value)``, adding `segment` to the path of a failure."""
-    try:
-        return convert(value)
-    except _Bad as bad:
-        bad.segments.append(segment)
-        raise
-
-
-_KINDS: dict[type, str] = {
-    type(None): "nil",
-    bool: "bool",
-    int: "int",
-    float: "float",
-    str: "string",
-    bytes: "bin",
-    list: "array",
-    dict: "map",
-    tuple: "tuple",
-    set: "set",
-}
-
-
-def _got(value: Any) -> str:
-    """What a value is, in wire terms where it is a wire value (for messages)."""
-    kind = _KINDS.get(type(value))
-    if kind is None:
-        return type(value).__name__
-    if isinstance(value, list | tuple):
-        return f"{kind} of {len(value)}"
-    return kind
+def _error(root: str, bad: Bad) -> WireError:
+    """The WireError for a value that does not fit, `root` being its outermost place."""
+    path = bad.path(root)
+    return WireError(f"{path}: {bad.reason}", path)
 
 
 def _unpack(root: str, data: bytes) -> Any:
@@ -161,251 +123,6 @@ def _pack(root: str, wire: Any) -> bytes:
     return data
 
 
-# -- the compiled type tree ----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Node:
-    """The converters for one WIT type.
-
-    ``encode`` takes a wasmtime-py value to a wire value, ``decode`` the other
-    way. ``same_out``/``same_in`` say a converter returns its input unchanged
-    (it only checks): a container of such children can check them and return
-    itself instead of building a copy.
-    """
-
-    encode: Convert
-    decode: Convert
-    same_out: bool = False
-    same_in: bool = False
-
-
-def _checked(name: str, ok: type | tuple[type, ...]) -> _Node:
-    """A scalar that is its own wire value, checked by class both ways."""
-
-    def check(value: Any) -> Any:
-        if isinstance(value, ok):
-            return value
-        raise _Bad(f"expected {name}, got {_got(value)}")
-
-    return _Node(check, check, same_out=True, same_in=True)
-
-
-def _integer(name: str, bits: int, signed: bool) -> _Node:
-    """An integer kind, range-checked: a value out of range never reaches a component."""
-    low = -(1 << (bits - 1)) if signed else 0
-    high = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
-
-    def check(value: Any) -> Any:
-        # bool is an int subclass, but never a WIT integer.
-        if type(value) is not int and (not isinstance(value, int) or isinstance(value, bool)):
-            raise _Bad(f"expected {name}, got {_got(value)}")
-        if low <= value <= high:
-            return value
-        raise _Bad(f"{value} is out of range for {name}")
-
-    return _Node(check, check, same_out=True, same_in=True)
-
-
-def _float(name: str) -> _Node:
-    """A float kind: wasmtime-py takes only float; the wire may bring a whole-number int."""
-
-    def encode(value: Any) -> Any:
-        if isinstance(value, float):
-            return value
-        raise _Bad(f"expected {name}, got {_got(value)}")
-
-    def decode(value: Any) -> Any:
-        if type(value) is float:
-            return value
-        if type(value) is int:
-            return float(value)
-        raise _Bad(f"expected {name}, got {_got(value)}")
-
-    return _Node(encode, decode, same_out=True)
-
-
-def _char() -> _Node:
-    def check(value: Any) -> Any:
-        if isinstance(value, str) and len(value) == 1:
-            return value
-        got = f"string of {len(value)} characters" if isinstance(value, str) else _got(value)
-        raise _Bad(f"expected char (a string of 1 character), got {got}")
-
-    return _Node(check, check, same_out=True, same_in=True)
-
-
-def _names(what: str, names: Iterable[str]) -> str:
-    return f"{what} {', '.join(names)}"
-
-
-def _enum(names: list[str]) -> _Node:
-    known = frozenset(names)
-    listing = _names("cases:", names)
-
-    def check(value: Any) -> Any:
-        if isinstance(value, str):
-            if value in known:
-                return value
-            raise _Bad(f"unknown enum case {value!r} ({listing})")
-        raise _Bad(f"expected an enum case name (string), got {_got(value)}")
-
-    return _Node(check, check, same_out=True, same_in=True)
-
-
-def _flags(names: list[str]) -> _Node:
-    known = frozenset(names)
-    listing = _names("flags:", names)
-
-    def check_name(name: Any) -> None:
-        if not isinstance(name, str):
-            raise _Bad(f"expected a flag name (string), got {_got(name)}")
-        if name not in known:
-            raise _Bad(f"unknown flag {name!r} ({listing})")
-
-    def encode(value: Any) -> Any:
-        if not isinstance(value, set | frozenset):
-            raise _Bad(f"expected a set of flag names, got {_got(value)}")
-        for name in value:
-            check_name(name)
-        return sorted(value)
-
-    def decode(value: Any) -> Any:
-        if type(value) is not list:
-            raise _Bad(f"expected an array of flag names, got {_got(value)}")
-        _convert_list(check_name, value, copy=False)
-        flags = set(value)
-        if len(flags) != len(value):
-            raise _Bad("a flag is named more than once")
-        return flags
-
-    return _Node(encode, decode)
-
-
-# -- lists, tuples, records ------------------------------------------------------
-
-
-def _first_failure(pairs: Iterable[tuple[Convert, Any]]) -> int:
-    """The index of the first item that fails to convert (converters are pure)."""
-    for index, (convert, item) in enumerate(pairs):
-        try:
-            convert(item)
-        except _Bad:
-            return index
-    return -1  # not reached: only called after a failure
-
-
-def _convert_list(convert: Convert, items: list[Any], copy: bool) -> list[Any]:
-    """Every item converted; a failure gets its index (found again, off the fast path).
-
-    Without `copy` the items are only checked, and `items` itself is returned.
-    """
-    try:
-        if not copy:
-            for item in items:
-                convert(item)
-            return items
-        return [convert(item) for item in items]
-    except _Bad as bad:
-        bad.segments.append(f"[{_first_failure(zip(repeat(convert), items))}]")
-        raise
-
-
-def _convert_fixed(converts: tuple[Convert, ...], items: Any, copy: bool) -> Any:
-    """Item i converted by converts[i] (the caller checked the length), as _convert_list."""
-    try:
-        if not copy:
-            for convert, item in zip(converts, items, strict=True):
-                convert(item)
-            return items
-        return [convert(item) for convert, item in zip(converts, items, strict=True)]
-    except _Bad as bad:
-        bad.segments.append(f"[{_first_failure(zip(converts, items, strict=True))}]")
-        raise
-
-
-def _bytes() -> _Node:
-    return _checked("bin (list<u8>)", bytes)
-
-
-def _list(element: _Node) -> _Node:
-    encode_item, decode_item = element.encode, element.decode
-    copy_out, copy_in = not element.same_out, not element.same_in
-
-    def encode(value: Any) -> Any:
-        if not isinstance(value, list):
-            raise _Bad(f"expected a list, got {_got(value)}")
-        return _convert_list(encode_item, value, copy_out)
-
-    def decode(value: Any) -> Any:
-        if type(value) is not list:
-            raise _Bad(f"expected an array, got {_got(value)}")
-        return _convert_list(decode_item, value, copy_in)
-
-    return _Node(encode, decode, same_out=element.same_out, same_in=element.same_in)
-
-
-def _tuple(elements: list[_Node]) -> _Node:
-    n = len(elements)
-    encoders = tuple(e.encode for e in elements)
-    decoders = tuple(e.decode for e in elements)
-    same_out = all(e.same_out for e in elements)
-    same_in = all(e.same_in for e in elements)
-
-    def encode(value: Any) -> Any:
-        if not isinstance(value, tuple) or len(value) != n:
-            raise _Bad(f"expected a tuple of {n}, got {_got(value)}")
-        # msgpack writes tuples as arrays: a checked tuple goes out as it is.
-        return _convert_fixed(encoders, value, copy=not same_out)
-
-    def decode(value: Any) -> Any:
-        if type(value) is not list or len(value) != n:
-            raise _Bad(f"expected an array of {n}, got {_got(value)}")
-        return tuple(_convert_fixed(decoders, value, copy=not same_in))
-
-    return _Node(encode, decode, same_out=same_out)
-
-
-def _record(fields: list[tuple[str, _Node]]) -> _Node:
-    encoders = tuple((name, node.encode) for name, node in fields)
-    decoders = tuple((name, node.decode) for name, node in fields)
-    known = frozenset(name for name, _ in fields)
-
-    def encode(value: Any) -> Any:
-        wire = {}
-        for name, convert in encoders:
-            item = getattr(value, name, _MISSING)
-            if item is _MISSING:
-                raise _Bad(f"expected a record with field {name!r}, got {_got(value)}")
-            try:
-                wire[name] = convert(item)
-            except _Bad as bad:
-                bad.segments.append("." + name)
-                raise
-        return wire
-
-    def decode(value: Any) -> Any:
-        if type(value) is not dict:
-            raise _Bad(f"expected a map (record), got {_got(value)}")
-        record = wc.Record()
-        attrs = record.__dict__  # what setattr would fill: Record has no __setattr__
-        for name, convert in decoders:
-            item = value.get(name, _MISSING)
-            if item is _MISSING:
-                raise _Bad(f"missing field {name!r}")
-            try:
-                attrs[name] = convert(item)
-            except _Bad as bad:
-                bad.segments.append("." + name)
-                raise
-        if len(value) != len(decoders):
-            extra = sorted(repr(key) for key in value if key not in known)
-            raise _Bad(f"unknown field(s) {', '.join(extra)}")
-        return record
-
-    return _Node(encode, decode)
-
-
 # -- variant, option, result ------------------------------------------------------
 
 
@@ -414,7 +131,7 @@ class _Case:
     """One case: its payload's converters (None: no payload) and Python classes."""
 
     name: str
-    node: _Node | None
+    node: Node | None
     classes: tuple[type, ...]
 
 
@@ -451,7 +168,7 @@ class _Cases:
         self.cases = cases
         self.tagged = tagged
         self._by_name = {case.name: case for case in reversed(cases)}
-        self._listing = _names("cases:", (case.name for case in cases))
+        self._listing = listed("cases:", (case.name for case in cases))
         # Untagged classes are disjoint, so a value's exact class names its case.
         self._by_type: dict[type, _Case] = {}
         for case in [] if tagged else cases:
@@ -474,14 +191,14 @@ class _Cases:
         if case is not None:
             return case
         if isinstance(tag, str):
-            raise _Bad(f"unknown {self.kind} case {tag!r} ({self._listing})")
-        raise _Bad(f"expected a {self.kind} case name (string), got {_got(tag)}")
+            raise Bad(f"unknown {self.kind} case {tag!r} ({self._listing})")
+        raise Bad(f"expected a {self.kind} case name (string), got {kind_of(tag)}")
 
     def select(self, value: Any) -> tuple[_Case, Any]:
         """The case a wasmtime-py value is, and its payload."""
         if self.tagged:
             if not isinstance(value, wc.Variant):
-                raise _Bad(f"expected a Variant ({self.kind}), got {_got(value)}")
+                raise Bad(f"expected a Variant ({self.kind}), got {kind_of(value)}")
             return self.named(value.tag), value.payload
         case = self._by_type.get(type(value))
         if case is not None:
@@ -489,7 +206,7 @@ class _Cases:
         for case in self.cases:  # wasmtime-py's own rule, for subclasses
             if value is None if case.node is None else isinstance(value, case.classes):
                 return case, value
-        raise _Bad(f"{_got(value)} fits no case of this {self.kind} ({self._listing})")
+        raise Bad(f"{kind_of(value)} fits no case of this {self.kind} ({self._listing})")
 
     def lift(self, case: _Case, payload: Any) -> Any:
         """The wasmtime-py value of a decoded case."""
@@ -497,7 +214,7 @@ class _Cases:
             return wc.Variant(case.name, payload)
         for earlier, classes in self._shadows.get(case.name, ()):
             if isinstance(payload, classes):
-                raise _Bad(
+                raise Bad(
                     f"wasmtime-py cannot pass case {case.name!r} of this {self.kind} with this "
                     f"value: it would read it as case {earlier!r}"
                 )
@@ -506,7 +223,7 @@ class _Cases:
 
 def _cases(kind: str, cases: list[tuple[str, wc.ValType | None, str]]) -> _Cases:
     """Compile the payloads (`segment`: their place on the wire) and classify the cases."""
-    nodes = [None if ty is None else _within(segment, _compile, ty) for _, ty, segment in cases]
+    nodes = [None if ty is None else within(segment, _compile, ty) for _, ty, segment in cases]
     classes = [_classes(ty) for _, ty, _ in cases]
     built = [
         _Case(name, node, tuple(c))
@@ -515,36 +232,36 @@ def _cases(kind: str, cases: list[tuple[str, wc.ValType | None, str]]) -> _Cases
     return _Cases(kind, built, _tagged(classes))
 
 
-def _payload(case: _Case) -> _Node:
+def _payload(case: _Case) -> Node:
     assert case.node is not None
     return case.node
 
 
-def _variant(ty: wc.VariantType) -> _Node:
+def _variant(ty: wc.VariantType) -> Node:
     cases = _cases("variant", [(name, payload, "[1]") for name, payload in ty.cases])
 
     def encode(value: Any) -> Any:
         case, payload = cases.select(value)
         if case.node is None:
             return [case.name]
-        return [case.name, _within("[1]", case.node.encode, payload)]
+        return [case.name, within("[1]", case.node.encode, payload)]
 
     def decode(value: Any) -> Any:
         if type(value) is not list or not 1 <= len(value) <= 2:
-            raise _Bad(f"expected [case] or [case, payload] (variant), got {_got(value)}")
-        case = _within("[0]", cases.named, value[0])
+            raise Bad(f"expected [case] or [case, payload] (variant), got {kind_of(value)}")
+        case = within("[0]", cases.named, value[0])
         if case.node is None:
             if len(value) != 1:
-                raise _Bad(f"case {case.name!r} has no payload, got one")
+                raise Bad(f"case {case.name!r} has no payload, got one")
             return cases.lift(case, None)
         if len(value) != 2:
-            raise _Bad(f"case {case.name!r} needs a payload, got none")
-        return cases.lift(case, _within("[1]", case.node.decode, value[1]))
+            raise Bad(f"case {case.name!r} needs a payload, got none")
+        return cases.lift(case, within("[1]", case.node.decode, value[1]))
 
-    return _Node(encode, decode)
+    return Node(encode, decode)
 
 
-def _option(ty: wc.OptionType) -> _Node:
+def _option(ty: wc.OptionType) -> Node:
     cases = _cases("option", [("none", None, "[0]"), ("some", ty.payload, "[0]")])
     none, some = cases.cases
     inner = _payload(some)
@@ -556,58 +273,44 @@ def _option(ty: wc.OptionType) -> _Node:
                 return None
         elif value is None:
             return None
-        return [_within("[0]", inner.encode, value)]
+        return [within("[0]", inner.encode, value)]
 
     def decode(value: Any) -> Any:
         if value is None:
             return cases.lift(none, None)
         if type(value) is list and len(value) == 1:
-            return cases.lift(some, _within("[0]", inner.decode, value[0]))
-        raise _Bad(f"expected nil or [value] (option), got {_got(value)}")
+            return cases.lift(some, within("[0]", inner.decode, value[0]))
+        raise Bad(f"expected nil or [value] (option), got {kind_of(value)}")
 
-    return _Node(encode, decode)
+    return Node(encode, decode)
 
 
-def _result(ty: wc.ResultType) -> _Node:
+def _result(ty: wc.ResultType) -> Node:
     cases = _cases("result", [("ok", ty.ok, ".ok"), ("err", ty.err, ".err")])
 
     def encode(value: Any) -> Any:
         case, payload = cases.select(value)
         if case.node is None:
             return {case.name: None}
-        return {case.name: _within("." + case.name, case.node.encode, payload)}
+        return {case.name: within("." + case.name, case.node.encode, payload)}
 
     def decode(value: Any) -> Any:
         if type(value) is not dict or len(value) != 1:
-            raise _Bad(f'expected {{"ok": value}} or {{"err": value}} (result), got {_got(value)}')
+            raise Bad(
+                f'expected {{"ok": value}} or {{"err": value}} (result), got {kind_of(value)}'
+            )
         ((tag, payload),) = value.items()
         case = cases.named(tag)
         if case.node is None:
             if payload is not None:
-                raise _Bad(f"case {tag!r} has no payload: expected nil, got {_got(payload)}")
+                raise Bad(f"case {tag!r} has no payload: expected nil, got {kind_of(payload)}")
             return cases.lift(case, None)
-        return cases.lift(case, _within("." + case.name, case.node.decode, payload))
+        return cases.lift(case, within("." + case.name, case.node.decode, payload))
 
-    return _Node(encode, decode)
+    return Node(encode, decode)
 
 
 # -- compiling a type ----------------------------------------------------------------
-
-_SCALARS: dict[type, _Node] = {
-    wc.Bool: _checked("bool", bool),
-    wc.S8: _integer("s8", 8, True),
-    wc.U8: _integer("u8", 8, False),
-    wc.S16: _integer("s16", 16, True),
-    wc.U16: _integer("u16", 16, False),
-    wc.S32: _integer("s32", 32, True),
-    wc.U32: _integer("u32", 32, False),
-    wc.S64: _integer("s64", 64, True),
-    wc.U64: _integer("u64", 64, False),
-    wc.F32: _float("f32"),
-    wc.F64: _float("f64"),
-    wc.Char: _char(),
-    wc.String: _checked("string", str),
-}
 
 _UNSENDABLE: dict[type, str] = {
     wc.OwnType: "a resource handle (own<...>)",
@@ -618,22 +321,24 @@ _UNSENDABLE: dict[type, str] = {
 }
 
 
-def _compile(ty: wc.ValType) -> _Node:
+def _compile(ty: wc.ValType) -> Node:
     """The converters for one wasmtime-py ValType (walks the type once)."""
-    scalar = _SCALARS.get(type(ty))
+    scalar = SCALARS.get(type(ty))
     if scalar is not None:
         return scalar
     if isinstance(ty, wc.ListType):
         element = ty.element
-        return _bytes() if isinstance(element, wc.U8) else _list(_within("[]", _compile, element))
+        if isinstance(element, wc.U8):
+            return bytes_node()
+        return list_node(within("[]", _compile, element))
     if isinstance(ty, wc.RecordType):
-        return _record([(name, _within("." + name, _compile, f)) for name, f in ty.fields])
+        return record_node([(name, within("." + name, _compile, f)) for name, f in ty.fields])
     if isinstance(ty, wc.TupleType):
-        return _tuple([_within(f"[{i}]", _compile, e) for i, e in enumerate(ty.elements)])
+        return tuple_node([within(f"[{i}]", _compile, e) for i, e in enumerate(ty.elements)])
     if isinstance(ty, wc.EnumType):
-        return _enum(ty.names)
+        return enum_node(ty.names)
     if isinstance(ty, wc.FlagsType):
-        return _flags(ty.names)
+        return flags_node(ty.names)
     if isinstance(ty, wc.VariantType):
         return _variant(ty)
     if isinstance(ty, wc.OptionType):
@@ -641,14 +346,14 @@ def _compile(ty: wc.ValType) -> _Node:
     if isinstance(ty, wc.ResultType):
         return _result(ty)
     what = _UNSENDABLE.get(type(ty), f"a {type(ty).__name__}")
-    raise _Bad(f"{what} cannot cross hosts; pass plain data instead")
+    raise Bad(f"{what} cannot cross hosts; pass plain data instead")
 
 
-def _compile_at(root: str, ty: wc.ValType) -> _Node:
+def _compile_at(root: str, ty: wc.ValType) -> Node:
     try:
         return _compile(ty)
-    except _Bad as bad:
-        raise bad.error(root) from None
+    except Bad as bad:
+        raise _error(root, bad) from None
 
 
 # -- the codec of a function ---------------------------------------------------------
@@ -663,7 +368,7 @@ class WireCodec:
 
     __slots__ = ("_param_decoders", "_param_encoders", "_result")
 
-    def __init__(self, params: list[_Node], result: _Node | None) -> None:
+    def __init__(self, params: list[Node], result: Node | None) -> None:
         self._param_encoders = tuple(node.encode for node in params)
         self._param_decoders = tuple(node.decode for node in params)
         self._result = result
@@ -691,26 +396,26 @@ class WireCodec:
         if not isinstance(values, list | tuple) or len(values) != len(converts):
             n = len(converts)
             expected = f"{kind} of {n} parameter{'' if n == 1 else 's'}"
-            raise WireError(f"params: expected {expected}, got {_got(values)}", "params")
+            raise WireError(f"params: expected {expected}, got {kind_of(values)}", "params")
         try:
-            converted: list[Any] = _convert_fixed(converts, values, copy=True)
+            converted: list[Any] = convert_fixed(converts, values, copy=True)
             return converted
-        except _Bad as bad:
-            index = bad.segments.pop()  # "[i]", added by _convert_fixed
-            raise bad.error("params" + index) from None
+        except Bad as bad:
+            index = bad.segments.pop()  # "[i]", added by convert_fixed
+            raise _error("params" + index, bad) from None
 
     def encode_result(self, value: Any) -> bytes:
         """The wire form of a call's result (None for a function without one)."""
         if self._result is None:
             if value is not None:
                 raise WireError(
-                    f"result: the function returns nothing, got {_got(value)}", "result"
+                    f"result: the function returns nothing, got {kind_of(value)}", "result"
                 )
             return _pack("result", None)
         try:
             wire = self._result.encode(value)
-        except _Bad as bad:
-            raise bad.error("result") from None
+        except Bad as bad:
+            raise _error("result", bad) from None
         return _pack("result", wire)
 
     def decode_result(self, data: bytes) -> Any:
@@ -718,9 +423,9 @@ class WireCodec:
         value = _unpack("result", data)
         if self._result is None:
             if value is not None:
-                raise WireError(f"result: expected nil (no result), got {_got(value)}", "result")
+                raise WireError(f"result: expected nil (no result), got {kind_of(value)}", "result")
             return None
         try:
             return self._result.decode(value)
-        except _Bad as bad:
-            raise bad.error("result") from None
+        except Bad as bad:
+            raise _error("result", bad) from None

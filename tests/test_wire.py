@@ -24,7 +24,7 @@ from examples.build_components import build_all
 from host.engine import WasmEngine
 from host.errors import HostError
 from host.fastcall import FastFunc
-from host.wire import WireCodec, WireError, check_size
+from host.wire import WireCodec, WireError
 from providers.http_server import HttpRequest
 from tests.test_fastcall import ECHO, ECHOES, HOST, POINT, SINK, _build, _double, record, same
 
@@ -659,13 +659,3 @@ def test_integer_ranges(untagged: dict[str, wc.FuncType]) -> None:
             codec.decode_params(msgpack.packb(list(args)))
         with pytest.raises(WireError, match=rf"^{re.escape(message)}$"):
             codec.encode_params(args)
-
-
-# -- size -------------------------------------------------------------------------------------
-
-
-def test_check_size() -> None:
-    check_size(b"x" * 10, 10, "the reply")
-    with pytest.raises(WireError) as info:
-        check_size(b"x" * 11, 10, "the reply")
-    assert str(info.value) == "the reply is 11 bytes, over the lattice's max payload of 10 bytes"
