@@ -216,6 +216,25 @@ async def test_sigkill_of_a_host_heals_on_survivors(
     assert time.monotonic() - killed < 10
 
 
+async def drain_during(
+    load: Callable[[asyncio.Event], Awaitable[None]], host_id: str, nats_url: str
+) -> subprocess.CompletedProcess[str]:
+    """`lattice drain HOST_ID` while ``load`` runs; ``load`` ends when its event is set."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(load(stop), name="load")
+    try:
+        return await asyncio.to_thread(
+            subprocess.run,
+            [LATTICE, "drain", host_id, "--nats-url", nats_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        stop.set()
+        await task
+
+
 async def test_drain_moves_replicas_without_failed_requests(
     lattice: Lattice,
     hosts: dict[str, HostProcess],
@@ -225,9 +244,9 @@ async def test_drain_moves_replicas_without_failed_requests(
     await lattice.apply(manifest("shop", "v1", components["hello-wat"]))
     await wait_until(lambda: _is(lattice, "shop", "deployed"), what="deployed")
     failures: list[str] = []
-    stop = asyncio.Event()
+    url = f"{hosts['eu-2'].http_url}/"
 
-    async def hammer(url: str) -> None:
+    async def hammer(stop: asyncio.Event) -> None:
         async with aiohttp.ClientSession() as http:
             while not stop.is_set():
                 try:
@@ -238,16 +257,7 @@ async def test_drain_moves_replicas_without_failed_requests(
                     failures.append(f"{url}: {exc}")
                 await asyncio.sleep(0.005)
 
-    load = asyncio.create_task(hammer(f"{hosts['eu-2'].http_url}/"), name="hammer")
-    drained = await asyncio.to_thread(
-        subprocess.run,
-        [LATTICE, "drain", "eu-1", "--nats-url", nats_server.url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    stop.set()
-    await load
+    drained = await drain_during(hammer, "eu-1", nats_server.url)
     assert drained.returncode == 0, drained.stderr
     assert failures == []
     placed = await lattice.placement("shop-web")
@@ -494,23 +504,13 @@ async def test_draining_the_providers_host_loses_no_count(
     await wait_until(lambda: _is(lattice, "tally", "deployed"), what="deployed")
     (victim,) = [h.host_id for h in await lattice.client.hosts() if h.providers]
     counts: list[int | None] = []
-    stop = asyncio.Event()
 
-    async def hammer() -> None:
+    async def hammer(stop: asyncio.Event) -> None:
         while not stop.is_set():
             counts.append(await count(hosts["us-1"].http_url))
             await asyncio.sleep(0.005)
 
-    load = asyncio.create_task(hammer(), name="hammer")
-    drained = await asyncio.to_thread(
-        subprocess.run,
-        [LATTICE, "drain", victim, "--nats-url", nats_server.url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    stop.set()
-    await load
+    drained = await drain_during(hammer, victim, nats_server.url)
     assert drained.returncode == 0, drained.stderr
     assert None not in counts and len(counts) > 10
     assert counts == list(range(counts[0], counts[0] + len(counts)))  # every call counted once
