@@ -65,7 +65,8 @@ class DeleteLinkCommand:
 class ProviderCommand:
     """Run (``run``) or stop out-of-process provider ``provider_id`` on ``host_id``.
 
-    ``replace``: another revision runs there now; stop it before starting this one.
+    Running another revision where one runs already replaces it (the host starts the
+    new process before it stops the old one).
     """
 
     host_id: str
@@ -75,7 +76,6 @@ class ProviderCommand:
     config: Pairs = ()
     revision: str = ""
     app: str = ""
-    replace: bool = False
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -111,13 +111,12 @@ class Executor:
         elif isinstance(command, DeleteLinkCommand):
             await self.client.state.delete_link(command.link_key)
         elif isinstance(command, ProviderCommand):
-            if command.replace or not command.run:
-                # Stopping what is not there is fine: the goal is that it is not there.
-                await _unless_gone(self.client.stop_provider(command.host_id, command.provider_id))
             if command.run:
                 await self.client.start_provider(
                     command.host_id, to_start_provider(command), self.command_timeout_s
                 )
+            else:
+                await _unless_gone(self.client.stop_provider(command.host_id, command.provider_id))
 
     def confirm(self, observed: Observed) -> None:
         """Drop pending entries that heartbeats now show, and expired ones."""
@@ -143,7 +142,8 @@ class Executor:
             _, late = await asyncio.wait(set(self._tasks), timeout=timeout_s)
             for task in late:
                 task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+            if late:  # bounded: a task that missed its cancellation is left to finish
+                await asyncio.wait(late, timeout=timeout_s)
 
 
 def to_request(command: ScaleCommand) -> ScaleComponent:

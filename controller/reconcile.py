@@ -17,7 +17,8 @@ Rules:
   heartbeat or expires, so it is not re-issued every pass.
 - Components and links annotated with an app that is no longer deployed are removed.
 - Out-of-process providers (capabilities of a placed kind) are placed like components by
-  their scaler, but at most one per host; a config change replaces them host by host.
+  their scaler, but at most one per host; on a config change each host replaces its
+  provider process, the new one serving before the old one stops.
   A component's link to one becomes a link to the contract the provider serves, with
   ``provider=<id>``, so its calls go to whichever host runs the provider.
 """
@@ -297,7 +298,7 @@ def _component(
     )
     commands = [
         _scale(app, decl, host_id, target, rev)
-        for host_id, target, _ in _changes(replicas, current, targets, rev, ready_elsewhere)
+        for host_id, target in _changes(replicas, current, targets, rev, ready_elsewhere)
     ]
     state = ComponentStatus(
         decl.name, cid, desired_total, sum(running.values()), running, "; ".join(reasons)
@@ -317,8 +318,8 @@ def _changes(
     targets: Mapping[str, int],
     rev: str,
     ready_elsewhere: int,
-) -> list[tuple[str, int, int]]:
-    """(host, new count, current count) for each host whose replicas must change.
+) -> list[tuple[str, int]]:
+    """(host, new count) for each host whose replicas must change.
 
     A draining host keeps what it runs until ``ready_elsewhere`` replicas of the right
     revision are observed on the hosts that keep them.
@@ -332,7 +333,7 @@ def _changes(
             target = count  # keep serving here until the replacements are up
         if target == count and (target == 0 or running_rev == rev):
             continue
-        changes.append((host_id, target, count))
+        changes.append((host_id, target))
     return changes
 
 
@@ -365,12 +366,10 @@ def _provider(
         if h in targets and observed[h].revision == rev and not replicas.hosts[h].draining
     )
     commands = []
-    for host_id, target, count in _changes(replicas, current, targets, rev, ready_elsewhere):
+    for host_id, target in _changes(replicas, current, targets, rev, ready_elsewhere):
         if target:
             commands.append(
-                ProviderCommand(
-                    host_id, pid, True, decl.provider, decl.config, rev, app.name, bool(count)
-                )
+                ProviderCommand(host_id, pid, True, decl.provider, decl.config, rev, app.name)
             )
         else:
             commands.append(ProviderCommand(host_id, pid, False, app=app.name))

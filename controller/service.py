@@ -86,6 +86,7 @@ class Controller:
             lease = tasks.create_task(self._lease_loop(), name=f"{self.controller_id}-lease")
             passes = tasks.create_task(self._reconcile_loop(), name=f"{self.controller_id}-loop")
             await self._stop.wait()
+            self._wake.set()
             lease.cancel()
             passes.cancel()
         await self.executor.drain()
@@ -180,8 +181,12 @@ class Controller:
 
     # -- acting ------------------------------------------------------------------------
 
+    # The loops end by cancellation, and also check _stop: Python 3.11's wait_for (here
+    # and inside nats-py) can swallow a cancellation that arrives as its await
+    # completes, and a loop that missed it would hold run()'s TaskGroup open forever.
+
     async def _lease_loop(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 was = self.is_leader
                 if await self.lease.try_acquire() and not was:
@@ -208,7 +213,7 @@ class Controller:
             del self.hosts[host_id]
 
     async def _reconcile_loop(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 await asyncio.wait_for(self._wake.wait(), self._next_wait())
             except TimeoutError:

@@ -224,7 +224,7 @@ class HostDaemon:
             log.warning("could not publish %s: %s", event_type, exc)
 
     async def _heartbeat(self) -> None:
-        while True:
+        while not self._stop_requested.is_set():
             await self.publish("host_heartbeat", self.inventory().model_dump(mode="json"))
             await asyncio.sleep(self.config.heartbeat_s)
 

@@ -85,6 +85,9 @@ class Supervised:
     healthy: bool = False
     ever_healthy: bool = False  # this process has answered a health check
     task: asyncio.Task[None] | None = None
+    # Set before the supervising task is cancelled; its loops check it too, since a
+    # cancellation can be lost inside a health check (Python 3.11's wait_for).
+    halted: bool = False
 
     @property
     def provider_id(self) -> str:
@@ -134,34 +137,39 @@ class ProviderSupervisor:
     # -- provider.start / provider.stop ------------------------------------------------
 
     async def start(self, request: StartProvider) -> ProviderDescription:
-        """Spawn the provider and wait until it is healthy; idempotent for the same request."""
+        """Spawn the provider and wait until it is healthy; idempotent for the same request.
+
+        A different request for a running provider (new config, say) replaces it without
+        a gap: the old process serves until the new one is healthy (both answer in the
+        provider's queue group meanwhile), then stops, finishing what it has in flight.
+        """
         if self._closed:
             raise ProviderError(f"host {self.host_id} is shutting down")
         launch_env(request.kind, request.config)  # BadProviderConfig before anything runs
-        current = self.providers.get(request.provider_id)
-        if current is not None:
-            if current.request == request:
-                return current.describe()
-            raise ProviderError(
-                f"provider {request.provider_id} already runs on host {self.host_id} "
-                "with another kind or config: stop it first"
-            )
-        entry = Supervised(request, self.log_dir / f"{request.provider_id}.log")
-        self.providers[request.provider_id] = entry  # claims the id while it starts
+        provider_id = request.provider_id
+        current = self.providers.get(provider_id)
+        if current is not None and current.request == request:
+            return current.describe()
+        entry = Supervised(request, self.log_dir / f"{provider_id}.log")
+        # Who holds the id while the new process starts: the one it replaces, or itself.
+        holder = current or entry
+        self.providers[provider_id] = holder
         try:
             self._spawn(entry)
             await self._until_healthy(entry)
-            if self.providers.get(request.provider_id) is not entry:  # stopped meanwhile
-                raise ProviderError(f"provider {request.provider_id} was stopped while starting")
+            if self.providers.get(provider_id) is not holder:  # stopped meanwhile
+                raise ProviderError(f"provider {provider_id} was stopped while starting")
         except BaseException:
-            self.providers.pop(request.provider_id, None)
+            if self.providers.get(provider_id) is entry:
+                del self.providers[provider_id]
             self._terminate_now(entry)
             raise
-        entry.task = asyncio.create_task(
-            self._supervise(entry), name=f"provider-{request.provider_id}"
-        )
+        self.providers[provider_id] = entry
+        entry.task = asyncio.create_task(self._supervise(entry), name=f"provider-{provider_id}")
         entry.task.add_done_callback(_log_crash)
         await self._event("provider_started", entry)
+        if current is not None:
+            await self._halt(current, "replaced")
         return entry.describe()
 
     async def stop(self, provider_id: str) -> ProviderDescription | None:
@@ -181,6 +189,7 @@ class ProviderSupervisor:
         await asyncio.gather(*(self._halt(e, "host stopping") for e in entries))
 
     async def _halt(self, entry: Supervised, reason: str) -> None:
+        entry.halted = True
         if entry.task is not None:
             entry.task.cancel()
             await asyncio.wait([entry.task])  # finished, without re-raising its cancellation
@@ -313,8 +322,10 @@ class ProviderSupervisor:
     async def _supervise(self, entry: Supervised) -> None:
         """Watch the process; replace it with backoff whenever it must go."""
         delay = BACKOFF_INITIAL_S
-        while True:
+        while not entry.halted:
             reason = await self._watch(entry)
+            if entry.halted:
+                return
             log.warning("provider %s (pid %s) %s", entry.provider_id, entry.pid, reason)
             await self._terminate(entry)
             if time.monotonic() - entry.spawned_at >= STABLE_S:
@@ -332,7 +343,7 @@ class ProviderSupervisor:
     async def _watch(self, entry: Supervised) -> str:
         """Return once the process exited or failed HEALTH_FAILURES checks in a row."""
         failures = 0
-        while True:
+        while not entry.halted:
             code = entry.exit_code()
             if entry.process is None or code is not None:
                 entry.healthy = False
@@ -348,6 +359,7 @@ class ProviderSupervisor:
                     return f"failed {failures} health checks: {error}"
             if entry.process is not None:
                 await _exited(entry.process, HEALTH_INTERVAL_S)
+        return "halted"
 
     async def _event(self, event_type: str, entry: Supervised, **extra: Any) -> None:
         data: dict[str, Any] = {
@@ -361,7 +373,7 @@ class ProviderSupervisor:
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:
-    # A supervising loop only ends by cancellation; anything else is a bug to see.
+    # A supervising loop ends when halted (or cancelled); an exception is a bug to see.
     if not task.cancelled() and task.exception() is not None:
         log.error("%s stopped supervising", task.get_name(), exc_info=task.exception())
 

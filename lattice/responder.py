@@ -8,8 +8,11 @@ when its inner await finishes at the same moment) leaves a reader that the
 connection no longer knows about, waiting for messages forever.
 
 Here the reader only hands each message to a new task, at most ``concurrency``
-at a time (1 keeps arrival order), and ``close()`` unsubscribes, gives the
-handlers in flight a grace period, then cancels and forgets the rest.
+at a time (1 keeps arrival order). ``close()`` drains the subscription rather than
+unsubscribing: the server stops sending, and messages it already sent are still
+handled (unsubscribing drops them, and their callers wait out their timeouts: a
+gap when a provider process is replaced). Then the handlers in flight get a grace
+period, and the rest are cancelled.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class Responder:
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._sub: Subscription | None = None
+        self._closed = False
         self.subject = ""
 
     @classmethod
@@ -61,6 +65,9 @@ class Responder:
         # Waiting for a slot here is the back-pressure: further messages queue in
         # the subscription (bounded by its pending limits) until a handler ends.
         await self._slots.acquire()
+        if self._closed:  # a drain that timed out: what is left is dropped
+            self._slots.release()
+            return
         task = asyncio.create_task(self._run(msg), name=f"handle {msg.subject}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -74,13 +81,16 @@ class Responder:
             self._slots.release()
 
     async def close(self, grace_s: float = 2.0) -> None:
-        """Stop taking messages; let handlers finish for ``grace_s``, then cancel them."""
+        """Stop taking messages, handle those already delivered, let handlers finish
+        for ``grace_s`` each way, then cancel them."""
         sub, self._sub = self._sub, None
         if sub is not None:
             try:
-                await sub.unsubscribe()
-            except Exception as exc:  # the connection may be gone already
-                log.debug("unsubscribe from %s failed: %s", self.subject, exc)
+                await asyncio.wait_for(sub.drain(), grace_s)  # type: ignore[no-untyped-call]
+            except Exception as exc:  # timed out, or the connection is going or gone
+                # A reader left running by a cut-short drain ends with the connection.
+                log.debug("draining %s failed: %s", self.subject, exc or type(exc).__name__)
+        self._closed = True
         if not self._tasks:
             return
         tasks = list(self._tasks)

@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from controller.reconcile import Plan
 from controller.service import Controller
 from deploy.manifest import load_manifest_file
 from lattice.client import LatticeClient
@@ -516,3 +517,31 @@ async def test_draining_the_providers_host_loses_no_count(
     assert counts == list(range(counts[0], counts[0] + len(counts)))  # every call counted once
     (now,) = [h for h in await lattice.client.hosts() if h.providers]
     assert now.host_id != victim and now.providers[0].healthy
+
+
+async def test_controller_stops_even_when_a_loop_misses_its_cancellation(
+    nats_server: NatsServer,
+) -> None:
+    """Python 3.11's wait_for can swallow a cancellation; run() must end regardless."""
+    nc = await connect(NatsOptions(nats_server.url))
+    controller = Controller(nc, tick_s=0.05)
+    real_pass = controller.reconcile_once
+    swallowed: list[bool] = []
+
+    async def pass_that_swallows_cancellation() -> Plan | None:
+        try:
+            await asyncio.sleep(1.0)
+        except asyncio.CancelledError:
+            swallowed.append(True)  # as wait_for does when its await completes meanwhile
+        return await real_pass()
+
+    controller.reconcile_once = pass_that_swallows_cancellation  # type: ignore[method-assign]
+    await controller.start()
+    task = asyncio.create_task(controller.run(), name="controller")
+    try:
+        await asyncio.sleep(0.4)  # inside the first pass's sleep
+        controller.request_stop()
+        await asyncio.wait_for(task, 10)
+        assert swallowed == [True]
+    finally:
+        await nc.close()

@@ -43,13 +43,10 @@ def host(
 def run(
     host_id: str,
     *,
-    replace: bool = False,
     config: tuple[tuple[str, str], ...] = CONFIG,
     rev: str = REV,
 ) -> ProviderCommand:
-    return ProviderCommand(
-        host_id, "shop-store", True, "keyvalue-redis", config, rev, "shop", replace
-    )
+    return ProviderCommand(host_id, "shop-store", True, "keyvalue-redis", config, rev, "shop")
 
 
 def stop(host_id: str, app_name: str = "shop") -> ProviderCommand:
@@ -119,7 +116,7 @@ def test_a_config_change_replaces_the_provider_in_place() -> None:
     new_rev = provider_revision(changed.capabilities[0])
     plan = reconcile([changed], hosts(host("a", provider=True)), {}, NOW, TIMEOUT)
     assert providers(plan.commands) == [
-        run("a", replace=True, config=(("redis_url", "redis://other:6379"),), rev=new_rev)
+        run("a", config=(("redis_url", "redis://other:6379"),), rev=new_rev)
     ]
 
 

@@ -354,9 +354,10 @@ async def test_host_shutdown_stops_its_providers(
     )
     started = await client.start_provider("host-a", request)
     assert started.pid is not None and started.healthy and process_alive(started.pid)
-    # The same request again is a no-op; a different one for the same id is refused.
+    # The same request again is a no-op; a replacement that cannot start leaves the
+    # running one serving.
     assert (await client.start_provider("host-a", request)).pid == started.pid
-    with pytest.raises(RemoteError, match="already runs"):
+    with pytest.raises(RemoteError, match="cannot reach Redis at redis://other"):
         await client.start_provider(
             "host-a", request.model_copy(update={"config": {"redis_url": "redis://other"}})
         )
@@ -556,3 +557,47 @@ def test_a_large_provider_log_is_set_aside_at_the_next_start(tmp_path: Path) -> 
     log_path.write_bytes(b"small")
     rotate_log(log_path, max_bytes=10)
     assert log_path.read_bytes() == b"small"
+
+
+async def test_a_new_config_replaces_the_provider_without_a_gap(
+    hosts: dict[str, HostProcess],
+    nc: Connection,
+    redis_server: RedisServer,
+    components: dict[str, Path],
+) -> None:
+    client = LatticeClient(nc)
+    await wait_for_hosts(client, set(hosts))
+    config = {"redis_url": redis_server.url, "key_prefix": "one"}
+    request = StartProvider(provider_id=PROVIDER, kind="keyvalue-redis", config=config)
+    first = await client.start_provider("host-a", request)
+    await link_counter_to_provider(client, components["counter"])
+    url = hosts["host-b"].http_url
+    assert await get_counter(url) == (200, '{"count": 1}')
+    answers: list[tuple[int, str]] = []
+    stop = asyncio.Event()
+
+    async def hammer() -> None:
+        while not stop.is_set():
+            answers.append(await get_counter(url))
+            await asyncio.sleep(0.005)
+
+    load = asyncio.create_task(hammer(), name="hammer")
+    try:
+        changed = request.model_copy(update={"config": {**config, "key_prefix": "two"}})
+        second = await client.start_provider("host-a", changed)
+        # Calls go on while the old process still serves, then it stops.
+        await asyncio.sleep(0.3)
+    finally:
+        stop.set()
+        await load
+    assert second.pid not in (None, first.pid) and second.healthy
+    assert first.pid is not None and not process_alive(first.pid)
+    assert [p.pid for p in (await client.inventory("host-a")).providers] == [second.pid]
+    assert len(answers) > 10
+    assert [answer for answer in answers if answer[0] != 200] == []
+    # Calls now reach the new process: it counts under the new key prefix.
+    direct = redis.Redis.from_url(redis_server.url)
+    before = int(direct.hget(hash_key("counts", "two"), "counter") or 0)
+    assert (await get_counter(url))[0] == 200
+    assert int(direct.hget(hash_key("counts", "two"), "counter") or 0) == before + 1
+    direct.close()

@@ -101,6 +101,34 @@ async def test_close_waits_for_handlers_then_cancels_the_stuck_ones(
         await nc.close()
 
 
+async def test_close_still_handles_what_was_already_delivered(nats_server: NatsServer) -> None:
+    """Draining, not unsubscribing: queued messages get handled, their callers answered."""
+    nc = await connect(NatsOptions(nats_server.url))
+    handled: list[bytes] = []
+    gate = asyncio.Event()
+
+    async def handle(msg: Msg) -> None:
+        await gate.wait()
+        handled.append(msg.data)
+
+    responder = await Responder.start(nc, "queued", handle)
+    try:
+        for n in range(3):
+            await nc.publish("queued", str(n).encode())
+        await nc.flush()  # the server has sent all three: one is handled, two wait
+        for _ in range(100):
+            if responder.in_flight == 1:
+                break
+            await asyncio.sleep(0.02)
+        closing = asyncio.create_task(responder.close(grace_s=5))
+        await asyncio.sleep(0.1)
+        gate.set()
+        await closing
+        assert handled == [b"0", b"1", b"2"]
+    finally:
+        await nc.close()
+
+
 async def test_a_failing_handler_does_not_lose_its_slot(nats_server: NatsServer) -> None:
     nc = await connect(NatsOptions(nats_server.url))
 
