@@ -379,7 +379,12 @@ async def test_controller_failover(
         for proc in controllers:
             if proc.poll() is None:
                 proc.terminate()
-                proc.wait(10)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()  # never leave one behind, even when it hangs
+                    proc.wait()
+                    raise
 
 
 def counter_with_redis_provider(counter: Path, redis_url: str) -> str:
