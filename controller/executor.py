@@ -154,13 +154,13 @@ def to_request(command: ScaleCommand) -> ScaleComponent:
         count=command.count,
         max_concurrency=command.max_concurrency,
         config=dict(command.config),
-        annotations={
-            "app": command.app,
-            "version": command.version,
-            "revision": command.revision,
-            "managed-by": MANAGED_BY,
-        },
+        annotations={**_managed(command.app, command.revision), "version": command.version},
     )
+
+
+def _managed(app: str, revision: str) -> dict[str, str]:
+    """Annotations of what the controller runs: hosts report them back in heartbeats."""
+    return {"app": app, "revision": revision, "managed-by": MANAGED_BY}
 
 
 async def _unless_gone(stop: Awaitable[object]) -> None:
@@ -186,7 +186,7 @@ def to_start_provider(command: ProviderCommand) -> StartProvider:
         provider_id=command.provider_id,
         kind=command.kind,  # type: ignore[arg-type]  # a placed kind, checked by deploy
         config=dict(command.config),
-        annotations={"app": command.app, "revision": command.revision, "managed-by": MANAGED_BY},
+        annotations=_managed(command.app, command.revision),
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from lattice.messages import StartProvider
 from lattice.natsd import free_port, port_is_open
 
 
@@ -46,6 +47,12 @@ class RedisServer:
                 pytest.fail(f"redis-server did not start on port {self.port}:\n{log_text}")
             time.sleep(0.02)
         return self
+
+    def provider(self, provider_id: str) -> StartProvider:
+        """A request to start a keyvalue-redis provider backed by this server."""
+        return StartProvider(
+            provider_id=provider_id, kind="keyvalue-redis", config={"redis_url": self.url}
+        )
 
     def stop(self) -> None:
         process = self.process

@@ -14,7 +14,7 @@ import pytest
 from host.demo import http_route
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
-from lattice.messages import Link, ScaleComponent, StartProvider
+from lattice.messages import Link, ScaleComponent
 from lattice.natsd import NatsServer
 from tests.lattice_procs import HostProcess, host_processes, wait_for_hosts
 from tests.redis_fixture import RedisServer, redis_server
@@ -174,9 +174,7 @@ async def test_a_provider_on_another_host_is_in_the_same_trace(
     """HTTP on host-a -> counter -> keyvalue provider process on host-b: one trace."""
     await client.start_provider(
         "host-b",
-        StartProvider(
-            provider_id="kv", kind="keyvalue-redis", config={"redis_url": redis_server.url}
-        ),
+        redis_server.provider("kv"),
     )
     await client.put_link(
         Link(

@@ -349,9 +349,7 @@ async def test_host_shutdown_stops_its_providers(
     daemon: HostDaemon, nc: Connection, redis_server: RedisServer
 ) -> None:
     client = LatticeClient(nc)
-    request = StartProvider(
-        provider_id=PROVIDER, kind="keyvalue-redis", config={"redis_url": redis_server.url}
-    )
+    request = redis_server.provider(PROVIDER)
     started = await client.start_provider("host-a", request)
     assert started.pid is not None and started.healthy and process_alive(started.pid)
     # The same request again is a no-op; a replacement that cannot start leaves the
@@ -371,9 +369,7 @@ async def test_a_redis_outage_fails_health_and_the_provider_comes_back(
     daemon: HostDaemon, nc: Connection, redis_server: RedisServer
 ) -> None:
     client = LatticeClient(nc)
-    request = StartProvider(
-        provider_id=PROVIDER, kind="keyvalue-redis", config={"redis_url": redis_server.url}
-    )
+    request = redis_server.provider(PROVIDER)
     first = await client.start_provider("host-a", request)
     seen: list[Event] = []
 
@@ -471,9 +467,7 @@ async def _count_restart_and_stop(
     counter: Path,
     events: list[Event],
 ) -> None:
-    request = StartProvider(
-        provider_id=PROVIDER, kind="keyvalue-redis", config={"redis_url": redis_server.url}
-    )
+    request = redis_server.provider(PROVIDER)
     first = await client.start_provider("host-a", request)
     assert first.pid is not None and first.healthy and first.restarts == 0
     await link_counter_to_provider(client, counter)
