@@ -39,7 +39,7 @@ def prepare_components(names: list[str]) -> dict[str, Path]:
     """
     # Imported here: the build script and wasmtime are only needed by sections that use them.
     from examples.build_components import build_all
-    from host.engine import WasmEngine
+    from host.runtime.engine import WasmEngine
 
     built = build_all(COMPONENTS_DIR, names, log=None)
     engine = WasmEngine(CACHE_DIR)

@@ -24,7 +24,7 @@ from bench.context import CACHE_DIR, HELLO_BODY, HELLO_CONTENT_TYPE
 from bench.procs import READY
 
 if TYPE_CHECKING:
-    from host.runtime import HostRuntime
+    from host.runtime.components import HostRuntime
     from providers.http_server import Invoker
 
 Stop = Callable[[], Awaitable[None]]
@@ -56,8 +56,8 @@ async def serve_component(name: str, wasm: Path, inline: bool = False) -> tuple[
     wasmtime's.
     """
     from host.daemon import DEFAULT_MAX_CONCURRENCY
-    from host.pool import Limits
-    from host.runtime import ComponentSpec, HostRuntime
+    from host.runtime.components import ComponentSpec, HostRuntime
+    from host.runtime.pool import Limits
     from providers.http_server import HttpServer, Route
 
     # As the daemon runs it: DEFAULT_MAX_CONCURRENCY instances and worker threads. All are

@@ -26,10 +26,10 @@ from host.control import ControlInterface, component_key
 from host.errors import UnknownComponent
 from host.identity import friendly_name, host_labels, stable_host_id
 from host.keyed_locks import KeyedLocks
-from host.pool import Limits
-from host.runtime import ComponentSpec, HostRuntime, LinkSpec
+from host.runtime.components import ComponentSpec, HostRuntime, LinkSpec
+from host.runtime.pool import Limits
 from host.supervisor import ProviderSupervisor
-from host.wire import WireCodec
+from host.wire.codec import WireCodec
 from lattice import tracing
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.errors import LatticeError

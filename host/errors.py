@@ -16,8 +16,8 @@ input (fix the component or the spec) from a transient fault (retrying helps)::
         ├── ResourceLimitExceeded   the guest hit its memory cap
         └── Overloaded              no instance became free in time            (retryable)
 
-Errors from wasmtime are translated at the boundary (``host.engine`` and
-``host.pool``); nothing above them sees a ``wasmtime`` exception.
+Errors from wasmtime are translated at the boundary (``host.runtime.engine`` and
+``host.runtime.pool``); nothing above them sees a ``wasmtime`` exception.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every host running a component answers in the component's queue group, so NATS
 spreads calls over its replicas. A request carries the function name and the
-trace context in headers and the wire-encoded arguments (``host.wire``) as its
+trace context in headers and the wire-encoded arguments (``host.wire.codec``) as its
 body; the reply carries a status header and the encoded result or an error text.
 Payloads over the server's maximum are refused before sending, with the sizes.
 """

@@ -12,8 +12,8 @@ import aiohttp
 import aiohttp.web
 import pytest
 
+from cli.demo import http_route
 from host.daemon import HostConfig, HostDaemon
-from host.demo import http_route
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
 from lattice.errors import RemoteError, RequestTimeout

@@ -29,9 +29,9 @@ import wasmtime
 from wasmtime import component as wc
 
 from examples.build_components import build_all
-from host.bindings import Grants, build_linker
-from host.engine import WasmEngine
-from host.fastcall import FastFunc
+from host.runtime.bindings import Grants, build_linker
+from host.runtime.engine import WasmEngine
+from host.runtime.fastcall import FastFunc
 from providers.http_server import HttpRequest
 
 REPO = Path(__file__).resolve().parent.parent

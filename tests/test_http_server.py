@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from host.pool import Limits
-from host.runtime import ComponentSpec, HostRuntime
+from host.runtime.components import ComponentSpec, HostRuntime
+from host.runtime.pool import Limits
 from providers.http_server import HttpServer, Route
 from providers.keyvalue import MemoryKeyValue
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from host.runtime import ComponentSpec, HostRuntime, LinkSpec
+from host.runtime.components import ComponentSpec, HostRuntime, LinkSpec
 from lattice.connection import NatsOptions, connect
 from lattice.kv import BucketCache, open_bucket
 from lattice.natsd import NatsServer

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from host.engine import WasmEngine
 from host.errors import DigestMismatch, FetchError, InvalidComponent
-from host.loader import fetch_component
+from host.runtime.engine import WasmEngine
+from host.runtime.loader import fetch_component
 
 
 def wasm_tools() -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from host.demo import http_route
+from cli.demo import http_route
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
 from lattice.kv import open_bucket

@@ -10,7 +10,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from host.errors import ComponentTrapped
-from host.runtime import ComponentSpec, HostRuntime
+from host.runtime.components import ComponentSpec, HostRuntime
 from lattice import tracing
 from lattice.connection import NatsOptions, connect
 from lattice.invoke import PayloadTooLarge, invoke

@@ -26,8 +26,8 @@ import msgpack
 import pytest
 import redis
 
+from cli.demo import http_route
 from host.daemon import HostConfig, HostDaemon
-from host.demo import http_route
 from host.supervisor import rotate_log
 from lattice.client import LatticeClient
 from lattice.connection import Connection, NatsOptions, connect

@@ -15,8 +15,8 @@ from host.errors import (
     LinkError,
     UnknownComponent,
 )
-from host.pool import Limits
-from host.runtime import ComponentSpec, HostRuntime, LinkSpec
+from host.runtime.components import ComponentSpec, HostRuntime, LinkSpec
+from host.runtime.pool import Limits
 from providers import contracts
 from providers.http_server import HttpRequest
 from providers.keyvalue import MemoryKeyValue

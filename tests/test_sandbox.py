@@ -27,8 +27,8 @@ import pytest
 import wasmtime
 
 from examples.build_components import EXAMPLES, run, tool
-from host.bindings import Grants, build_linker
-from host.runtime import ComponentSpec, HostRuntime
+from host.runtime.bindings import Grants, build_linker
+from host.runtime.components import ComponentSpec, HostRuntime
 from providers import contracts
 from providers.http_server import HttpRequest
 

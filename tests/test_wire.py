@@ -1,4 +1,4 @@
-"""host.wire: every WIT kind round-trips, components take decoded values, bad input is a WireError.
+"""host.wire.codec: every WIT kind round-trips, components take decoded values, bad input fails.
 
 Function types come from real components: the FastFunc test component
 (tests/fastcall_component, whose exports echo their input), the WAT ``echo``
@@ -21,10 +21,10 @@ import wasmtime
 from wasmtime import component as wc
 
 from examples.build_components import build_all
-from host.engine import WasmEngine
 from host.errors import HostError
-from host.fastcall import FastFunc
-from host.wire import WireCodec, WireError
+from host.runtime.engine import WasmEngine
+from host.runtime.fastcall import FastFunc
+from host.wire.codec import WireCodec, WireError
 from providers.http_server import HttpRequest
 from tests.test_fastcall import ECHO, ECHOES, HOST, POINT, SINK, _build, _double, record, same
 

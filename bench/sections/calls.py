@@ -23,8 +23,8 @@ from bench.stats import median
 from bench.table import Table, fmt, ratio
 
 if TYPE_CHECKING:
-    from host.runtime import HostRuntime
-    from host.workers import Workers
+    from host.runtime.components import HostRuntime
+    from host.runtime.workers import Workers
 
 TITLE = "per-call overhead: wasmtime call vs pool vs HostRuntime.call (worker-thread hop)"
 
@@ -68,7 +68,7 @@ def run(config: Config) -> list[Table]:
 
 async def _run(config: Config) -> list[Table]:
     # Imported here so that listing sections does not load wasmtime.
-    from host.runtime import ComponentSpec, HostRuntime
+    from host.runtime.components import ComponentSpec, HostRuntime
 
     cases = _cases()
     names = sorted({case.component for case in cases})

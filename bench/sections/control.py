@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from wasmtime import component as wc
 
-    from host.engine import WasmEngine
+    from host.runtime.engine import WasmEngine
     from lattice.client import LatticeClient
     from lattice.messages import Link
     from lattice.state import LatticeState
@@ -321,7 +321,7 @@ class Replay:
     """Runs the steps of a daemon's start in this process, timing each one."""
 
     def __init__(self, lattice: Lattice) -> None:
-        from host.engine import WasmEngine
+        from host.runtime.engine import WasmEngine
         from lattice.state import LatticeState
 
         self.lattice = lattice
@@ -365,9 +365,9 @@ async def _replay_start(
     state: LatticeState, engine: WasmEngine, component_id: str, path: Path, laps: Laps
 ) -> None:
     """What ``HostDaemon.apply`` + ``HostRuntime.start`` do for a new component, timed."""
-    from host.bindings import Grants, build_linker, exported_interfaces, new_wasi_config
-    from host.loader import fetch_component
-    from host.pool import InstancePool, Limits
+    from host.runtime.bindings import Grants, build_linker, exported_interfaces, new_wasi_config
+    from host.runtime.loader import fetch_component
+    from host.runtime.pool import InstancePool, Limits
 
     laps.start()
     await _read_links(state, component_id, laps)

@@ -15,7 +15,7 @@ in-process rows. Measured, targets interleaved round by round:
    (``HostRuntime.invoke_sync`` on a worker thread: what front pays when greeter is local),
    ``HostRuntime.call`` (what the serving host does per remote call), the nats-py
    request/reply floor (an echo in another process, same payload), the lattice invocation
-   (``lattice.invoke.invoke`` to bench-b, arguments and result through ``host.wire``), the
+   (``lattice.invoke.invoke`` to bench-b, arguments and result through ``host.wire.codec``), the
    cross-host linked call as a host makes it (``HostDaemon._remote_invoke`` on a worker
    thread), ``front.handle`` in the bench process with greeter local vs on bench-b, and
    HTTP end to end through front on bench-a with greeter local vs remote;
@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     from nats.aio.client import Client
 
     from host.daemon import HostDaemon
-    from host.runtime import HostRuntime
-    from host.wire import WireCodec
+    from host.runtime.components import HostRuntime
+    from host.wire.codec import WireCodec
     from lattice.client import LatticeClient
 
 TITLE = "distributed calls: a linked call to another host over NATS vs the in-process call"
@@ -258,8 +258,8 @@ async def _rig(
 ) -> Rig:  # fmt: skip
     import msgpack
 
-    from host.runtime import HostRuntime
-    from host.wire import WireCodec
+    from host.runtime.components import HostRuntime
+    from host.wire.codec import WireCodec
 
     runtime = HostRuntime(CACHE_DIR)
     stack.push_async_callback(runtime.close)
@@ -282,8 +282,8 @@ async def _start_in_process(runtime: HostRuntime, wasm: dict[str, Path]) -> tupl
     at start (``host.runtime.export_functions``).
     """
     from host.daemon import DEFAULT_MAX_CONCURRENCY
-    from host.pool import Limits
-    from host.runtime import ComponentSpec
+    from host.runtime.components import ComponentSpec
+    from host.runtime.pool import Limits
 
     # Limits as a daemon sets them for a scale without max_concurrency.
     limits = Limits(max_concurrency=DEFAULT_MAX_CONCURRENCY)

@@ -1,8 +1,8 @@
 """The host runtime: start, scale, call and stop components on this node.
 
 ``HostRuntime`` ties the pieces together: it fetches and compiles a component
-(``host.engine``), checks that its links grant every import and builds its
-linker (``host.bindings``), and keeps an instance pool (``host.pool``). The
+(``host.runtime.engine``), checks that its links grant every import and builds its
+linker (``host.runtime.bindings``), and keeps an instance pool (``host.runtime.pool``). The
 http-server provider reaches components through ``handle_http``.
 """
 
@@ -18,15 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from host.bindings import (
-    Grants,
-    KeyValueGrant,
-    build_linker,
-    exported_interfaces,
-    interface_functions,
-    new_wasi_config,
-)
-from host.engine import WasmEngine
 from host.errors import (
     ComponentTrapped,
     DeadlineExceeded,
@@ -36,8 +27,17 @@ from host.errors import (
     ResourceLimitExceeded,
     UnknownComponent,
 )
-from host.loader import fetch_component
-from host.pool import InstancePool, Limits
+from host.runtime.bindings import (
+    Grants,
+    KeyValueGrant,
+    build_linker,
+    exported_interfaces,
+    interface_functions,
+    new_wasi_config,
+)
+from host.runtime.engine import WasmEngine
+from host.runtime.loader import fetch_component
+from host.runtime.pool import InstancePool, Limits
 from lattice import tracing
 from providers import contracts
 from providers.config_provider import ComponentConfig

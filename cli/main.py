@@ -19,8 +19,7 @@ from typing import Any
 
 import click
 
-from controller.service import Controller
-from host.cli_common import (
+from cli.common import (
     DEFAULT_STATE_DIR,
     _setup_logging,
     emit,
@@ -33,9 +32,10 @@ from host.cli_common import (
     run,
     with_client,
 )
-from host.cli_providers import get_providers, start_provider, stop_provider
+from cli.demo import deploy_demo
+from cli.providers import get_providers, start_provider, stop_provider
+from controller.service import Controller
 from host.daemon import HostConfig, HostDaemon
-from host.demo import deploy_demo
 from host.errors import HostError
 from host.identity import parse_label
 from lattice import tracing
@@ -527,7 +527,8 @@ def stop_host(
     emit(output, result, lambda: click.echo(f"host {result['host_id']} is stopping"))
 
 
-from host import cli_apps, cli_lattice  # noqa: E402 - the subcommand modules need `main`
+from cli import apps as cli_apps  # noqa: E402 - the subcommand modules need `main`
+from cli import state as cli_lattice  # noqa: E402
 
 for _command in (*cli_lattice.COMMANDS, *cli_apps.COMMANDS):
     main.add_command(_command)

@@ -3,11 +3,11 @@
 A linked call to a component on another host carries its arguments (and the
 reply its result) as msgpack, shaped by the function's WIT types. Each host
 compiles a function's type once (``WireCodec.for_func``) into one encoder and
-one decoder closure per WIT type node, as ``host.fastcall`` does for calls.
+one decoder closure per WIT type node, as ``host.runtime.fastcall`` does for calls.
 This module walks the types (``_compile``) and builds the nodes that need more
 of a type than its compiled children: variant, option and result, whose cases
 follow wasmtime-py's class rules (see below). The other nodes are built in
-``host.wire_types``.
+``host.wire.types``.
 
 Wire format (language-neutral: it names no Python types)
 --------------------------------------------------------
@@ -68,7 +68,7 @@ import msgpack
 from wasmtime import component as wc
 
 from host.errors import HostError
-from host.wire_types import (
+from host.wire.types import (
     SCALARS,
     Bad,
     Convert,

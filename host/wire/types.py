@@ -1,14 +1,14 @@
 """The compiled type tree of the wire codec: one encode/decode pair per WIT type.
 
-``host.wire`` compiles a function's types once into a tree of ``Node``s, each
+``host.wire.codec`` compiles a function's types once into a tree of ``Node``s, each
 holding an encoder and a decoder closure (the format is described there). The
 builders here need nothing of a wasmtime-py type but names and compiled
 children: scalars, enums, flags, ``list``, ``tuple`` and ``record``. Walking the
-types is ``host.wire``'s job, and so are the nodes that need more of a type:
+types is ``host.wire.codec``'s job, and so are the nodes that need more of a type:
 variant, option and result, whose cases follow wasmtime-py's class rules.
 
 A value that does not fit raises ``Bad``; containers add their place to its
-path on the way out, and ``host.wire`` reports it as a ``WireError``.
+path on the way out, and ``host.wire.codec`` reports it as a ``WireError``.
 """
 
 from __future__ import annotations

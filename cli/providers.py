@@ -12,7 +12,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from host.cli_common import (
+from cli.common import (
     emit,
     make_nats_options,
     nats_options,

@@ -8,7 +8,7 @@ time. For the hello HTTP handler that is ~140 of the ~155 us a call takes.
 converters with cached field names and children, which move values through raw
 memory. The converters that need nothing of a type but their compiled children
 (scalars, strings, enums, flags, lists, tuples, records) are in
-``host.fastcall_values``, with the C layout both modules use. This module walks
+``host.runtime.fastcall_values``, with the C layout both modules use. This module walks
 wasmtime-py's types and keeps the converters that need more of them: variant,
 option and result (their cases follow wasmtime-py's class rules) and the
 fallback to wasmtime-py's own.
@@ -16,7 +16,7 @@ fallback to wasmtime-py's own.
 Memory ownership mirrors wasmtime-py (``wasmtime/component/_types.py``):
 
 * everything the C side frees is allocated by the C side (see
-  ``host.fastcall_values``); variant/option/result payloads are boxed by
+  ``host.runtime.fastcall_values``); variant/option/result payloads are boxed by
   ``wasmtime_component_val_new``;
 * a lowered value is always a valid value owning everything allocated so far,
   so ``wasmtime_component_val_delete`` on each parameter after the call frees
@@ -51,7 +51,7 @@ from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 from wasmtime.component._enter import maybe_raise_last_exn
 
-from host.fastcall_values import (
+from host.runtime.fastcall_values import (
     BOOL_KIND,
     OF,
     OPTION_KIND,

@@ -9,9 +9,7 @@ from typing import Any
 
 import click
 
-from deploy.errors import ManifestError
-from deploy.manifest import load_manifest_file
-from host.cli_common import (
+from cli.common import (
     emit,
     make_nats_options,
     nats_options,
@@ -22,6 +20,8 @@ from host.cli_common import (
     run,
     with_client,
 )
+from deploy.errors import ManifestError
+from deploy.manifest import load_manifest_file
 from lattice.client import LatticeClient
 from lattice.messages import HostInventory
 from lattice.specs import SpecStore

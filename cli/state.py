@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from host.cli_common import (
+from cli.common import (
     emit,
     make_nats_options,
     nats_options,

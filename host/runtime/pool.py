@@ -24,7 +24,6 @@ from typing import Any
 import wasmtime
 from wasmtime import component as wc
 
-from host.engine import WasmEngine, trap_reason
 from host.errors import (
     CallError,
     ComponentTrapped,
@@ -33,8 +32,9 @@ from host.errors import (
     ResourceLimitExceeded,
     UnknownComponent,
 )
-from host.fastcall import FastFunc
-from host.workers import Workers
+from host.runtime.engine import WasmEngine, trap_reason
+from host.runtime.fastcall import FastFunc
+from host.runtime.workers import Workers
 
 log = logging.getLogger(__name__)
 

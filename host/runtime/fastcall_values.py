@@ -1,9 +1,9 @@
 """wasmtime component values in raw memory: converters per kind, and the C layout.
 
-``host.fastcall`` compiles a function's types once into a tree of converters
+``host.runtime.fastcall`` compiles a function's types once into a tree of converters
 (``Conv``). The ones here need nothing of a wasmtime-py type but their compiled
 children: scalars, strings, enums and flags, and ``list``, ``tuple`` and
-``record``. Walking the types is ``host.fastcall``'s job, and so are the
+``record``. Walking the types is ``host.runtime.fastcall``'s job, and so are the
 converters that need more of a type: variant, option and result (their cases
 follow wasmtime-py's class rules) and the fallback to wasmtime-py's own. Both
 modules use the C layout and the libwasmtime prototypes defined here.

@@ -1,0 +1,1 @@
+"""The cross-host codec: WIT values as msgpack, guided by a function's type."""
