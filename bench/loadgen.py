@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from bench.context import HELLO_BODY
-from bench.stats import percentile
+from bench.stats import minus, percentile
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -119,18 +119,14 @@ def summarize(
         "rps": len(ordered) / duration,
         "p50_ms": _ms(percentile(ordered, 50)),
         "p99_ms": _ms(percentile(ordered, 99)),
-        "client_cpu_s": _delta(before[0], after[0]),
-        "server_cpu_s": _delta(before[1], after[1]),
-        "machine_cpu_s": _delta(before[2], after[2]),
+        "client_cpu_s": minus(after[0], before[0]),
+        "server_cpu_s": minus(after[1], before[1]),
+        "machine_cpu_s": minus(after[2], before[2]),
     }
 
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000
-
-
-def _delta(before: float | None, after: float | None) -> float | None:
-    return None if before is None or after is None else after - before
 
 
 def main() -> None:

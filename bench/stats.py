@@ -20,3 +20,8 @@ def percentile(ordered: Sequence[float], pct: float) -> float | None:
         return None
     rank = max(1, math.ceil(pct / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+def minus(a: float | None, b: float | None) -> float | None:
+    """``a - b``, or None when either is missing (an empty sample, an unreadable counter)."""
+    return None if a is None or b is None else a - b

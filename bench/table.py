@@ -1,4 +1,4 @@
-"""A tiny table type and printer shared by every section.
+"""A tiny table type and printer shared by every section, and its cell formats.
 
 Tables print as Markdown pipe tables: readable in a terminal and pasted as-is
 into docs/benchmarks.md.
@@ -6,7 +6,10 @@ into docs/benchmarks.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from bench.stats import median, percentile
 
 
 @dataclass
@@ -55,3 +58,21 @@ def ratio(value: float | None, base: float | None) -> str:
     if value is None or not base:
         return "-"
     return f"{value / base:.2f}x"
+
+
+def p50_p90(values: Sequence[float]) -> str:
+    """Median / p90 of the values, one decimal each."""
+    ordered = sorted(values)
+    return f"{fmt(median(ordered))} / {fmt(percentile(ordered, 90))}"
+
+
+def median_range(values: Sequence[float], digits: int = 0) -> str:
+    """Median with the min-max range of the rounds: few rounds make a p90 meaningless."""
+    return f"{fmt(median(values), digits)} ({fmt(min(values), digits)}-{fmt(max(values), digits)})"
+
+
+def verdict(value: float | None, goal: float, digits: int = 0) -> str:
+    """Whether a measured value (ms) meets an aim of at most ``goal`` ms."""
+    if value is None:
+        return "-"
+    return "met" if value <= goal else f"missed by {fmt(value - goal, digits)} ms"

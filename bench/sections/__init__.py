@@ -3,7 +3,9 @@
 A section is a module with a one-line ``TITLE`` and ``run(config) -> list[Table]``.
 To add one, write ``bench/sections/NAME.py`` and list it here; the order here is
 the order of a full run. Modules are imported only when selected, so a section's
-heavy imports (or missing tools) never slow down or break the others.
+heavy imports (or missing tools) never slow down or break the others. A section too big
+for one module keeps a part of its own beside it (``NAME_lattice.py``: the lattice it
+runs against); what several sections share lives in ``bench/`` (``bench.lattice_rig``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ SECTIONS: dict[str, str] = {
     "calls": "bench.sections.calls",
     "control": "bench.sections.control",
     "controller": "bench.sections.controller",
+    "reconcile": "bench.sections.reconcile",
     "distributed": "bench.sections.distributed",
 }
 

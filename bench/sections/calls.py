@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bench.context import CACHE_DIR, Config, prepare_components
-from bench.stats import median
+from bench.stats import median, minus
 from bench.table import Table, fmt, ratio
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def _table(cases: list[Case], timings: Timings, rounds: int) -> Table:
         direct, pooled, hopped = (median(timings[case.label, m]) for m in MODES)
         table.add(
             case.label, fmt(direct, 2), fmt(pooled, 2), fmt(hopped, 2),
-            fmt(_minus(pooled, direct), 2), fmt(_minus(hopped, pooled), 2), ratio(hopped, direct),
+            fmt(minus(pooled, direct), 2), fmt(minus(hopped, pooled), 2), ratio(hopped, direct),
         )  # fmt: skip
     table.notes.append(
         f"Reference: a bare no-op round trip through the pool's worker threads takes "
@@ -168,7 +168,3 @@ def _table(cases: list[Case], timings: Timings, rounds: int) -> Table:
         "logging unconfigured (WARNING), so the record is dropped early, as on a quiet host."
     )
     return table
-
-
-def _minus(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b

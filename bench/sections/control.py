@@ -1,102 +1,64 @@
 """Control-plane latency: how fast a ``scale`` serves traffic, and what one control call costs.
 
 A real lattice, all local: nats-server (JetStream) in a temp dir and one host daemon as its
-own process (``lattice host``), as an operator runs them. The bench process is the client.
+own process (``lattice host``), as an operator runs them (``control_lattice``). The bench
+process is the client.
 
 1. scale to first HTTP 200: each round scales a fresh component id (a real start, not a
    no-op), times the scale reply, then polls ``GET /<id>`` every millisecond until a 200.
    The compile cache is warm: that is the case the issue's 50 ms aim is about.
 2. where that time goes: the steps of ``HostDaemon.apply`` replayed one by one in this
-   process, against the same NATS and compile cache, interleaved with the rounds of (1).
+   process, against the same NATS and compile cache, interleaved with the rounds of (1)
+   (``control_replay``).
 3. link reads vs the size of the links bucket: hello-wat starts again, after adding 200
    deleted links (their delete markers), then 200 live links of other components.
 4. request/reply: sequential ``inventory`` calls, the first reply to a ping, and a plain
-   nats-py echo in another process as the floor NATS itself sets.
+   nats-py echo in another process (``bench.echo``) as the floor NATS itself sets.
 
-``python -m bench.sections.control echo NATS_URL`` is that echo responder.
+This module runs the measurements in that order and builds their tables.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import aiohttp
-
-from bench.context import CACHE_DIR, LOG_DIR, Config, prepare_components
-from bench.procs import READY, BenchProcessError, Server, spawn_server, stop, wait_ready
+from bench.context import Config, prepare_components
+from bench.echo import ECHO_SUBJECT, EMPTY_MAP, echo_responder, wait_answering
+from bench.procs import BenchProcessError
+from bench.sections.control_lattice import (
+    HOST_ID,
+    Lattice,
+    first_ok,
+    get_status,
+    http_link,
+    link_keys,
+    ping_first_reply_ms,
+    running_lattice,
+    stop_component,
+)
+from bench.sections.control_replay import KV_STEPS, Replay
 from bench.stats import median, percentile
-from bench.table import Table, fmt
-
-if TYPE_CHECKING:
-    from nats.aio.client import Client
-    from nats.aio.msg import Msg
-    from wasmtime import component as wc
-
-    from host.runtime.engine import WasmEngine
-    from lattice.client import LatticeClient
-    from lattice.messages import Link
-    from lattice.state import LatticeState
+from bench.table import Table, fmt, p50_p90, verdict
 
 TITLE = "control plane: scale to first HTTP 200, and control request/reply latency"
 
 COMPONENTS = ["hello-wat", "hello"]
 LABELS = {"hello-wat": "hello-wat (WAT, 2 KB)", "hello": "hello (componentize-py, 18 MB)"}
-HOST_ID = "bench-host"
 ROUNDS = 10
 # Links added for (3), per kind (deleted, live): a lattice of ~100 components has this many.
 CROWD_LINKS = 200
 RPC_CALLS = 500
 PING_CALLS = 200
 STEADY_GETS = 50
-POLL_S = 0.001
 GOAL_MS = 50.0
-ECHO_SUBJECT = "bench.control.echo"
-# msgpack of an empty map: what an inventory or ping request carries.
-EMPTY_MAP = b"\x80"
-KV_STEPS = ["read links from and to the component (KV, one scan)"]
 
 # Milliseconds (or counts) per key, one value per round.
 Samples = dict[str, list[float]]
-
-
-@dataclass
-class Lattice:
-    """What the measurements talk to: the host's HTTP port and a control client."""
-
-    nc: Client
-    client: LatticeClient
-    http: aiohttp.ClientSession
-    http_port: int
-
-    def url(self, component_id: str) -> str:
-        return f"http://127.0.0.1:{self.http_port}/{component_id}"
-
-
-@dataclass
-class Laps:
-    """A stopwatch that files each lap under a label."""
-
-    ms: Samples = field(default_factory=lambda: defaultdict(list))
-    _last: float = 0.0
-
-    def start(self) -> None:
-        self._last = time.perf_counter()
-
-    def lap(self, label: str) -> None:
-        now = time.perf_counter()
-        self.ms[label].append((now - self._last) * 1000)
-        self._last = now
 
 
 def run(config: Config) -> list[Table]:
@@ -106,62 +68,11 @@ def run(config: Config) -> list[Table]:
 
 
 async def _run(rounds: int, wasm: dict[str, Path], tmp: Path) -> list[Table]:
-    # Imported here so that listing sections does not load the lattice packages.
-    from lattice.natsd import NatsServer
-
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    nats_server = NatsServer(tmp / "nats", log_file=LOG_DIR / "control-nats.log").start()
-    try:
-        host = _start_host(nats_server.url, tmp / "host")
-        try:
-            return await _connect_and_measure(nats_server.url, host, rounds, wasm)
-        finally:
-            stop(host, timeout_s=15.0)
-    finally:
-        nats_server.stop()
+    async with running_lattice(tmp) as lattice:
+        return await _measure(lattice, rounds, wasm)
 
 
-def _start_host(nats_url: str, state_dir: Path) -> Server:
-    from lattice.natsd import free_port
-
-    # The daemon's compile cache is the bench's, already filled by prepare_components:
-    # otherwise the first start would compile the 18 MB component for seconds.
-    state_dir.mkdir(parents=True)
-    (state_dir / "compile-cache").symlink_to(CACHE_DIR, target_is_directory=True)
-    port = free_port()
-    log_path = LOG_DIR / "control-host.log"
-    lattice_cli = str(Path(sys.executable).parent / "lattice")
-    args = ["host", "--nats-url", nats_url, "--http-port", str(port)]
-    args += ["--state-dir", str(state_dir), "--host-id", HOST_ID]
-    with open(log_path, "w") as log:
-        # Own session: a Ctrl-C reaches only the bench, which then stops the host by pid.
-        process = subprocess.Popen(
-            [lattice_cli, *args], stdout=log, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True,
-        )  # fmt: skip
-    return Server("control-host", process, log_path, port)
-
-
-async def _connect_and_measure(
-    nats_url: str, host: Server, rounds: int, wasm: dict[str, Path]
-) -> list[Table]:
-    from lattice.client import LatticeClient
-    from lattice.connection import NatsOptions, connect
-
-    # No reconnect: closing at the end is then not reported as a lost connection.
-    nc = await connect(NatsOptions(nats_url, name="bench-control"), reconnect=False)
-    try:
-        async with aiohttp.ClientSession() as http:
-            lattice = Lattice(nc, LatticeClient(nc), http, host.port)
-            await _wait_for_host(lattice, host)
-            return await _measure(lattice, nats_url, rounds, wasm)
-    finally:
-        await nc.close()
-
-
-async def _measure(
-    lattice: Lattice, nats_url: str, rounds: int, wasm: dict[str, Path]
-) -> list[Table]:
+async def _measure(lattice: Lattice, rounds: int, wasm: dict[str, Path]) -> list[Table]:
     steady = {name: await _warm_up(lattice, name, wasm[name]) for name in COMPONENTS}
     replay = Replay(lattice)
     try:
@@ -171,7 +82,7 @@ async def _measure(
         crowded.insert(0, ("only the starting component's link", starts))
     finally:
         replay.close()
-    rpc = await _measure_rpc(lattice, nats_url)
+    rpc = await _measure_rpc(lattice)
     return [
         _scale_table(starts, steady, rounds),
         _replay_table(starts, rounds),
@@ -180,23 +91,7 @@ async def _measure(
     ]
 
 
-async def _wait_for_host(lattice: Lattice, host: Server, timeout_s: float = 60.0) -> None:
-    """Ready once the host answers a ping (it subscribes only when fully started)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if host.process.poll() is not None:
-            raise BenchProcessError(f"the host exited:\n{_tail(host.log_path)}")
-        if await _ping_first_reply_ms(lattice, timeout_s=0.2) is not None:
-            return
-        await asyncio.sleep(0.1)
-    raise BenchProcessError(f"the host did not answer pings:\n{_tail(host.log_path)}")
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-# -- 1. scale to first HTTP 200 ------------------------------------------------------
+# -- 1. scale to first HTTP 200 (and 2., the replay beside each start) --------------------
 
 
 async def _warm_up(lattice: Lattice, name: str, wasm: Path) -> float:
@@ -210,9 +105,9 @@ async def _warm_up(lattice: Lattice, name: str, wasm: Path) -> float:
     times = []
     for _ in range(STEADY_GETS):
         started = time.perf_counter()
-        await _get_status(lattice, component_id)
+        await get_status(lattice, component_id)
         times.append((time.perf_counter() - started) * 1000)
-    await _stop(lattice, component_id, wasm)
+    await stop_component(lattice, component_id, wasm)
     return median(times) or 0.0
 
 
@@ -221,7 +116,7 @@ async def _measure_starts(
 ) -> Samples:
     samples: Samples = defaultdict(list)
     for number in range(rounds):
-        samples["keys"].append(await _link_keys(lattice))
+        samples["keys"].append(await link_keys(lattice))
         # Interleaved, so a busy phase of a shared machine hits every kind of start, and
         # the replay sees a links bucket of the same size as the daemon does.
         for name in COMPONENTS:
@@ -244,162 +139,16 @@ async def _scale_round(
     from lattice.messages import ScaleComponent
 
     # The link is written before the clock starts: the host reads it during the start.
-    await lattice.client.put_link(_http_link(component_id))
+    await lattice.client.put_link(http_link(component_id))
     request = ScaleComponent(component_id=component_id, source=str(wasm))
     started = time.perf_counter()
     await lattice.client.scale(HOST_ID, request)
     replied = time.perf_counter()
-    polls = await _first_ok(lattice, component_id)
+    polls = await first_ok(lattice, component_id)
     answered = time.perf_counter()
     if stop_after:
-        await _stop(lattice, component_id, wasm)
+        await stop_component(lattice, component_id, wasm)
     return (replied - started) * 1000, (answered - replied) * 1000, polls
-
-
-async def _stop(lattice: Lattice, component_id: str, wasm: Path) -> None:
-    """Scale to 0 and drop the link, so neither the host nor the lattice accumulates."""
-    from lattice.messages import ScaleComponent
-
-    request = ScaleComponent(component_id=component_id, source=str(wasm), count=0)
-    await lattice.client.scale(HOST_ID, request)
-    await _delete_link(lattice, _http_link(component_id))
-
-
-async def _delete_link(lattice: Lattice, link: Link) -> None:
-    """Delete the link, then purge its delete marker.
-
-    The lattice never purges markers and every start scans them (section 3 measures
-    that on purpose); purging its own keeps the bench's rounds from growing the bucket.
-    """
-    from lattice.kv import encode_key
-    from lattice.messages import LinkRef
-
-    ref = LinkRef(source_id=link.source_id, namespace=link.namespace, package=link.package,
-                  name=link.name)  # fmt: skip
-    await lattice.client.delete_link(ref)
-    bucket = lattice.client.subjects.links_bucket
-    subject = f"$KV.{bucket}.{encode_key(link.key)}"
-    await lattice.nc.jetstream().purge_stream(f"KV_{bucket}", subject=subject)
-
-
-def _http_link(component_id: str) -> Link:
-    from lattice.messages import Link
-
-    return Link(source_id="http-server", target=component_id, namespace="wasmlattice",
-                package="http", name=component_id, config={"path": f"/{component_id}"})  # fmt: skip
-
-
-async def _first_ok(lattice: Lattice, component_id: str, timeout_s: float = 10.0) -> int:
-    """GET until a 200 (polling every ``POLL_S``); returns how many GETs it took."""
-    deadline = time.monotonic() + timeout_s
-    polls = 0
-    while time.monotonic() < deadline:
-        polls += 1
-        if await _get_status(lattice, component_id) == 200:
-            return polls
-        await asyncio.sleep(POLL_S)
-    raise BenchProcessError(f"{component_id} did not answer 200 within {timeout_s} s")
-
-
-async def _get_status(lattice: Lattice, component_id: str) -> int:
-    async with lattice.http.get(lattice.url(component_id)) as response:
-        await response.read()
-        return response.status
-
-
-async def _link_keys(lattice: Lattice) -> float:
-    """Keys the links bucket's stream lists; a deleted link stays listed (its marker)."""
-    stream = f"KV_{lattice.client.subjects.links_bucket}"
-    info = await lattice.nc.jetstream().stream_info(stream, subjects_filter=">")
-    return float(len(info.state.subjects or {}))
-
-
-# -- 2. where the time goes: HostDaemon.apply, step by step -----------------------------
-
-
-class Replay:
-    """Runs the steps of a daemon's start in this process, timing each one."""
-
-    def __init__(self, lattice: Lattice) -> None:
-        from host.runtime.engine import WasmEngine
-        from lattice.state import LatticeState
-
-        self.lattice = lattice
-        self.engine = WasmEngine(CACHE_DIR)
-        self.state = LatticeState(lattice.nc, lattice.client.subjects, source="bench")
-
-    async def warm_up(self, wasm: dict[str, Path]) -> None:
-        """Untimed: opens the links bucket once, as a running daemon already has."""
-        for name in COMPONENTS:
-            await self.start(f"{name}-replay-warmup", wasm[name])
-
-    async def start(self, component_id: str, path: Path) -> dict[str, float]:
-        """One start with its HTTP link in place; returns ms per step."""
-        link = _http_link(component_id)
-        await self.lattice.client.put_link(link)
-        laps = Laps()
-        try:
-            await _replay_start(self.state, self.engine, component_id, path, laps)
-        finally:
-            await _delete_link(self.lattice, link)
-        return {step: ms[0] for step, ms in laps.ms.items()}
-
-    async def read_links(self, component_id: str) -> dict[str, float]:
-        """Only the two link reads of a start."""
-        laps = Laps()
-        laps.start()
-        await _read_links(self.state, component_id, laps)
-        return {step: ms[0] for step, ms in laps.ms.items()}
-
-    def close(self) -> None:
-        self.engine.close()
-
-
-async def _read_links(state: LatticeState, component_id: str, laps: Laps) -> None:
-    # HostDaemon.apply reads the links from and to the component in one scan.
-    await state.links_of(component_id)
-    laps.lap(KV_STEPS[0])
-
-
-async def _replay_start(
-    state: LatticeState, engine: WasmEngine, component_id: str, path: Path, laps: Laps
-) -> None:
-    """What ``HostDaemon.apply`` + ``HostRuntime.start`` do for a new component, timed."""
-    from host.runtime.bindings import Grants, build_linker, exported_interfaces, new_wasi_config
-    from host.runtime.loader import fetch_component
-    from host.runtime.pool import InstancePool, Limits
-
-    laps.start()
-    await _read_links(state, component_id, laps)
-    wasm = await fetch_component(str(path))
-    laps.lap("fetch: read the .wasm file")
-    digest = hashlib.sha256(wasm).hexdigest()
-    laps.lap("sha256 digest of the bytes")
-    compiled = await asyncio.to_thread(_load_cached, engine, digest, str(path), laps)
-    laps.lap("hop back to the event loop")
-    linker = build_linker(engine.engine, compiled, Grants(component_id, asyncio.get_running_loop()))
-    laps.lap("build the linker (import checks, WASI)")
-    pool = InstancePool(component_id, engine, compiled, linker,
-                        lambda: new_wasi_config(component_id), Limits())  # fmt: skip
-    await pool.warm(1)
-    laps.lap("instantiate one instance (+ its worker thread)")
-    exported_interfaces(engine.engine, compiled)
-    laps.lap("list exports")
-    await pool.close()
-
-
-def _load_cached(engine: WasmEngine, digest: str, source: str, laps: Laps) -> wc.Component:
-    """``WasmEngine.compile`` on a cache hit, split into its two costs."""
-    from wasmtime import component as wc
-
-    laps.lap("hop to a worker thread")
-    cached = engine._cache_path(digest)
-    laps.lap("compile-cache key")
-    if cached is None or not cached.exists():
-        raise BenchProcessError(f"{source} is not in the compile cache {CACHE_DIR}")
-    compiled = wc.Component.deserialize_file(engine.engine, str(cached))
-    laps.lap("deserialize the compiled artifact")
-    return compiled
 
 
 # -- 3. link reads with more links in the lattice ----------------------------------------
@@ -437,7 +186,7 @@ async def _crowded_rounds(
 ) -> Samples:
     samples: Samples = defaultdict(list)
     for number in range(rounds):
-        samples["keys"].append(await _link_keys(lattice))
+        samples["keys"].append(await link_keys(lattice))
         component_id = f"crowded-{phase}-r{number}"
         reply_ms, _, _ = await _scale_round(lattice, component_id, wasm["hello-wat"])
         samples["hello-wat/reply"].append(reply_ms)
@@ -449,13 +198,11 @@ async def _crowded_rounds(
 # -- 4. request/reply of control calls --------------------------------------------------
 
 
-async def _measure_rpc(lattice: Lattice, nats_url: str) -> Samples:
+async def _measure_rpc(lattice: Lattice) -> Samples:
     client, nc = lattice.client, lattice.nc
     inventory_subject = client.subjects.host_control(HOST_ID, "inventory")
-    echo = spawn_server("control-echo", "bench.sections.control", "echo", nats_url)
-    try:
-        wait_ready(echo)
-        await _wait_for_echo(nc, echo)
+    with echo_responder("control-echo", lattice.nats_url) as echo:
+        await wait_answering(nc, echo)
         samples: Samples = {
             "echo": await _time_calls(lambda: nc.request(ECHO_SUBJECT, EMPTY_MAP, 2.0)),
             "inventory-raw": await _time_calls(
@@ -464,25 +211,9 @@ async def _measure_rpc(lattice: Lattice, nats_url: str) -> Samples:
             "inventory": await _time_calls(lambda: client.inventory(HOST_ID)),
             "ping": await _ping_samples(lattice),
         }
-    finally:
-        stop(echo)
     # hosts() always waits its whole window; a few calls show that, no more are needed.
     samples["hosts"] = await _time_calls(client.hosts, calls=5, warmup=0)
     return samples
-
-
-async def _wait_for_echo(nc: Client, echo: Server, timeout_s: float = 5.0) -> None:
-    """The responder subscribed before saying READY; this guards the measurement anyway."""
-    import nats.errors
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            await nc.request(ECHO_SUBJECT, EMPTY_MAP, 0.5)
-            return
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-            await asyncio.sleep(0.05)
-    raise BenchProcessError(f"the echo responder does not answer:\n{_tail(echo.log_path)}")
 
 
 async def _time_calls(
@@ -501,47 +232,14 @@ async def _time_calls(
 async def _ping_samples(lattice: Lattice) -> list[float]:
     times = []
     for _ in range(PING_CALLS):
-        took = await _ping_first_reply_ms(lattice)
+        took = await ping_first_reply_ms(lattice)
         if took is None:
             raise BenchProcessError(f"host {HOST_ID} did not answer a ping")
         times.append(took)
     return times
 
 
-async def _ping_first_reply_ms(lattice: Lattice, timeout_s: float = 2.0) -> float | None:
-    """Time from publishing a ping to its first reply: what ``hosts()`` could return after.
-
-    ``LatticeClient.hosts()`` waits a fixed window instead, since it cannot know how many
-    hosts will answer; this is the latency under that window.
-    """
-    nc = lattice.nc
-    inbox = nc.new_inbox()
-    first: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-
-    async def on_reply(msg: Msg) -> None:
-        # An empty message is a "no responders" status, not a host.
-        if msg.data and not first.done():
-            first.set_result(time.perf_counter())
-
-    # Subscribed before the clock starts, as hosts() is: the round trip is what is timed.
-    sub = await nc.subscribe(inbox, cb=on_reply)
-    try:
-        started = time.perf_counter()
-        await nc.publish(lattice.client.subjects.ping, EMPTY_MAP, reply=inbox)
-        replied = await asyncio.wait_for(first, timeout_s)
-    except TimeoutError:
-        return None
-    finally:
-        await sub.unsubscribe()
-    return (replied - started) * 1000
-
-
 # -- tables ------------------------------------------------------------------------------
-
-
-def _p50_p90(values: Sequence[float]) -> str:
-    ordered = sorted(values)
-    return f"{fmt(median(ordered))} / {fmt(percentile(ordered, 90))}"
 
 
 def _scale_table(samples: Samples, steady: dict[str, float], rounds: int) -> Table:
@@ -551,11 +249,10 @@ def _scale_table(samples: Samples, steady: dict[str, float], rounds: int) -> Tab
          f"aim <= {GOAL_MS:.0f} ms (median)"],
     )  # fmt: skip
     for name in COMPONENTS:
-        total = median(samples[f"{name}/total"]) or 0.0
         table.add(
-            LABELS[name], _p50_p90(samples[f"{name}/reply"]),
-            _p50_p90(samples[f"{name}/first-200"]), _p50_p90(samples[f"{name}/total"]),
-            "met" if total <= GOAL_MS else f"missed by {total - GOAL_MS:.0f} ms",
+            LABELS[name], p50_p90(samples[f"{name}/reply"]),
+            p50_p90(samples[f"{name}/first-200"]), p50_p90(samples[f"{name}/total"]),
+            verdict(median(samples[f"{name}/total"]), GOAL_MS),
         )  # fmt: skip
     polls = int(max(max(samples[f"{name}/polls"]) for name in COMPONENTS))
     steady_text = ", ".join(f"{fmt(steady[name], 2)} ms ({name})" for name in COMPONENTS)
@@ -644,34 +341,3 @@ def _rpc_table(samples: Samples) -> Table:
         "reply's latency."
     )
     return table
-
-
-# -- the echo responder (its own process) ------------------------------------------------
-
-
-async def _echo_main(nats_url: str) -> None:
-    from bench.serve import _exit_when_orphaned
-    from lattice.connection import NatsOptions, connect
-
-    nc = await connect(NatsOptions(nats_url, name="bench-echo"), reconnect=False)
-
-    async def echo(msg: Msg) -> None:
-        await msg.respond(msg.data)
-
-    await nc.subscribe(ECHO_SUBJECT, cb=echo)
-    await nc.flush()  # subscribed on the server before the bench is told we are ready
-    stopped = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
-    watchdog = asyncio.create_task(_exit_when_orphaned(stopped))
-    print(READY, 0, flush=True)
-    try:
-        await stopped.wait()
-    finally:
-        watchdog.cancel()
-        await nc.close()
-
-
-if __name__ == "__main__":
-    if sys.argv[1:2] != ["echo"] or len(sys.argv) != 3:
-        raise SystemExit(__doc__)
-    asyncio.run(_echo_main(sys.argv[2]))
