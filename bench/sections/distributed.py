@@ -67,7 +67,7 @@ FRONTS = {"front-local": ("greeter-local", "/local"), "front-remote": (REMOTE, "
 # Fronts in the bench process (no HTTP in the way) -> the greeter each links to.
 IN_PROCESS_FRONTS = {"front-inproc": IN_PROCESS, "front-to-remote": REMOTE}
 INTERFACE = "wasmlattice:demo/greeter"
-# What front passes for GET /?name=Ada, as a wire document (see host/wire.py).
+# What front passes for GET /?name=Ada, as a wire document (see host/wire/codec.py).
 GREETING = {"name": "Ada", "times": 1, "style": "plain", "tags": [], "signature": None}
 QUERY = "?name=Ada"
 
