@@ -24,6 +24,7 @@ from examples.build_components import build_all
 from host.errors import HostError
 from host.runtime.engine import WasmEngine
 from host.runtime.fastcall import FastFunc
+from host.runtime.wit_types import WitPrimitive, describe_func
 from host.wire.codec import WireCodec, WireError
 from providers.http_server import HttpRequest
 from tests.test_fastcall import ECHO, ECHOES, HOST, POINT, SINK, _build, _double, record, same
@@ -644,6 +645,22 @@ def test_cases_wasmtime_py_would_misread_are_refused(untagged: dict[str, wc.Func
         with pytest.raises(WireError) as info:
             codec.decode_params(msgpack.packb([wire]))
         assert str(info.value) == f"params[0]: wasmtime-py cannot pass {reason}"
+
+
+def test_codec_from_the_runtime_description(untagged: dict[str, wc.FuncType]) -> None:
+    """for_func also takes the runtime's plain description of the type, with the same result."""
+    described = describe_func(untagged["small"])
+    assert [ty for _, ty in described.params] == [
+        WitPrimitive("s8"),
+        WitPrimitive("s16"),
+        WitPrimitive("u16"),
+        WitPrimitive("f64"),
+    ]
+    codec = WireCodec.for_func(described)
+    args = (-1, 2, 3, 0.5)
+    assert codec.encode_params(args) == WireCodec.for_func(untagged["small"]).encode_params(args)
+    num = WireCodec.for_func(describe_func(untagged["num-f"]))
+    assert num.encode_result(True) == msgpack.packb(["flag", True])
 
 
 def test_integer_ranges(untagged: dict[str, wc.FuncType]) -> None:

@@ -3,11 +3,10 @@
 A linked call to a component on another host carries its arguments (and the
 reply its result) as msgpack, shaped by the function's WIT types. Each host
 compiles a function's type once (``WireCodec.for_func``) into one encoder and
-one decoder closure per WIT type node, as ``host.runtime.fastcall`` does for calls.
-This module walks the types (``_compile``) and builds the nodes that need more
-of a type than its compiled children: variant, option and result, whose cases
-follow wasmtime-py's class rules (see below). The other nodes are built in
-``host.wire.types``.
+one decoder closure per WIT type node (``host.wire.type_codec``), as
+``host.runtime.fastcall`` does for calls. This module is the entry point: it
+specifies the format, turns a function's type into its codec, reads and writes
+msgpack, and reports values that do not fit as ``WireError``.
 
 Wire format (language-neutral: it names no Python types)
 --------------------------------------------------------
@@ -42,7 +41,7 @@ expected string, got int`` (records add ``.field``, arrays and the payloads of
 options ``[i]``/``[0]``, results ``.ok``/``.err``, variants ``[1]``). Input from
 the network can be anything; it must never fail the host with anything else.
 
-Python values are exactly those of wasmtime-py (``wasmtime.component``):
+Python values are exactly those of wasmtime-py (``host.runtime.wit_values``):
 records are ``Record`` objects with kebab-case attribute names (any object with
 those attributes encodes), ``list<u8>`` is ``bytes``, tuples are tuples, enums
 ``str``, flags a ``set`` of names, and variants, options and results are
@@ -61,29 +60,13 @@ value that wasmtime-py would lower as another case rather than change it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import msgpack
-from wasmtime import component as wc
 
 from host.errors import HostError
-from host.wire.types import (
-    SCALARS,
-    Bad,
-    Convert,
-    Node,
-    bytes_node,
-    convert_fixed,
-    enum_node,
-    flags_node,
-    kind_of,
-    list_node,
-    listed,
-    record_node,
-    tuple_node,
-    within,
-)
+from host.runtime.wit_types import ComponentFuncType, WitFunc, WitType, describe_func
+from host.wire.type_codec import Bad, Convert, Node, convert_fixed, kind_of, node_for
 
 __all__ = ["WireCodec", "WireError"]
 
@@ -123,235 +106,9 @@ def _pack(root: str, wire: Any) -> bytes:
     return data
 
 
-# -- variant, option, result ------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Case:
-    """One case: its payload's converters (None: no payload) and Python classes."""
-
-    name: str
-    node: Node | None
-    classes: tuple[type, ...]
-
-
-def _classes(ty: wc.ValType | None) -> frozenset[type]:
-    """The classes wasmtime-py represents a case's payload with (object: no payload)."""
-    if ty is None:
-        return frozenset({object})
-    found: set[type] = set()
-    ty.add_classes(found)
-    return frozenset(found)
-
-
-def _tagged(classes: list[frozenset[type]]) -> bool:
-    """wasmtime-py's rule: Variant objects iff the cases' classes overlap."""
-    seen: set[type] = set()
-    for case in classes:
-        if case & seen:
-            return True
-        seen |= case
-    return False
-
-
-def _overlaps(later: tuple[type, ...], earlier: tuple[type, ...]) -> bool:
-    return any(issubclass(a, b) for a in later for b in earlier)
-
-
-class _Cases:
-    """Which case a wasmtime-py value is, and the wasmtime-py value of a decoded case."""
-
-    __slots__ = ("_by_name", "_by_type", "_listing", "_shadows", "cases", "kind", "tagged")
-
-    def __init__(self, kind: str, cases: list[_Case], tagged: bool) -> None:
-        self.kind = kind
-        self.cases = cases
-        self.tagged = tagged
-        self._by_name = {case.name: case for case in reversed(cases)}
-        self._listing = listed("cases:", (case.name for case in cases))
-        # Untagged classes are disjoint, so a value's exact class names its case.
-        self._by_type: dict[type, _Case] = {}
-        for case in [] if tagged else cases:
-            for cls in case.classes if case.node is not None else (type(None),):
-                self._by_type[cls] = case
-        self._shadows = {} if tagged else self._find_shadows()
-
-    def _find_shadows(self) -> dict[str, list[tuple[str, tuple[type, ...]]]]:
-        """Per case, the earlier cases wasmtime-py might take its values for."""
-        shadows: dict[str, list[tuple[str, tuple[type, ...]]]] = {}
-        for i, case in enumerate(self.cases):
-            for earlier in self.cases[:i]:
-                if earlier.node is not None and _overlaps(case.classes, earlier.classes):
-                    shadows.setdefault(case.name, []).append((earlier.name, earlier.classes))
-        return shadows
-
-    def named(self, tag: Any) -> _Case:
-        """The case a tag names; the tag may come from the network, so anything goes."""
-        case = self._by_name.get(tag) if isinstance(tag, str) else None
-        if case is not None:
-            return case
-        if isinstance(tag, str):
-            raise Bad(f"unknown {self.kind} case {tag!r} ({self._listing})")
-        raise Bad(f"expected a {self.kind} case name (string), got {kind_of(tag)}")
-
-    def select(self, value: Any) -> tuple[_Case, Any]:
-        """The case a wasmtime-py value is, and its payload."""
-        if self.tagged:
-            if not isinstance(value, wc.Variant):
-                raise Bad(f"expected a Variant ({self.kind}), got {kind_of(value)}")
-            return self.named(value.tag), value.payload
-        case = self._by_type.get(type(value))
-        if case is not None:
-            return case, value
-        for case in self.cases:  # wasmtime-py's own rule, for subclasses
-            if value is None if case.node is None else isinstance(value, case.classes):
-                return case, value
-        raise Bad(f"{kind_of(value)} fits no case of this {self.kind} ({self._listing})")
-
-    def lift(self, case: _Case, payload: Any) -> Any:
-        """The wasmtime-py value of a decoded case."""
-        if self.tagged:
-            return wc.Variant(case.name, payload)
-        for earlier, classes in self._shadows.get(case.name, ()):
-            if isinstance(payload, classes):
-                raise Bad(
-                    f"wasmtime-py cannot pass case {case.name!r} of this {self.kind} with this "
-                    f"value: it would read it as case {earlier!r}"
-                )
-        return payload
-
-
-def _cases(kind: str, cases: list[tuple[str, wc.ValType | None, str]]) -> _Cases:
-    """Compile the payloads (`segment`: their place on the wire) and classify the cases."""
-    nodes = [None if ty is None else within(segment, _compile, ty) for _, ty, segment in cases]
-    classes = [_classes(ty) for _, ty, _ in cases]
-    built = [
-        _Case(name, node, tuple(c))
-        for (name, _, _), node, c in zip(cases, nodes, classes, strict=True)
-    ]
-    return _Cases(kind, built, _tagged(classes))
-
-
-def _payload(case: _Case) -> Node:
-    assert case.node is not None
-    return case.node
-
-
-def _variant(ty: wc.VariantType) -> Node:
-    cases = _cases("variant", [(name, payload, "[1]") for name, payload in ty.cases])
-
-    def encode(value: Any) -> Any:
-        case, payload = cases.select(value)
-        if case.node is None:
-            return [case.name]
-        return [case.name, within("[1]", case.node.encode, payload)]
-
-    def decode(value: Any) -> Any:
-        if type(value) is not list or not 1 <= len(value) <= 2:
-            raise Bad(f"expected [case] or [case, payload] (variant), got {kind_of(value)}")
-        case = within("[0]", cases.named, value[0])
-        if case.node is None:
-            if len(value) != 1:
-                raise Bad(f"case {case.name!r} has no payload, got one")
-            return cases.lift(case, None)
-        if len(value) != 2:
-            raise Bad(f"case {case.name!r} needs a payload, got none")
-        return cases.lift(case, within("[1]", case.node.decode, value[1]))
-
-    return Node(encode, decode)
-
-
-def _option(ty: wc.OptionType) -> Node:
-    cases = _cases("option", [("none", None, "[0]"), ("some", ty.payload, "[0]")])
-    none, some = cases.cases
-    inner = _payload(some)
-
-    def encode(value: Any) -> Any:
-        if cases.tagged:
-            case, value = cases.select(value)
-            if case is none:
-                return None
-        elif value is None:
-            return None
-        return [within("[0]", inner.encode, value)]
-
-    def decode(value: Any) -> Any:
-        if value is None:
-            return cases.lift(none, None)
-        if type(value) is list and len(value) == 1:
-            return cases.lift(some, within("[0]", inner.decode, value[0]))
-        raise Bad(f"expected nil or [value] (option), got {kind_of(value)}")
-
-    return Node(encode, decode)
-
-
-def _result(ty: wc.ResultType) -> Node:
-    cases = _cases("result", [("ok", ty.ok, ".ok"), ("err", ty.err, ".err")])
-
-    def encode(value: Any) -> Any:
-        case, payload = cases.select(value)
-        if case.node is None:
-            return {case.name: None}
-        return {case.name: within("." + case.name, case.node.encode, payload)}
-
-    def decode(value: Any) -> Any:
-        if type(value) is not dict or len(value) != 1:
-            raise Bad(
-                f'expected {{"ok": value}} or {{"err": value}} (result), got {kind_of(value)}'
-            )
-        ((tag, payload),) = value.items()
-        case = cases.named(tag)
-        if case.node is None:
-            if payload is not None:
-                raise Bad(f"case {tag!r} has no payload: expected nil, got {kind_of(payload)}")
-            return cases.lift(case, None)
-        return cases.lift(case, within("." + case.name, case.node.decode, payload))
-
-    return Node(encode, decode)
-
-
-# -- compiling a type ----------------------------------------------------------------
-
-_UNSENDABLE: dict[type, str] = {
-    wc.OwnType: "a resource handle (own<...>)",
-    wc.BorrowType: "a resource handle (borrow<...>)",
-    wc.FutureType: "a future",
-    wc.StreamType: "a stream",
-    wc.ErrorContext: "an error-context",
-}
-
-
-def _compile(ty: wc.ValType) -> Node:
-    """The converters for one wasmtime-py ValType (walks the type once)."""
-    scalar = SCALARS.get(type(ty))
-    if scalar is not None:
-        return scalar
-    if isinstance(ty, wc.ListType):
-        element = ty.element
-        if isinstance(element, wc.U8):
-            return bytes_node()
-        return list_node(within("[]", _compile, element))
-    if isinstance(ty, wc.RecordType):
-        return record_node([(name, within("." + name, _compile, f)) for name, f in ty.fields])
-    if isinstance(ty, wc.TupleType):
-        return tuple_node([within(f"[{i}]", _compile, e) for i, e in enumerate(ty.elements)])
-    if isinstance(ty, wc.EnumType):
-        return enum_node(ty.names)
-    if isinstance(ty, wc.FlagsType):
-        return flags_node(ty.names)
-    if isinstance(ty, wc.VariantType):
-        return _variant(ty)
-    if isinstance(ty, wc.OptionType):
-        return _option(ty)
-    if isinstance(ty, wc.ResultType):
-        return _result(ty)
-    what = _UNSENDABLE.get(type(ty), f"a {type(ty).__name__}")
-    raise Bad(f"{what} cannot cross hosts; pass plain data instead")
-
-
-def _compile_at(root: str, ty: wc.ValType) -> Node:
+def _node_at(root: str, ty: WitType) -> Node:
     try:
-        return _compile(ty)
+        return node_for(ty)
     except Bad as bad:
         raise _error(root, bad) from None
 
@@ -374,11 +131,16 @@ class WireCodec:
         self._result = result
 
     @classmethod
-    def for_func(cls, func_type: wc.FuncType) -> WireCodec:
-        """Compile a function type; WireError if a parameter or the result cannot cross hosts."""
-        params = [_compile_at(f"params[{i}]", ty) for i, (_, ty) in enumerate(func_type.params)]
-        result = func_type.result
-        return cls(params, None if result is None else _compile_at("result", result))
+    def for_func(cls, func_type: ComponentFuncType | WitFunc) -> WireCodec:
+        """Compile a function type; WireError if a parameter or the result cannot cross hosts.
+
+        `func_type` is wasmtime's (``Func.type(store)``, an import's type) or the
+        runtime's description of it.
+        """
+        described = func_type if isinstance(func_type, WitFunc) else describe_func(func_type)
+        params = [_node_at(f"params[{i}]", ty) for i, (_, ty) in enumerate(described.params)]
+        result = described.result
+        return cls(params, None if result is None else _node_at("result", result))
 
     def encode_params(self, values: tuple[Any, ...]) -> bytes:
         """The wire form of a call's arguments, wasmtime-py values in declaration order."""

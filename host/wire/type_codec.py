@@ -1,11 +1,16 @@
-"""The compiled type tree of the wire codec: one encode/decode pair per WIT type.
+"""The codec of one WIT type: an encoder and a decoder per node of a type tree.
 
-``host.wire.codec`` compiles a function's types once into a tree of ``Node``s, each
-holding an encoder and a decoder closure (the format is described there). The
-builders here need nothing of a wasmtime-py type but names and compiled
-children: scalars, enums, flags, ``list``, ``tuple`` and ``record``. Walking the
-types is ``host.wire.codec``'s job, and so are the nodes that need more of a type:
-variant, option and result, whose cases follow wasmtime-py's class rules.
+``host.wire.codec`` encodes a function's parameters and result; it compiles
+each of their types once (``node_for``, from the runtime's description in
+``host.runtime.wit_types``) into a tree of ``Node``s, each holding an encoder
+(wasmtime-py value to wire value) and a decoder closure (the other way), with
+the children's closures bound in. The wire form of each kind is specified in
+``host.wire.codec``'s docstring; this module implements it.
+
+Variants, options and results ask wasmtime-py's case rule
+(``host.runtime.wit_values.WitCases``) which case a value is, by exact class
+first when encoding, and refuse to decode a value that wasmtime-py would lower
+as another case (see "wasmtime-py picks the case" in ``host.wire.codec``).
 
 A value that does not fit raises ``Bad``; containers add their place to its
 path on the way out, and ``host.wire.codec`` reports it as a ``WireError``.
@@ -18,24 +23,22 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
-from wasmtime import component as wc
+from host.runtime.wit_types import (
+    WitEnum,
+    WitFlags,
+    WitList,
+    WitOpaque,
+    WitOption,
+    WitPrimitive,
+    WitRecord,
+    WitResult,
+    WitTuple,
+    WitType,
+    WitVariant,
+)
+from host.runtime.wit_values import Case, NoCase, Record, WitCases
 
-__all__ = [
-    "SCALARS",
-    "Bad",
-    "Convert",
-    "Node",
-    "bytes_node",
-    "convert_fixed",
-    "enum_node",
-    "flags_node",
-    "kind_of",
-    "list_node",
-    "listed",
-    "record_node",
-    "tuple_node",
-    "within",
-]
+__all__ = ["Bad", "Convert", "Node", "convert_fixed", "kind_of", "node_for"]
 
 Convert = Callable[[Any], Any]
 
@@ -166,14 +169,14 @@ def _char() -> Node:
     return Node(check, check, same_out=True, same_in=True)
 
 
-def listed(what: str, names: Iterable[str]) -> str:
+def _listed(what: str, names: Iterable[str]) -> str:
     """The names after a heading, for messages: ``cases: a, b``."""
     return f"{what} {', '.join(names)}"
 
 
-def enum_node(names: list[str]) -> Node:
+def _enum_node(names: list[str]) -> Node:
     known = frozenset(names)
-    listing = listed("cases:", names)
+    listing = _listed("cases:", names)
 
     def check(value: Any) -> Any:
         if isinstance(value, str):
@@ -185,9 +188,9 @@ def enum_node(names: list[str]) -> Node:
     return Node(check, check, same_out=True, same_in=True)
 
 
-def flags_node(names: list[str]) -> Node:
+def _flags_node(names: list[str]) -> Node:
     known = frozenset(names)
-    listing = listed("flags:", names)
+    listing = _listed("flags:", names)
 
     def check_name(name: Any) -> None:
         if not isinstance(name, str):
@@ -256,11 +259,11 @@ def convert_fixed(converts: tuple[Convert, ...], items: Any, copy: bool) -> Any:
         raise
 
 
-def bytes_node() -> Node:
+def _bytes_node() -> Node:
     return _checked("bin (list<u8>)", bytes)
 
 
-def list_node(element: Node) -> Node:
+def _list_node(element: Node) -> Node:
     encode_item, decode_item = element.encode, element.decode
     copy_out, copy_in = not element.same_out, not element.same_in
 
@@ -277,7 +280,7 @@ def list_node(element: Node) -> Node:
     return Node(encode, decode, same_out=element.same_out, same_in=element.same_in)
 
 
-def tuple_node(elements: list[Node]) -> Node:
+def _tuple_node(elements: list[Node]) -> Node:
     n = len(elements)
     encoders = tuple(e.encode for e in elements)
     decoders = tuple(e.decode for e in elements)
@@ -298,7 +301,7 @@ def tuple_node(elements: list[Node]) -> Node:
     return Node(encode, decode, same_out=same_out)
 
 
-def record_node(fields: list[tuple[str, Node]]) -> Node:
+def _record_node(fields: list[tuple[str, Node]]) -> Node:
     encoders = tuple((name, node.encode) for name, node in fields)
     decoders = tuple((name, node.decode) for name, node in fields)
     known = frozenset(name for name, _ in fields)
@@ -319,7 +322,7 @@ def record_node(fields: list[tuple[str, Node]]) -> Node:
     def decode(value: Any) -> Any:
         if type(value) is not dict:
             raise Bad(f"expected a map (record), got {kind_of(value)}")
-        record = wc.Record()
+        record = Record()
         attrs = record.__dict__  # what setattr would fill: Record has no __setattr__
         for name, convert in decoders:
             item = value.get(name, _MISSING)
@@ -338,19 +341,185 @@ def record_node(fields: list[tuple[str, Node]]) -> Node:
     return Node(encode, decode)
 
 
-# The nodes of the kinds without children; nodes hold no state, so types share them.
-SCALARS: dict[type, Node] = {
-    wc.Bool: _checked("bool", bool),
-    wc.S8: _integer("s8", 8, True),
-    wc.U8: _integer("u8", 8, False),
-    wc.S16: _integer("s16", 16, True),
-    wc.U16: _integer("u16", 16, False),
-    wc.S32: _integer("s32", 32, True),
-    wc.U32: _integer("u32", 32, False),
-    wc.S64: _integer("s64", 64, True),
-    wc.U64: _integer("u64", 64, False),
-    wc.F32: _float("f32"),
-    wc.F64: _float("f64"),
-    wc.Char: _char(),
-    wc.String: _checked("string", str),
+# -- variant, option, result ------------------------------------------------------
+
+
+class _Cases:
+    """A variant-like type's cases on the wire: payload nodes, and the case rule's answers."""
+
+    __slots__ = ("_listing", "cases", "kind", "nodes", "rules")
+
+    def __init__(
+        self, rules: WitCases, payloads: tuple[WitType | None, ...], segments: tuple[str, ...]
+    ) -> None:
+        self.rules = rules
+        self.kind = rules.kind
+        self.cases = rules.cases
+        # Each payload's place on the wire (`segments`) names it when it cannot be sent.
+        self.nodes = tuple(
+            None if ty is None else within(segment, node_for, ty)
+            for ty, segment in zip(payloads, segments, strict=True)
+        )
+        self._listing = _listed("cases:", (case.name for case in rules.cases))
+
+    def node(self, case: Case) -> Node | None:
+        return self.nodes[case.index]
+
+    def named(self, tag: Any) -> Case:
+        """The case a tag names; the tag may come from the network, so anything goes."""
+        case = self.rules.named(tag)
+        if case is not None:
+            return case
+        raise self._unknown(tag)
+
+    def _unknown(self, tag: Any) -> Bad:
+        if isinstance(tag, str):
+            return Bad(f"unknown {self.kind} case {tag!r} ({self._listing})")
+        return Bad(f"expected a {self.kind} case name (string), got {kind_of(tag)}")
+
+    def select(self, value: Any) -> tuple[Case, Any]:
+        """The case a wasmtime-py value is, and its payload."""
+        try:
+            return self.rules.split(value, exact_first=True)
+        except NoCase as miss:
+            if miss.not_variant:
+                bad = Bad(f"expected a Variant ({self.kind}), got {kind_of(value)}")
+            elif self.rules.tagged:
+                bad = self._unknown(miss.tag)
+            else:
+                bad = Bad(f"{kind_of(value)} fits no case of this {self.kind} ({self._listing})")
+        raise bad
+
+    def lift(self, case: Case, payload: Any) -> Any:
+        """The wasmtime-py value of a decoded case."""
+        earlier = self.rules.misread_as(case, payload)
+        if earlier is not None:
+            raise Bad(
+                f"wasmtime-py cannot pass case {case.name!r} of this {self.kind} with this "
+                f"value: it would read it as case {earlier.name!r}"
+            )
+        return self.rules.value(case, payload)
+
+
+def _variant(ty: WitVariant) -> Node:
+    cases = _Cases(ty.cases, ty.payloads, ("[1]",) * len(ty.payloads))
+
+    def encode(value: Any) -> Any:
+        case, payload = cases.select(value)
+        node = cases.node(case)
+        if node is None:
+            return [case.name]
+        return [case.name, within("[1]", node.encode, payload)]
+
+    def decode(value: Any) -> Any:
+        if type(value) is not list or not 1 <= len(value) <= 2:
+            raise Bad(f"expected [case] or [case, payload] (variant), got {kind_of(value)}")
+        case = within("[0]", cases.named, value[0])
+        node = cases.node(case)
+        if node is None:
+            if len(value) != 1:
+                raise Bad(f"case {case.name!r} has no payload, got one")
+            return cases.lift(case, None)
+        if len(value) != 2:
+            raise Bad(f"case {case.name!r} needs a payload, got none")
+        return cases.lift(case, within("[1]", node.decode, value[1]))
+
+    return Node(encode, decode)
+
+
+def _option(ty: WitOption) -> Node:
+    cases = _Cases(ty.cases, (None, ty.payload), ("[0]", "[0]"))
+    none, some = cases.cases
+    inner = cases.node(some)
+    assert inner is not None
+
+    def encode(value: Any) -> Any:
+        if cases.rules.tagged:
+            case, value = cases.select(value)
+            if case is none:
+                return None
+        elif value is None:
+            return None
+        return [within("[0]", inner.encode, value)]
+
+    def decode(value: Any) -> Any:
+        if value is None:
+            return cases.lift(none, None)
+        if type(value) is list and len(value) == 1:
+            return cases.lift(some, within("[0]", inner.decode, value[0]))
+        raise Bad(f"expected nil or [value] (option), got {kind_of(value)}")
+
+    return Node(encode, decode)
+
+
+def _result(ty: WitResult) -> Node:
+    cases = _Cases(ty.cases, (ty.ok, ty.err), (".ok", ".err"))
+
+    def encode(value: Any) -> Any:
+        case, payload = cases.select(value)
+        node = cases.node(case)
+        if node is None:
+            return {case.name: None}
+        return {case.name: within("." + case.name, node.encode, payload)}
+
+    def decode(value: Any) -> Any:
+        if type(value) is not dict or len(value) != 1:
+            raise Bad(
+                f'expected {{"ok": value}} or {{"err": value}} (result), got {kind_of(value)}'
+            )
+        ((tag, payload),) = value.items()
+        case = cases.named(tag)
+        node = cases.node(case)
+        if node is None:
+            if payload is not None:
+                raise Bad(f"case {tag!r} has no payload: expected nil, got {kind_of(payload)}")
+            return cases.lift(case, None)
+        return cases.lift(case, within("." + case.name, node.decode, payload))
+
+    return Node(encode, decode)
+
+
+# -- compiling a type ----------------------------------------------------------------
+
+# The nodes of the kinds without parts, by WIT name; nodes hold no state, so types share them.
+_PRIMITIVES: dict[str, Node] = {
+    "bool": _checked("bool", bool),
+    "s8": _integer("s8", 8, True),
+    "u8": _integer("u8", 8, False),
+    "s16": _integer("s16", 16, True),
+    "u16": _integer("u16", 16, False),
+    "s32": _integer("s32", 32, True),
+    "u32": _integer("u32", 32, False),
+    "s64": _integer("s64", 64, True),
+    "u64": _integer("u64", 64, False),
+    "f32": _float("f32"),
+    "f64": _float("f64"),
+    "char": _char(),
+    "string": _checked("string", str),
 }
+
+
+def node_for(ty: WitType) -> Node:
+    """The converters for one WIT type (walks the description once); Bad if it cannot cross."""
+    if isinstance(ty, WitPrimitive):
+        return _PRIMITIVES[ty.name]
+    if isinstance(ty, WitList):
+        if ty.element == WitPrimitive("u8"):
+            return _bytes_node()
+        return _list_node(within("[]", node_for, ty.element))
+    if isinstance(ty, WitRecord):
+        return _record_node([(name, within("." + name, node_for, f)) for name, f in ty.fields])
+    if isinstance(ty, WitTuple):
+        return _tuple_node([within(f"[{i}]", node_for, e) for i, e in enumerate(ty.elements)])
+    if isinstance(ty, WitEnum):
+        return _enum_node(list(ty.names))
+    if isinstance(ty, WitFlags):
+        return _flags_node(list(ty.names))
+    if isinstance(ty, WitVariant):
+        return _variant(ty)
+    if isinstance(ty, WitOption):
+        return _option(ty)
+    if isinstance(ty, WitResult):
+        return _result(ty)
+    assert isinstance(ty, WitOpaque)
+    raise Bad(f"{ty.what} cannot cross hosts; pass plain data instead")
