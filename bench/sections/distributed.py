@@ -8,7 +8,7 @@ front-local links to greeter-local (also on bench-a) and front-remote to greeter
 on bench-b), so both paths serve side by side and every round measures both.
 
 The bench process is the client, and runs a greeter and two fronts of its own
-(``HostRuntime``, wired to a never-started ``HostDaemon`` for the remote path) for the
+(``HostRuntime``, wired to the host's ``host.exports.RemoteCalls`` for the remote path) for the
 in-process rows. Measured, targets interleaved round by round:
 
 1. sequential latency (one call in flight): the in-process linked call
@@ -16,7 +16,7 @@ in-process rows. Measured, targets interleaved round by round:
    ``HostRuntime.call`` (what the serving host does per remote call), the nats-py
    request/reply floor (an echo in another process, same payload), the lattice invocation
    (``lattice.invoke.invoke`` to bench-b, arguments and result through ``host.wire.codec``), the
-   cross-host linked call as a host makes it (``HostDaemon._remote_invoke`` on a worker
+   cross-host linked call as a host makes it (``RemoteCalls.invoke`` on a worker
    thread), ``front.handle`` in the bench process with greeter local vs on bench-b, and
    HTTP end to end through front on bench-a with greeter local vs remote;
 2. throughput: 16 calls in flight for a fixed window; calls/s, latency, CPU per call;
@@ -51,7 +51,7 @@ from bench.table import Table, fmt, ratio
 if TYPE_CHECKING:
     from nats.aio.client import Client
 
-    from host.daemon import HostDaemon
+    from host.exports import RemoteCalls
     from host.runtime.components import HostRuntime
     from host.wire.codec import WireCodec
     from lattice.client import LatticeClient
@@ -90,7 +90,7 @@ LATENCY_ROWS = {
     "echo": "NATS floor: nats-py request/reply, echo in another process",
     "echo-header": "NATS floor + one header (wl-func), as invoke sends",
     "invoke": f"lattice invoke to {CALLEE} (encode, request/reply, decode)",
-    "remote-linked": "cross-host linked call (HostDaemon._remote_invoke, worker thread)",
+    "remote-linked": "cross-host linked call (RemoteCalls.invoke, worker thread)",
     "front-inproc": "front.handle in the bench process, greeter in-process (no HTTP)",
     "front-to-remote": f"front.handle in the bench process, greeter on {CALLEE} (no HTTP)",
     "http-local": "HTTP GET via front, greeter on the same host",
@@ -128,7 +128,7 @@ class Rig:
     http: aiohttp.ClientSession
     http_url: str  # bench-a's HTTP server
     runtime: HostRuntime  # this process's: IN_PROCESS and IN_PROCESS_FRONTS
-    daemon: HostDaemon  # never started: only its _remote_invoke is used
+    remote: RemoteCalls  # the host's caller end of a cross-host linked call
     codec: WireCodec
     func_type: Any
     export: str  # greeter's exported (versioned) interface name
@@ -171,7 +171,7 @@ async def _run(config: Config, wasm: dict[str, Path], tmp: Path) -> list[Table]:
         wait_ready(echo)
         pids = {"bench": None, "nats-server": nats_server.pid}
         pids.update({host_id: server.pid for host_id, server in hosts.items()})
-        return await _connect_and_measure(config, nats_server.url, hosts, pids, wasm, tmp)
+        return await _connect_and_measure(config, nats_server.url, hosts, pids, wasm)
 
 
 def _start_host(nats_url: str, state_dir: Path, host_id: str) -> Server:
@@ -197,7 +197,7 @@ def _start_host(nats_url: str, state_dir: Path, host_id: str) -> Server:
 
 async def _connect_and_measure(
     config: Config, nats_url: str, hosts: dict[str, Server], pids: dict[str, int | None],
-    wasm: dict[str, Path], tmp: Path,
+    wasm: dict[str, Path],
 ) -> list[Table]:  # fmt: skip
     from lattice.client import LatticeClient
     from lattice.connection import NatsOptions, connect
@@ -209,7 +209,7 @@ async def _connect_and_measure(
         await _wait_for_hosts(client, hosts)
         await _deploy(client, wasm)
         async with contextlib.AsyncExitStack() as stack:
-            rig = await _rig(stack, nc, client, hosts[CALLER].port, wasm, tmp)
+            rig = await _rig(stack, nc, client, hosts[CALLER].port, wasm)
             rig.pids = pids
             await _check_routing(rig)
             return await _measure(rig, config)
@@ -254,24 +254,28 @@ async def _deploy(client: LatticeClient, wasm: dict[str, Path]) -> None:
 
 async def _rig(
     stack: contextlib.AsyncExitStack, nc: Client, client: LatticeClient, http_port: int,
-    wasm: dict[str, Path], tmp: Path,
+    wasm: dict[str, Path],
 ) -> Rig:  # fmt: skip
     import msgpack
 
+    from host.exports import CodecCache, RemoteCalls
     from host.runtime.components import HostRuntime
     from host.wire.codec import WireCodec
+    from lattice.subjects import Subjects
 
-    runtime = HostRuntime(CACHE_DIR)
+    # A front whose greeter is not in this process goes through the host's remote path:
+    # the host's own code (codec cache, trace headers, the hop to the event loop and
+    # back) rather than a copy.
+    loop = asyncio.get_running_loop()
+    remote = RemoteCalls(nc, Subjects(), CodecCache(), loop, timeout_s=10.0)
+    runtime = HostRuntime(CACHE_DIR, remote=remote.invoke)
     stack.push_async_callback(runtime.close)
-    daemon = _caller_daemon(nc, runtime, tmp / "caller")
-    # A front whose greeter is not in this process goes through the host's remote path.
-    runtime.remote = daemon._remote_invoke
     export, func_type = await _start_in_process(runtime, wasm)
     codec = WireCodec.for_func(func_type)
     payload: bytes = msgpack.packb([GREETING])
     connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
     http = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
-    return Rig(nc, client, http, f"http://127.0.0.1:{http_port}", runtime, daemon, codec,
+    return Rig(nc, client, http, f"http://127.0.0.1:{http_port}", runtime, remote, codec,
                func_type, export, codec.decode_params(payload), payload, {})  # fmt: skip
 
 
@@ -281,7 +285,7 @@ async def _start_in_process(runtime: HostRuntime, wasm: dict[str, Path]) -> tupl
     Returns greeter's export name and the function type of ``greet``, as a host reads it
     at start (``host.runtime.export_functions``).
     """
-    from host.daemon import DEFAULT_MAX_CONCURRENCY
+    from host.component_request import DEFAULT_MAX_CONCURRENCY
     from host.runtime.components import ComponentSpec
     from host.runtime.pool import Limits
 
@@ -294,21 +298,6 @@ async def _start_in_process(runtime: HostRuntime, wasm: dict[str, Path]) -> tupl
                                           component_links=((INTERFACE, greeter),)))  # fmt: skip
     export = running.export_named(INTERFACE)
     return export, running.export_functions[export]["greet"]
-
-
-def _caller_daemon(nc: Client, runtime: HostRuntime, state_dir: Path) -> HostDaemon:
-    """A daemon that is never started, wired to this process's connection, runtime and loop.
-
-    Only its ``_remote_invoke`` is used, so the cross-host row times the host's own code
-    (codec cache, trace headers, the hop to the event loop and back) rather than a copy.
-    """
-    from host.daemon import HostConfig, HostDaemon
-
-    daemon = HostDaemon(HostConfig(state_dir=state_dir, host_id="bench-caller"))
-    daemon.nc = nc
-    daemon.runtime = runtime
-    daemon._loop = asyncio.get_running_loop()
-    return daemon
 
 
 async def _check_routing(rig: Rig) -> None:
@@ -331,7 +320,7 @@ async def _check_routing(rig: Rig) -> None:
 
 
 async def _invoke(rig: Rig) -> Any:
-    """The lattice invocation, as _remote_invoke does it but on the loop, without the hops."""
+    """The lattice invocation, as RemoteCalls.invoke does it but on the loop, without the hops."""
     from lattice.invoke import invoke
 
     payload = rig.codec.encode_params(rig.args)
@@ -378,7 +367,7 @@ def _thread_calls(rig: Rig) -> dict[str, Callable[[], object]]:
     args = (rig.export, "greet", rig.args, rig.func_type)
     return {
         "inproc-linked": lambda: rig.runtime.invoke_sync(IN_PROCESS, *args),
-        "remote-linked": lambda: rig.daemon._remote_invoke(REMOTE, *args),
+        "remote-linked": lambda: rig.remote.invoke(REMOTE, *args),
     }
 
 
@@ -502,7 +491,7 @@ async def _measure_parts(rig: Rig) -> dict[str, float]:
 
 
 def _loop_hop() -> Callable[[], object]:
-    """A worker thread's round trip through the event loop, as _remote_invoke makes it."""
+    """A worker thread's round trip through the event loop, as RemoteCalls.invoke makes it."""
     loop = asyncio.get_running_loop()
 
     async def nothing() -> None:
@@ -565,7 +554,7 @@ def _load_table(loads: dict[str, list[Load]], duration_s: float) -> Table:
     )  # fmt: skip
     for key, label in LOAD_ROWS.items():
         table.add(label, *_load_cells(loads[key], duration_s))
-    from host.daemon import DEFAULT_MAX_CONCURRENCY
+    from host.component_request import DEFAULT_MAX_CONCURRENCY
 
     table.notes += [
         "CPU µs/call: CPU time (all threads) of the bench process (the caller, and the "
@@ -629,6 +618,6 @@ def _parts_table(parts: dict[str, float], sequential: dict[str, list[float]]) ->
     table.notes += [
         f"Codec steps (µs, median of {PART_CALLS}): {steps}.",
         f"A no-op worker thread -> event loop -> back hop alone (run_coroutine_threadsafe "
-        f"of an empty coroutine, as _remote_invoke makes it) takes {parts['hop']:.1f} µs.",
+        f"of an empty coroutine, as RemoteCalls.invoke makes it) takes {parts['hop']:.1f} µs.",
     ]
     return table
