@@ -55,7 +55,7 @@ async def serve_component(name: str, wasm: Path, inline: bool = False) -> tuple[
     thread (no worker-thread hop), which tells the hop's share of the cost apart from
     wasmtime's.
     """
-    from host.daemon import DEFAULT_MAX_CONCURRENCY
+    from host.component_request import DEFAULT_MAX_CONCURRENCY
     from host.runtime.components import ComponentSpec, HostRuntime
     from host.runtime.pool import Limits
     from providers.http_server import HttpServer, Route

@@ -45,7 +45,6 @@ def demo_links() -> list[Link]:
 
 
 async def deploy_demo(daemon: HostDaemon, components_dir: Path) -> None:
-    assert daemon.state is not None
     sources = {name: components_dir / f"{name}.wasm" for name in ("hello", "counter")}
     for path in sources.values():
         if not path.exists():

@@ -60,32 +60,38 @@ def main(verbose: int) -> None:
 # -- up / down / host ----------------------------------------------------------------
 
 
-def _stop_on_signals(daemon: HostDaemon) -> None:
-    """Ctrl-C or SIGTERM: graceful shutdown once serving, cancel while still starting."""
+def _on_signals(handler: Callable[[], object]) -> None:
     loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, handler)
+
+
+async def _serve(
+    config: HostConfig,
+    after_start: Callable[[HostDaemon], Awaitable[None]],
+    with_controller: bool = False,
+) -> None:
+    """Run a host until Ctrl-C or SIGTERM: graceful shutdown once serving, cancel while starting."""
     main_task = asyncio.current_task()
+    assert main_task is not None  # we run inside asyncio.run
+    _on_signals(main_task.cancel)
+    try:
+        daemon = await HostDaemon.start(config)
+    except asyncio.CancelledError:
+        progress("interrupted while starting")
+        return
 
     def on_signal() -> None:
         if daemon.serving:
             daemon.request_stop()
-        elif main_task is not None:
+        else:
             main_task.cancel()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-
-
-async def _serve(
-    daemon: HostDaemon,
-    after_start: Callable[[], Awaitable[None]],
-    with_controller: bool = False,
-) -> None:
-    _stop_on_signals(daemon)
+    _on_signals(on_signal)
     try:
-        await daemon.start()
         if with_controller:
             await _start_controller_beside(daemon)
-        await after_start()
+        await after_start(daemon)
         await daemon.run()
     except asyncio.CancelledError:
         progress("interrupted while starting")
@@ -96,7 +102,6 @@ async def _serve(
 
 async def _start_controller_beside(daemon: HostDaemon) -> None:
     """`lattice up` runs a controller in the same process, sharing the connection."""
-    assert daemon.nc is not None
     controller = Controller(daemon.nc, daemon.subjects)
     await controller.start()
     task = asyncio.create_task(controller.run(), name=f"controller-{controller.controller_id}")
@@ -192,11 +197,9 @@ def up(**kwargs: Any) -> None:
         (state_dir / "up.pid").write_text(f"{os.getpid()}\n")
         nats = make_nats_options(kwargs, "lattice-up")
         config = _host_config(kwargs, nats)
-        daemon = HostDaemon(config)
         components_dir: Path = kwargs["components_dir"]
 
-        async def after_start() -> None:
-            assert daemon.http is not None
+        async def after_start(daemon: HostDaemon) -> None:
             click.echo(
                 f"lattice: NATS at {nats.url}; host {daemon.host_id} ({daemon.friendly_name})"
             )
@@ -208,7 +211,7 @@ def up(**kwargs: Any) -> None:
                 click.echo(f"demo: {base}/ answers hello; {base}/counter counts in JetStream KV")
             click.echo("press Ctrl-C to stop")
 
-        run(_serve(daemon, after_start, with_controller=kwargs["controller"]))
+        run(_serve(config, after_start, with_controller=kwargs["controller"]))
     except (HostError, LatticeError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -257,16 +260,15 @@ def down(state_dir: Path, timeout: float) -> None:
 def host(**kwargs: Any) -> None:
     """Run a host daemon that joins the lattice at --nats-url."""
     nats = make_nats_options(kwargs, "lattice-host")
-    daemon = HostDaemon(_host_config(kwargs, nats))
+    config = _host_config(kwargs, nats)
 
-    async def after_start() -> None:
-        assert daemon.http is not None
+    async def after_start(daemon: HostDaemon) -> None:
         click.echo(
             f"host {daemon.host_id} ({daemon.friendly_name}) joined lattice "
             f"{daemon.subjects.lattice} at {nats.url}; HTTP on {daemon.http.url}"
         )
 
-    run(_serve(daemon, after_start))
+    run(_serve(config, after_start))
 
 
 @main.command("controller")

@@ -4,6 +4,11 @@ Each operation maps to a request model and a coroutine. Whatever goes wrong, the
 caller gets a ``Reply`` naming it: a message that fails validation is
 ``bad_request``, an unknown component ``not_found``, a component that cannot
 start ``failed``; the host keeps running either way.
+
+The interface acts through ``HostOperations``, the few things a host does on
+request; the daemon (``host.daemon``) is one. Links and named config are not
+among them: they are desired state, written to JetStream KV by the CLI and the
+controller (``lattice.client``); a host only reads them.
 """
 
 from __future__ import annotations
@@ -11,20 +16,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
 from host.errors import HostError, UnknownComponent
 from lattice.errors import BadMessage, LatticeError
 from lattice.messages import (
-    ConfigPut,
-    ConfigRef,
     Empty,
+    HostInventory,
     LabelDel,
     LabelPut,
-    Link,
-    LinkRef,
+    ProviderDescription,
     Reply,
     ScaleComponent,
     StartProvider,
@@ -33,28 +37,62 @@ from lattice.messages import (
     StopProvider,
     decode,
 )
+from lattice.subjects import Subjects
 from providers.run import BadProviderConfig
-
-if TYPE_CHECKING:
-    from host.daemon import HostDaemon
 
 log = logging.getLogger(__name__)
 
 Operation = tuple[type[BaseModel], Callable[[Any], Awaitable[Reply]]]
 
 
+class HostOperations(Protocol):
+    """What the control interface asks of a host."""
+
+    @property
+    def host_id(self) -> str: ...
+
+    @property
+    def labels(self) -> dict[str, str]: ...
+
+    @property
+    def draining(self) -> bool: ...
+
+    def inventory(self) -> HostInventory: ...
+
+    async def apply(self, request: ScaleComponent) -> None:
+        """Run ``request.count`` replicas (0 stops the component)."""
+
+    def desired(self, component_id: str) -> ScaleComponent | None:
+        """The request the component runs by, if it runs here."""
+
+    def set_label(self, key: str, value: str) -> None: ...
+
+    def delete_label(self, key: str) -> bool:
+        """False if there was no such label."""
+
+    def drain(self) -> None:
+        """Take no new replicas from now on."""
+
+    def request_stop(self, drain_timeout_s: float) -> None: ...
+
+    async def start_provider(self, request: StartProvider) -> ProviderDescription: ...
+
+    async def stop_provider(self, provider_id: str) -> ProviderDescription | None:
+        """None if no such provider runs here."""
+
+    async def publish(self, event_type: str, data: dict[str, Any]) -> None: ...
+
+    def in_turn(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Hold ``key``'s turn: requests with one key apply in arrival order."""
+
+
 class ControlInterface:
-    def __init__(self, daemon: HostDaemon) -> None:
-        self.daemon = daemon
+    def __init__(self, host: HostOperations, subjects: Subjects) -> None:
+        self.host = host
+        self.subjects = subjects
         self.operations: dict[str, Operation] = {
             "component.scale": (ScaleComponent, self.scale),
             "component.stop": (StopComponent, self.stop_component),
-            "link.put": (Link, self.link_put),
-            "link.del": (LinkRef, self.link_del),
-            "link.get": (Empty, self.link_get),
-            "config.put": (ConfigPut, self.config_put),
-            "config.get": (ConfigRef, self.config_get),
-            "config.del": (ConfigRef, self.config_del),
             "label.put": (LabelPut, self.label_put),
             "label.del": (LabelDel, self.label_del),
             "inventory": (Empty, self.inventory),
@@ -66,7 +104,7 @@ class ControlInterface:
         }
 
     async def handle(self, subject: str, data: bytes) -> Reply:
-        operation = self.daemon.subjects.operation_of(subject)
+        operation = self.subjects.operation_of(subject)
         entry = self.operations.get(operation)
         if entry is None:
             known = ", ".join(sorted(self.operations))
@@ -79,13 +117,13 @@ class ControlInterface:
         key = _ordering_key(operation, request)
         if key is None:
             return await self._act(action, request)
-        async with self.daemon.ordered.hold(key):
+        async with self.host.in_turn(key):
             return await self._act(action, request)
 
     async def _act(self, action: Callable[[Any], Awaitable[Reply]], request: BaseModel) -> Reply:
-        if self.daemon.draining and isinstance(request, ScaleComponent) and request.count > 0:
+        if self.host.draining and isinstance(request, ScaleComponent) and request.count > 0:
             return Reply.failure(
-                "unavailable", f"host {self.daemon.host_id} is draining: it takes no new replicas"
+                "unavailable", f"host {self.host.host_id} is draining: it takes no new replicas"
             )
         try:
             return await action(request)
@@ -95,28 +133,28 @@ class ControlInterface:
             return Reply.failure("failed", str(exc))
 
     async def ping(self, _subject: str, _data: bytes) -> Reply:
-        return Reply.success(self.daemon.inventory().model_dump(mode="json"))
+        return Reply.success(self.host.inventory().model_dump(mode="json"))
 
     # -- components ----------------------------------------------------------
 
     async def scale(self, request: ScaleComponent) -> Reply:
         try:
-            await self.daemon.apply(request)
+            await self.host.apply(request)
         except Exception as exc:
-            await self.daemon.publish(
+            await self.host.publish(
                 "component_scale_failed",
                 {
-                    "host_id": self.daemon.host_id,
+                    "host_id": self.host.host_id,
                     "component_id": request.component_id,
                     "count": request.count,
                     "error": str(exc),
                 },
             )
             raise
-        await self.daemon.publish(
+        await self.host.publish(
             "component_scaled",
             {
-                "host_id": self.daemon.host_id,
+                "host_id": self.host.host_id,
                 "component_id": request.component_id,
                 "count": request.count,
                 "source": request.source,
@@ -126,64 +164,26 @@ class ControlInterface:
         return Reply.success({"component_id": request.component_id, "count": request.count})
 
     async def stop_component(self, request: StopComponent) -> Reply:
-        current = self.daemon.desired.get(request.component_id)
+        current = self.host.desired(request.component_id)
         if current is None:
             raise UnknownComponent(
-                f"no component {request.component_id!r} runs on host {self.daemon.host_id}"
+                f"no component {request.component_id!r} runs on host {self.host.host_id}"
             )
         return await self.scale(current.model_copy(update={"count": 0}))
-
-    # -- links and config ------------------------------------------------------
-
-    async def link_put(self, link: Link) -> Reply:
-        assert self.daemon.state is not None
-        await self.daemon.state.put_link(link)
-        return Reply.success({"key": link.key})
-
-    async def link_del(self, ref: LinkRef) -> Reply:
-        assert self.daemon.state is not None
-        if not await self.daemon.state.delete_link(ref.key):
-            raise UnknownComponent(f"no link {ref.key}")
-        return Reply.success({"key": ref.key})
-
-    async def link_get(self, _request: Empty) -> Reply:
-        assert self.daemon.state is not None
-        links = await self.daemon.state.links()
-        return Reply.success([link.model_dump(mode="json") for link in links])
-
-    async def config_put(self, request: ConfigPut) -> Reply:
-        assert self.daemon.state is not None
-        await self.daemon.state.put_config(request.name, request.values)
-        return Reply.success({"name": request.name})
-
-    async def config_get(self, request: ConfigRef) -> Reply:
-        assert self.daemon.state is not None
-        values = await self.daemon.state.get_config(request.name)
-        if values is None:
-            raise UnknownComponent(f"no named config {request.name!r}")
-        return Reply.success(values)
-
-    async def config_del(self, request: ConfigRef) -> Reply:
-        assert self.daemon.state is not None
-        if not await self.daemon.state.delete_config(request.name):
-            raise UnknownComponent(f"no named config {request.name!r}")
-        return Reply.success({"name": request.name})
 
     # -- out-of-process providers (host/supervisor.py) ---------------------------
 
     async def provider_start(self, request: StartProvider) -> Reply:
-        assert self.daemon.supervisor is not None
         try:
-            description = await self.daemon.supervisor.start(request)
+            description = await self.host.start_provider(request)
         except BadProviderConfig as exc:
             return Reply.failure("bad_request", str(exc))
         return Reply.success(description.model_dump(mode="json"))
 
     async def provider_stop(self, request: StopProvider) -> Reply:
-        assert self.daemon.supervisor is not None
-        description = await self.daemon.supervisor.stop(request.provider_id)
+        description = await self.host.stop_provider(request.provider_id)
         if description is None:
-            host_id = self.daemon.host_id
+            host_id = self.host.host_id
             return Reply.failure(
                 "not_found", f"no provider {request.provider_id!r} runs on host {host_id}"
             )
@@ -192,36 +192,34 @@ class ControlInterface:
     # -- labels, inventory, stop -----------------------------------------------
 
     async def label_put(self, request: LabelPut) -> Reply:
-        self.daemon.labels[request.key] = request.value
+        self.host.set_label(request.key, request.value)
         await self._labels_changed()
-        return Reply.success(self.daemon.labels)
+        return Reply.success(self.host.labels)
 
     async def label_del(self, request: LabelDel) -> Reply:
-        if self.daemon.labels.pop(request.key, None) is None:
-            raise UnknownComponent(f"host {self.daemon.host_id} has no label {request.key!r}")
+        if not self.host.delete_label(request.key):
+            raise UnknownComponent(f"host {self.host.host_id} has no label {request.key!r}")
         await self._labels_changed()
-        return Reply.success(self.daemon.labels)
+        return Reply.success(self.host.labels)
 
     async def _labels_changed(self) -> None:
-        await self.daemon.publish(
-            "labels_changed", {"host_id": self.daemon.host_id, "labels": self.daemon.labels}
+        await self.host.publish(
+            "labels_changed", {"host_id": self.host.host_id, "labels": self.host.labels}
         )
 
     async def inventory(self, _request: Empty) -> Reply:
-        return Reply.success(self.daemon.inventory().model_dump(mode="json"))
+        return Reply.success(self.host.inventory().model_dump(mode="json"))
 
     async def drain(self, _request: Empty) -> Reply:
         """Take no new replicas; the controller moves the current ones elsewhere."""
-        self.daemon.draining = True
-        await self.daemon.publish("host_draining", {"host_id": self.daemon.host_id})
-        return Reply.success(self.daemon.inventory().model_dump(mode="json"))
+        self.host.drain()
+        await self.host.publish("host_draining", {"host_id": self.host.host_id})
+        return Reply.success(self.host.inventory().model_dump(mode="json"))
 
     async def stop_host(self, request: StopHost) -> Reply:
         # Reply first, then stop: the caller learns the stop was accepted.
-        asyncio.get_running_loop().call_later(
-            0.05, self.daemon.request_stop, request.drain_timeout_s
-        )
-        return Reply.success({"host_id": self.daemon.host_id, "stopping": True})
+        asyncio.get_running_loop().call_later(0.05, self.host.request_stop, request.drain_timeout_s)
+        return Reply.success({"host_id": self.host.host_id, "stopping": True})
 
 
 def component_key(component_id: str) -> str:
@@ -233,12 +231,12 @@ def _ordering_key(operation: str, request: BaseModel) -> str | None:
     """Requests with one key apply in arrival order; other keys run alongside.
 
     Component and provider operations are ordered per id, the rest per family
-    (all link changes in order, all config changes, ...); reads need no order.
+    (all label changes in order, ...); reads need no order.
     """
     for field in ("component_id", "provider_id"):
         value = getattr(request, field, None)
         if isinstance(value, str):
             return f"{field}:{value}"
-    if operation in ("inventory", "link.get", "config.get"):
+    if operation == "inventory":
         return None
     return operation.split(".")[0]

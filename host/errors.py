@@ -10,6 +10,8 @@ input (fix the component or the spec) from a transient fault (retrying helps)::
     │   └── InvalidComponent        not a component: core module, truncated, garbage
     ├── LinkError                   imports that nothing provides to this component
     ├── UnknownComponent            no component with that id runs on this host
+    ├── MissingConfig               a scale request names config that does not exist
+    ├── HttpUnavailable             the host cannot listen on its HTTP address
     └── CallError                   one call failed; the host keeps serving
         ├── ComponentTrapped        the guest trapped (bug in the component)
         ├── DeadlineExceeded        the call ran past its execution deadline
@@ -66,6 +68,29 @@ class LinkError(HostError):
 
 class UnknownComponent(HostError):
     """No component with this id runs on this host."""
+
+
+class MissingConfig(HostError):
+    """A scale request names a named config that is not in the lattice."""
+
+    def __init__(self, component_id: str, name: str) -> None:
+        super().__init__(
+            f"component {component_id!r} uses named config {name!r}, which does not exist "
+            "(create it with `lattice config put`)"
+        )
+        self.name = name
+
+
+class HttpUnavailable(HostError):
+    """The host cannot serve HTTP on its address (the port is taken, say)."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(
+            f"cannot serve HTTP on {host}:{port}: {reason} (choose another with --http-port)"
+        )
+        self.host = host
+        self.port = port
+        self.reason = reason
 
 
 class CallError(HostError):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -198,23 +197,3 @@ class RemoteKeyValue:
 def remote_backend_name(provider_id: str) -> str:
     """The runtime's name for the backend of provider ``provider_id``."""
     return f"provider:{provider_id}"
-
-
-def bind_remote_keyvalue(
-    link_config: dict[str, str],
-    backends: MutableMapping[str, KeyValueBackend],
-    nc: Connection,
-    subjects: Subjects,
-) -> dict[str, str]:
-    """Link config for the runtime: ``provider=X`` becomes ``backend=provider:X``.
-
-    Registers a ``RemoteKeyValue`` for X in ``backends`` once (it holds no state
-    but the connection, so every component linked to X shares it).
-    """
-    provider_id = link_config.get("provider")
-    if not provider_id:
-        return dict(link_config)
-    name = remote_backend_name(check_token("provider id", provider_id))
-    if name not in backends:
-        backends[name] = RemoteKeyValue(nc, subjects, provider_id)
-    return {**link_config, "backend": name}

@@ -34,11 +34,10 @@ async def lattice(
         http_port=0,
         heartbeat_s=0.2,
     )
-    daemon = HostDaemon(config)
     # Share the session compile cache so components compile once per test run.
     (tmp_path / "host").mkdir()
     (tmp_path / "host" / "compile-cache").symlink_to(compile_cache)
-    await daemon.start()
+    daemon = await HostDaemon.start(config)
     runner = asyncio.create_task(daemon.run(), name="host-a")
     nc = await connect(NatsOptions(nats_server.url))
     try:
@@ -67,7 +66,6 @@ async def test_scale_link_route_and_inventory(
     inventory = await client.inventory("host-a")
     (echo,) = inventory.components
     assert (echo.component_id, echo.count) == ("echo", 2)
-    assert daemon.runtime is not None
     assert daemon.runtime.get("echo").pool.idle_instances == 2
     assert inventory.http_url is not None
     async with (
@@ -92,7 +90,6 @@ async def test_link_change_rebinds_a_running_component(
     await client.scale(
         "host-a", ScaleComponent(component_id="counter", source=str(components["counter"]))
     )
-    assert daemon.runtime is not None
     assert daemon.runtime.get("counter").spec.links[0].config["bucket"] == "c1"
     await client.put_link(Link(source_id="counter", target="keyvalue", config={"bucket": "c2"}))
     for _ in range(100):
@@ -272,7 +269,6 @@ async def test_a_slow_start_holds_only_its_own_component(
         release.set()
         await slow
         await stop
-        assert daemon.runtime is not None
         assert sorted(daemon.runtime.components) == ["fast"]
     finally:
         release.set()

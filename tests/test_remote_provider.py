@@ -312,8 +312,7 @@ async def daemon(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[HostD
         http_port=0,
         heartbeat_s=0.2,
     )
-    host = HostDaemon(config)
-    await host.start()
+    host = await HostDaemon.start(config)
     try:
         yield host
     finally:

@@ -8,7 +8,7 @@ front-local links to greeter-local (also on bench-a) and front-remote to greeter
 on bench-b), so both paths serve side by side and every round measures both.
 
 The bench process is the client, and runs a greeter and two fronts of its own
-(``HostRuntime``, wired to a never-started ``HostDaemon`` for the remote path) for the
+(``HostRuntime``, wired to the host's ``host.exports.RemoteCalls`` for the remote path) for the
 in-process rows. That lattice and the calls into it are ``distributed_lattice``; this
 module times the calls and builds the tables. Measured, targets interleaved round by round:
 
@@ -293,7 +293,7 @@ def _load_table(loads: dict[str, list[Load]], duration_s: float) -> Table:
     )  # fmt: skip
     for key, label in LOAD_ROWS.items():
         table.add(label, *_load_cells(loads[key], duration_s))
-    from host.daemon import DEFAULT_MAX_CONCURRENCY
+    from host.component_request import DEFAULT_MAX_CONCURRENCY
 
     table.notes += [
         "CPU µs/call: CPU time (all threads) of the bench process (the caller, and the "

@@ -8,8 +8,8 @@ through a link: in-process when the greeter runs on the same host, over NATS
 CALLER) and front-remote to greeter-remote (only on CALLEE), so both paths serve side by
 side. Nothing is measured until each path is seen to reach the greeter it is meant to.
 
-The bench process runs a greeter and two fronts of its own (``HostRuntime``, wired to a
-never-started ``HostDaemon`` for the remote path) for the in-process calls. ``loop_calls``
+The bench process runs a greeter and two fronts of its own (``HostRuntime``, wired to the
+host's ``host.exports.RemoteCalls`` for the remote path) for the in-process calls. ``loop_calls``
 and ``thread_calls`` are every call the section times, by key.
 """
 
@@ -33,7 +33,7 @@ from bench.procs import BenchProcessError, stop
 if TYPE_CHECKING:
     from nats.aio.client import Client
 
-    from host.daemon import HostDaemon
+    from host.exports import RemoteCalls
     from host.runtime.components import HostRuntime
     from host.wire.codec import WireCodec
     from lattice.client import LatticeClient
@@ -64,7 +64,7 @@ class Rig:
     http: aiohttp.ClientSession
     http_url: str  # bench-a's HTTP server
     runtime: HostRuntime  # this process's: IN_PROCESS and IN_PROCESS_FRONTS
-    daemon: HostDaemon  # never started: only its _remote_invoke is used
+    remote: RemoteCalls  # the host's caller end of a cross-host linked call
     codec: WireCodec
     func_type: Any
     export: str  # greeter's exported (versioned) interface name
@@ -97,7 +97,7 @@ async def running_rig(wasm: dict[str, Path], tmp: Path, connections: int) -> Asy
             await wait_joined(list(hosts.values()), joined)
             await _deploy(client, wasm)
             async with contextlib.AsyncExitStack() as stack:
-                rig = await _rig(stack, nc, client, hosts[CALLER].port, wasm, tmp, pids,
+                rig = await _rig(stack, nc, client, hosts[CALLER].port, wasm, pids,
                                  connections)  # fmt: skip
                 await _check_routing(rig)
                 yield rig
@@ -122,24 +122,27 @@ async def _deploy(client: LatticeClient, wasm: dict[str, Path]) -> None:
 
 async def _rig(
     stack: contextlib.AsyncExitStack, nc: Client, client: LatticeClient, http_port: int,
-    wasm: dict[str, Path], tmp: Path, pids: dict[str, int | None], connections: int,
+    wasm: dict[str, Path], pids: dict[str, int | None], connections: int,
 ) -> Rig:  # fmt: skip
     import msgpack
 
+    from host.exports import CodecCache, RemoteCalls
     from host.runtime.components import HostRuntime
     from host.wire.codec import WireCodec
+    from lattice.subjects import Subjects
 
-    runtime = HostRuntime(CACHE_DIR)
+    # A front whose greeter is not in this process goes through the host's remote path:
+    # the host's own code (codec cache, trace headers, the hop to the event loop and
+    # back) rather than a copy.
+    remote = RemoteCalls(nc, Subjects(), CodecCache(), asyncio.get_running_loop(), timeout_s=10.0)
+    runtime = HostRuntime(CACHE_DIR, remote=remote.invoke)
     stack.push_async_callback(runtime.close)
-    daemon = _caller_daemon(nc, runtime, tmp / "caller")
-    # A front whose greeter is not in this process goes through the host's remote path.
-    runtime.remote = daemon._remote_invoke
     export, func_type = await _start_in_process(runtime, wasm)
     codec = WireCodec.for_func(func_type)
     payload: bytes = msgpack.packb([GREETING])
     connector = aiohttp.TCPConnector(limit=connections)
     http = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
-    return Rig(nc, client, http, f"http://127.0.0.1:{http_port}", runtime, daemon, codec,
+    return Rig(nc, client, http, f"http://127.0.0.1:{http_port}", runtime, remote, codec,
                func_type, export, codec.decode_params(payload), payload, pids)  # fmt: skip
 
 
@@ -149,7 +152,7 @@ async def _start_in_process(runtime: HostRuntime, wasm: dict[str, Path]) -> tupl
     Returns greeter's export name and the function type of ``greet``, as a host reads it
     at start (``host.runtime.export_functions``).
     """
-    from host.daemon import DEFAULT_MAX_CONCURRENCY
+    from host.component_request import DEFAULT_MAX_CONCURRENCY
     from host.runtime.components import ComponentSpec
     from host.runtime.pool import Limits
 
@@ -163,20 +166,6 @@ async def _start_in_process(runtime: HostRuntime, wasm: dict[str, Path]) -> tupl
     export = running.export_named(INTERFACE)
     return export, running.export_functions[export]["greet"]
 
-
-def _caller_daemon(nc: Client, runtime: HostRuntime, state_dir: Path) -> HostDaemon:
-    """A daemon that is never started, wired to this process's connection, runtime and loop.
-
-    Only its ``_remote_invoke`` is used, so the cross-host row times the host's own code
-    (codec cache, trace headers, the hop to the event loop and back) rather than a copy.
-    """
-    from host.daemon import HostConfig, HostDaemon
-
-    daemon = HostDaemon(HostConfig(state_dir=state_dir, host_id="bench-caller"))
-    daemon.nc = nc
-    daemon.runtime = runtime
-    daemon._loop = asyncio.get_running_loop()
-    return daemon
 
 
 async def _check_routing(rig: Rig) -> None:
@@ -199,7 +188,7 @@ async def _check_routing(rig: Rig) -> None:
 
 
 async def invoke_remote(rig: Rig) -> Any:
-    """The lattice invocation, as _remote_invoke does it but on the loop, without the hops."""
+    """The lattice invocation, as RemoteCalls.invoke does it but on the loop, without the hops."""
     from lattice.invoke import invoke
 
     payload = rig.codec.encode_params(rig.args)
@@ -246,5 +235,5 @@ def thread_calls(rig: Rig) -> dict[str, Callable[[], object]]:
     args = (rig.export, "greet", rig.args, rig.func_type)
     return {
         "inproc-linked": lambda: rig.runtime.invoke_sync(IN_PROCESS, *args),
-        "remote-linked": lambda: rig.daemon._remote_invoke(REMOTE, *args),
+        "remote-linked": lambda: rig.remote.invoke(REMOTE, *args),
     }

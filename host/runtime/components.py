@@ -115,14 +115,18 @@ class HostRuntime:
         cache_dir: Path | None,
         keyvalue_backends: Mapping[str, KeyValueBackend] | None = None,
         default_keyvalue_backend: str = "nats",
+        *,
+        remote: RemoteInvoker | None = None,
+        host_id: str = "local",
     ) -> None:
         self.engine = WasmEngine(cache_dir)
         self.keyvalue_backends = dict(keyvalue_backends or {})
         self.default_keyvalue_backend = default_keyvalue_backend
         self.components: dict[str, RunningComponent] = {}
         self._starting: dict[str, asyncio.Lock] = {}
-        self.remote: RemoteInvoker | None = None
-        self.host_id = "local"  # names this host in traces and metrics
+        # How calls reach linked components on other hosts (None: only this host's).
+        self.remote = remote
+        self.host_id = host_id  # names this host in traces and metrics
 
     # -- lifecycle ---------------------------------------------------------
 
