@@ -27,7 +27,8 @@ from host.errors import UnknownComponent
 from host.identity import friendly_name, host_labels, stable_host_id
 from host.keyed_locks import KeyedLocks
 from host.runtime.components import ComponentSpec, HostRuntime, LinkSpec
-from host.runtime.pool import Limits
+from host.runtime.loader import DEFAULT_FETCH_TIMEOUT_S, DEFAULT_MAX_BYTES, LoadPolicy
+from host.runtime.pool import HostLimits, Limits
 from host.supervisor import ProviderSupervisor
 from host.wire.codec import WireCodec
 from lattice import tracing
@@ -81,6 +82,12 @@ class HostConfig:
     max_body_bytes: int = 4 * 2**20
     heartbeat_s: float = 1.0
     call_timeout_s: float = 10.0
+    # Where component files may be read from; None: ./build, ./examples and the state dir.
+    artifact_dirs: list[Path] | None = None
+    max_component_bytes: int = DEFAULT_MAX_BYTES
+    fetch_timeout_s: float = DEFAULT_FETCH_TIMEOUT_S
+    # Caps whatever a scale request asks for: concurrency, worker threads, loads at once.
+    limits: HostLimits = field(default_factory=HostLimits)
 
 
 class HostDaemon:
@@ -125,7 +132,17 @@ class HostDaemon:
             "nats": NatsKeyValue(BucketCache(nc)),
             "memory": MemoryKeyValue(),
         }
-        self.runtime = HostRuntime(self.config.state_dir / "compile-cache", backends)
+        self.runtime = HostRuntime(
+            self.config.state_dir / "compile-cache",
+            backends,
+            load_policy=LoadPolicy.of(
+                self.config.artifact_dirs,
+                self.config.state_dir,
+                self.config.max_component_bytes,
+                self.config.fetch_timeout_s,
+            ),
+            limits=self.config.limits,
+        )
         self.runtime.remote = self._remote_invoke
         self.runtime.host_id = self.host_id
         self.http = HttpServer(
