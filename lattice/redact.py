@@ -8,7 +8,7 @@ placeholder rather than failing the error path that wanted to print it.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 MASK = "***"
 # Query parameters whose values are credentials (matched case-insensitively, as
@@ -41,12 +41,12 @@ def _netloc(netloc: str) -> str:
 
 
 def _query(query: str) -> str:
-    if not query:
-        return query
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if not any(_secret(name) for name, _ in pairs):
-        return query
-    return urlencode([(name, MASK if _secret(name) else value) for name, value in pairs])
+    # Segment by segment, so everything but a secret value stays as it was written.
+    segments = []
+    for segment in query.split("&"):
+        name, eq, _value = segment.partition("=")
+        segments.append(f"{name}={MASK}" if eq and _secret(unquote_plus(name)) else segment)
+    return "&".join(segments)
 
 
 def _secret(name: str) -> bool:

@@ -83,16 +83,6 @@ class Workers:
             await asyncio.wait_for(exited.wait(), timeout_s)
         return self._alive == 0
 
-    def _take(self) -> _Job | None:
-        with self._lock:
-            self._idle += 1
-        job = self._jobs.get()
-        with self._lock:
-            self._idle -= 1
-            if job is not None:
-                self._waiting -= 1
-        return job
-
     def _run(self) -> None:
         try:
             self._serve()
@@ -105,15 +95,28 @@ class Workers:
                     last()
 
     def _serve(self) -> None:
-        while (job := self._take()) is not None:
+        with self._lock:
+            self._idle += 1
+        while True:
+            job = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
+                if job is None:
+                    return
+                self._waiting -= 1
             future, context, func, args = job
             loop = future.get_loop()
             try:
                 result = context.run(func, *args)
             except BaseException as exc:  # handed to the awaiting coroutine
-                _deliver(loop, future, exc, error=True)
+                error, value = True, exc
             else:
-                _deliver(loop, future, result, error=False)
+                error, value = False, result
+            # Idle before the result is handed over: the caller's next job must
+            # find this thread free, not start another one.
+            with self._lock:
+                self._idle += 1
+            _deliver(loop, future, value, error=error)
 
 
 def _deliver(
