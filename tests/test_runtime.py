@@ -27,18 +27,11 @@ from providers.http_server import HttpRequest
 from providers.keyvalue import MemoryKeyValue
 
 GET = HttpRequest("GET", "/", "", [], b"")
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def load_policy(tmp_path: Path) -> LoadPolicy:
-    """Components may come from the built ones and from this test's tmp dir."""
-    return LoadPolicy.of([REPO / "build", tmp_path])
-
-
-@pytest.fixture
-async def runtime(compile_cache: Path, load_policy: LoadPolicy) -> AsyncIterator[HostRuntime]:
-    rt = HostRuntime(compile_cache, {"memory": MemoryKeyValue()}, "memory", load_policy)
+async def runtime(compile_cache: Path, artifact_policy: LoadPolicy) -> AsyncIterator[HostRuntime]:
+    rt = HostRuntime(compile_cache, {"memory": MemoryKeyValue()}, "memory", artifact_policy)
     yield rt
     await rt.close()
 
@@ -198,9 +191,11 @@ async def test_concurrency_over_the_cap_is_refused_not_clamped(
 
 
 async def test_the_host_caps_worker_threads_over_all_components(
-    compile_cache: Path, load_policy: LoadPolicy, components: dict[str, Path]
+    compile_cache: Path, artifact_policy: LoadPolicy, components: dict[str, Path]
 ) -> None:
-    runtime = HostRuntime(compile_cache, load_policy=load_policy, limits=HostLimits(max_threads=12))
+    runtime = HostRuntime(
+        compile_cache, load_policy=artifact_policy, limits=HostLimits(max_threads=12)
+    )
     try:
         source = str(components["hello-wat"])
         await runtime.start(ComponentSpec("a", source, limits=Limits(max_concurrency=8)))
@@ -255,9 +250,9 @@ async def test_threads_start_on_demand(runtime: HostRuntime, components: dict[st
 
 
 async def test_concurrent_starts_of_one_digest_share_one_compile(
-    load_policy: LoadPolicy, components: dict[str, Path]
+    artifact_policy: LoadPolicy, components: dict[str, Path]
 ) -> None:
-    runtime = HostRuntime(None, load_policy=load_policy)  # no disk cache to lean on
+    runtime = HostRuntime(None, load_policy=artifact_policy)  # no disk cache to lean on
     try:
         source = str(components["hello-wat"])
         await asyncio.gather(*(runtime.start(ComponentSpec(n, source)) for n in "abc"))
