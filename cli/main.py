@@ -38,6 +38,7 @@ from controller.service import Controller
 from host.daemon import HostConfig, HostDaemon
 from host.errors import HostError
 from host.identity import parse_label
+from host.runtime.loader import default_artifact_dirs
 from lattice import tracing
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
@@ -129,6 +130,14 @@ def host_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--heartbeat", default=1.0, show_default=True, help="Heartbeat seconds."),
         click.option(
+            "--artifact-dir",
+            "artifact_dirs",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            help="Directory component files may be read from (repeatable) "
+            "[default: ./build, ./examples and the state dir].",
+        ),
+        click.option(
             "--traces",
             default=None,
             envvar="WASMLATTICE_TRACES",
@@ -159,6 +168,7 @@ def _host_config(kwargs: dict[str, Any], nats: NatsOptions) -> HostConfig:
         http_host=kwargs["http_host"],
         http_port=kwargs["http_port"],
         heartbeat_s=kwargs["heartbeat"],
+        artifact_dirs=list(kwargs["artifact_dirs"]) or None,
     )
 
 
@@ -198,6 +208,11 @@ def up(**kwargs: Any) -> None:
         nats = make_nats_options(kwargs, "lattice-up")
         config = _host_config(kwargs, nats)
         components_dir: Path = kwargs["components_dir"]
+        # The demo's components are read from --components-dir, wherever it is.
+        config.artifact_dirs = [
+            *(config.artifact_dirs or default_artifact_dirs(state_dir)),
+            components_dir,
+        ]
 
         async def after_start(daemon: HostDaemon) -> None:
             click.echo(

@@ -37,6 +37,8 @@ from host.exports import CodecCache, ExportServer, RemoteCalls
 from host.identity import friendly_name, host_labels, stable_host_id
 from host.keyed_locks import KeyedLocks
 from host.runtime.components import HostRuntime
+from host.runtime.loader import DEFAULT_FETCH_TIMEOUT_S, DEFAULT_MAX_BYTES, LoadPolicy
+from host.runtime.pool import HostLimits
 from host.supervisor import ProviderSupervisor
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.errors import LatticeError
@@ -79,6 +81,12 @@ class HostConfig:
     max_body_bytes: int = 4 * 2**20
     heartbeat_s: float = 1.0
     call_timeout_s: float = 10.0
+    # Where component files may be read from; None: ./build, ./examples and the state dir.
+    artifact_dirs: list[Path] | None = None
+    max_component_bytes: int = DEFAULT_MAX_BYTES
+    fetch_timeout_s: float = DEFAULT_FETCH_TIMEOUT_S
+    # Caps whatever a scale request asks for: concurrency, worker threads, loads at once.
+    limits: HostLimits = field(default_factory=HostLimits)
 
 
 class HostDaemon:
@@ -142,7 +150,17 @@ class HostDaemon:
                 nc, subjects, codecs, asyncio.get_running_loop(), config.call_timeout_s
             )
             runtime = HostRuntime(
-                config.state_dir / "compile-cache", backends, remote=remote.invoke, host_id=host_id
+                config.state_dir / "compile-cache",
+                backends,
+                remote=remote.invoke,
+                host_id=host_id,
+                load_policy=LoadPolicy.of(
+                    config.artifact_dirs,
+                    config.state_dir,
+                    config.max_component_bytes,
+                    config.fetch_timeout_s,
+                ),
+                limits=config.limits,
             )
             undo.push_async_callback(runtime.close)
             http = HttpServer(

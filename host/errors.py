@@ -6,8 +6,11 @@ input (fix the component or the spec) from a transient fault (retrying helps)::
     HostError
     ├── ComponentLoadError          the component cannot be loaded at all
     │   ├── FetchError              the source (file or URL) cannot be read   (retryable)
+    │   ├── SourceRefused           the source is not allowed: outside the artifact
+    │   │                           dirs, not a regular file, over the size cap, a redirect
     │   ├── DigestMismatch          the bytes do not match the sha256 pin
     │   └── InvalidComponent        not a component: core module, truncated, garbage
+    ├── LimitRefused                the request asks for more than this host allows
     ├── LinkError                   imports that nothing provides to this component
     ├── UnknownComponent            no component with that id runs on this host
     ├── MissingConfig               a scale request names config that does not exist
@@ -17,6 +20,9 @@ input (fix the component or the spec) from a transient fault (retrying helps)::
         ├── DeadlineExceeded        the call ran past its execution deadline
         ├── ResourceLimitExceeded   the guest hit its memory cap
         └── Overloaded              no instance became free in time            (retryable)
+
+Load errors never carry a digest or bytes of the source: the control interface
+must not become a way to read the host's files.
 
 Errors from wasmtime are translated at the boundary (``host.runtime.engine`` and
 ``host.runtime.pool``); nothing above them sees a ``wasmtime`` exception.
@@ -41,17 +47,27 @@ class FetchError(ComponentLoadError):
     retryable = True
 
 
-class DigestMismatch(ComponentLoadError):
-    """The component's bytes do not match the pinned sha256 digest."""
+class SourceRefused(ComponentLoadError):
+    """The source is not allowed: retrying the same request cannot help."""
 
-    def __init__(self, source: str, expected: str, actual: str) -> None:
-        super().__init__(f"refusing {source}: sha256 mismatch (expected {expected}, got {actual})")
-        self.expected = expected
-        self.actual = actual
+
+class DigestMismatch(ComponentLoadError):
+    """The component's bytes do not match the pinned sha256 digest.
+
+    The message names neither digest: the actual one would let whoever can send
+    a pin learn the digest of a file, and repeating the pin adds nothing.
+    """
+
+    def __init__(self, source: str) -> None:
+        super().__init__(f"refusing {source}: its sha256 does not match the pinned digest")
 
 
 class InvalidComponent(ComponentLoadError):
     """The bytes are not a valid WebAssembly component."""
+
+
+class LimitRefused(HostError):
+    """The request asks for more than this host allows (concurrency, worker threads)."""
 
 
 class LinkError(HostError):

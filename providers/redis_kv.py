@@ -14,13 +14,12 @@ the pool reconnects by itself once Redis is back.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
-
 import redis.asyncio
 import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 
+from lattice.redact import redacted as redacted  # its home moved; importers use it here too
 from providers.keyvalue import KeyValueError
 
 DEFAULT_PREFIX = "wasmlattice:kv:"
@@ -33,18 +32,6 @@ COMMAND_TIMEOUT_S = 1.0
 def hash_key(bucket: str, prefix: str = DEFAULT_PREFIX) -> str:
     """The Redis hash holding ``bucket``."""
     return f"{prefix}{bucket}"
-
-
-def redacted(url: str) -> str:
-    """``url`` without its password, for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + host))
 
 
 class RedisKeyValue:

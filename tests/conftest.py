@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from examples.build_components import build_all  # noqa: E402
+from host.runtime.loader import LoadPolicy  # noqa: E402
 from lattice.natsd import NatsServer  # noqa: E402
 
 
@@ -35,6 +36,12 @@ def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = REPO / "build" / "test-compile-cache"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def artifact_policy(tmp_path_factory: pytest.TempPathFactory) -> LoadPolicy:
+    """Components may be read from the built ones and from any of the session's tmp dirs."""
+    return LoadPolicy.of([REPO / "build", tmp_path_factory.getbasetemp()])
 
 
 @pytest.fixture

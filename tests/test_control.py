@@ -128,8 +128,9 @@ async def test_events_are_published(
     await client.scale(
         "host-a", ScaleComponent(component_id="hello", source=str(components["hello-wat"]))
     )
+    missing = str(components["hello"].parent / "nonexistent.wasm")  # in the artifact dirs
     with pytest.raises(RemoteError):
-        await client.scale("host-a", ScaleComponent(component_id="bad", source="/nonexistent.wasm"))
+        await client.scale("host-a", ScaleComponent(component_id="bad", source=missing))
     await client.put_label("host-a", "k", "v")
     await asyncio.sleep(0.5)
     tailer.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,11 +13,15 @@ from host.errors import (
     ComponentTrapped,
     DeadlineExceeded,
     InvalidComponent,
+    LimitRefused,
     LinkError,
+    ResourceLimitExceeded,
+    SourceRefused,
     UnknownComponent,
 )
 from host.runtime.components import ComponentSpec, HostRuntime, LinkSpec
-from host.runtime.pool import Limits
+from host.runtime.loader import LoadPolicy
+from host.runtime.pool import HostLimits, Limits
 from providers import contracts
 from providers.http_server import HttpRequest
 from providers.keyvalue import MemoryKeyValue
@@ -25,10 +30,14 @@ GET = HttpRequest("GET", "/", "", [], b"")
 
 
 @pytest.fixture
-async def runtime(compile_cache: Path) -> AsyncIterator[HostRuntime]:
-    rt = HostRuntime(compile_cache, {"memory": MemoryKeyValue()}, "memory")
+async def runtime(compile_cache: Path, artifact_policy: LoadPolicy) -> AsyncIterator[HostRuntime]:
+    rt = HostRuntime(compile_cache, {"memory": MemoryKeyValue()}, "memory", artifact_policy)
     yield rt
     await rt.close()
+
+
+def pool_threads(component_id: str) -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(f"wasm-{component_id}-")]
 
 
 async def test_hello_component_answers(runtime: HostRuntime, components: dict[str, Path]) -> None:
@@ -160,3 +169,102 @@ async def test_scale_changes_concurrency(runtime: HostRuntime, components: dict[
 async def test_unknown_component(runtime: HostRuntime) -> None:
     with pytest.raises(UnknownComponent, match="nope"):
         await runtime.call("nope", contracts.HTTP_HANDLER, "handle", GET)
+
+
+# -- bounded resources ---------------------------------------------------------
+
+
+async def test_concurrency_over_the_cap_is_refused_not_clamped(
+    runtime: HostRuntime, components: dict[str, Path]
+) -> None:
+    before = threading.active_count()
+    spec = ComponentSpec("wide", str(components["hello-wat"]), limits=Limits(max_concurrency=2000))
+    with pytest.raises(LimitRefused, match="max_concurrency 2000 is over this host's cap of 64"):
+        await runtime.start(spec)
+    assert "wide" not in runtime.components
+    assert threading.active_count() <= before + runtime.limits.concurrent_loads
+    # Scaling a running component over the cap is refused too, and changes nothing.
+    await runtime.start(ComponentSpec("hello", str(components["hello-wat"])))
+    with pytest.raises(LimitRefused, match="cap of 64"):
+        await runtime.scale("hello", Limits(max_concurrency=65))
+    assert runtime.get("hello").pool.limits == Limits()
+
+
+async def test_the_host_caps_worker_threads_over_all_components(
+    compile_cache: Path, artifact_policy: LoadPolicy, components: dict[str, Path]
+) -> None:
+    runtime = HostRuntime(
+        compile_cache, load_policy=artifact_policy, limits=HostLimits(max_threads=12)
+    )
+    try:
+        source = str(components["hello-wat"])
+        await runtime.start(ComponentSpec("a", source, limits=Limits(max_concurrency=8)))
+        with pytest.raises(LimitRefused, match="bring this host to 16, over its cap of 12"):
+            await runtime.start(ComponentSpec("b", source, limits=Limits(max_concurrency=8)))
+        # A refused start leaves no reservation behind; a replacement counts only once.
+        await runtime.start(ComponentSpec("b", source, limits=Limits(max_concurrency=4)))
+        await runtime.start(
+            ComponentSpec("a", source, config={"v": "2"}, limits=Limits(max_concurrency=8))
+        )
+        await runtime.stop("a")
+        await runtime.start(ComponentSpec("c", source, limits=Limits(max_concurrency=8)))
+    finally:
+        await runtime.close()
+
+
+async def test_a_failed_warm_leaves_no_threads(
+    runtime: HostRuntime, components: dict[str, Path]
+) -> None:
+    # 1 KiB of memory: the component's first page does not fit, instantiation fails.
+    spec = ComponentSpec(
+        "tiny",
+        str(components["hello-wat"]),
+        replicas=2,
+        limits=Limits(max_concurrency=4, memory_bytes=1024),
+    )
+    for _ in range(3):
+        with pytest.raises(ResourceLimitExceeded):
+            await runtime.start(spec)
+    assert pool_threads("tiny") == []
+    assert "tiny" not in runtime.components
+    # Its share of the thread budget was given back.
+    await runtime.start(ComponentSpec("tiny", str(components["hello-wat"])))
+
+
+async def test_a_stopped_component_leaves_no_threads(
+    runtime: HostRuntime, components: dict[str, Path]
+) -> None:
+    await runtime.start(ComponentSpec("hello", str(components["hello-wat"])))
+    await asyncio.gather(*(runtime.handle_http("hello", GET) for _ in range(16)))
+    assert pool_threads("hello")
+    await runtime.stop("hello")
+    assert pool_threads("hello") == []
+
+
+async def test_threads_start_on_demand(runtime: HostRuntime, components: dict[str, Path]) -> None:
+    spec = ComponentSpec("hello", str(components["hello-wat"]), limits=Limits(max_concurrency=64))
+    await runtime.start(spec)
+    for _ in range(5):
+        assert (await runtime.handle_http("hello", GET)).status == 200
+    assert len(pool_threads("hello")) == 1  # calls one at a time need one thread, not 64
+
+
+async def test_concurrent_starts_of_one_digest_share_one_compile(
+    artifact_policy: LoadPolicy, components: dict[str, Path]
+) -> None:
+    runtime = HostRuntime(None, load_policy=artifact_policy)  # no disk cache to lean on
+    try:
+        source = str(components["hello-wat"])
+        await asyncio.gather(*(runtime.start(ComponentSpec(n, source)) for n in "abc"))
+        compiled = {id(runtime.get(n).pool.component) for n in "abc"}
+        assert len(compiled) == 1
+    finally:
+        await runtime.close()
+
+
+async def test_a_source_outside_the_artifact_dirs_is_refused_at_start(
+    runtime: HostRuntime,
+) -> None:
+    with pytest.raises(SourceRefused, match="outside"):
+        await runtime.start(ComponentSpec("shadow", "/etc/shadow", sha256="0" * 64))
+    assert "shadow" not in runtime.components

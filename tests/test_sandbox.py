@@ -29,6 +29,7 @@ import wasmtime
 from examples.build_components import EXAMPLES, run, tool
 from host.runtime.bindings import Grants, build_linker
 from host.runtime.components import ComponentSpec, HostRuntime
+from host.runtime.loader import LoadPolicy
 from providers import contracts
 from providers.http_server import HttpRequest
 
@@ -46,8 +47,8 @@ ERROR_CODES = [
 
 
 @pytest.fixture
-async def runtime(compile_cache: Path) -> AsyncIterator[HostRuntime]:
-    rt = HostRuntime(compile_cache)
+async def runtime(compile_cache: Path, artifact_policy: LoadPolicy) -> AsyncIterator[HostRuntime]:
+    rt = HostRuntime(compile_cache, load_policy=artifact_policy)
     yield rt
     await rt.close()
 

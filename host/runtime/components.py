@@ -1,9 +1,18 @@
 """The host runtime: start, scale, call and stop components on this node.
 
 ``HostRuntime`` ties the pieces together: it fetches and compiles a component
-(``host.runtime.engine``), checks that its links grant every import and builds its
-linker (``host.runtime.bindings``), and keeps an instance pool (``host.runtime.pool``). The
-http-server provider reaches components through ``handle_http``.
+(``host.runtime.loader``, ``host.runtime.engine``), checks that its links grant every
+import and builds its linker (``host.runtime.bindings``), and keeps an instance pool
+(``host.runtime.pool``). The http-server provider reaches components through
+``handle_http``.
+
+Starts are bounded, since whoever can send ``component.scale`` drives them:
+sources are read only from the artifact dirs (``LoadPolicy``); reads and
+compiles run on the runtime's own few threads, never the loop's default
+executor; concurrent starts of one digest share one compile; a pool's
+concurrency and the host's worker threads have caps (``HostLimits``), and a
+request over one is refused, not clamped. A start that fails releases what it
+took: its pool, its threads, its share of the thread budget.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +32,7 @@ from host.errors import (
     ComponentTrapped,
     DeadlineExceeded,
     HostError,
+    LimitRefused,
     LinkError,
     Overloaded,
     ResourceLimitExceeded,
@@ -36,9 +47,10 @@ from host.runtime.bindings import (
     new_wasi_config,
 )
 from host.runtime.engine import WasmEngine
-from host.runtime.loader import fetch_component
-from host.runtime.pool import InstancePool, Limits
+from host.runtime.loader import LoadPolicy, fetch_component
+from host.runtime.pool import HostLimits, InstancePool, Limits
 from lattice import tracing
+from lattice.redact import redacted
 from providers import contracts
 from providers.config_provider import ComponentConfig
 from providers.http_server import HandlerError, HttpRequest, HttpResponse
@@ -118,15 +130,29 @@ class HostRuntime:
         *,
         remote: RemoteInvoker | None = None,
         host_id: str = "local",
+        load_policy: LoadPolicy | None = None,
+        limits: HostLimits | None = None,
     ) -> None:
         self.engine = WasmEngine(cache_dir)
         self.keyvalue_backends = dict(keyvalue_backends or {})
         self.default_keyvalue_backend = default_keyvalue_backend
+        self.load_policy = load_policy or LoadPolicy.of()
+        self.limits = limits or HostLimits()
         self.components: dict[str, RunningComponent] = {}
         self._starting: dict[str, asyncio.Lock] = {}
         # How calls reach linked components on other hosts (None: only this host's).
         self.remote = remote
         self.host_id = host_id  # names this host in traces and metrics
+        # File reads and compiles: a few threads of our own, so a slow load never
+        # takes the threads of the loop's default executor (DNS, other to_thread work).
+        self._load_threads = ThreadPoolExecutor(
+            self.limits.concurrent_loads, thread_name_prefix="component-load"
+        )
+        # Fetches at once: bounds the memory held by fetched bytes too.
+        self._load_slots = asyncio.Semaphore(self.limits.concurrent_loads)
+        self._compiling: dict[str, asyncio.Future[Any]] = {}
+        # Worker threads each component's pool may start (its max_concurrency).
+        self._thread_budget: dict[str, int] = {}
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -142,20 +168,40 @@ class HostRuntime:
             ):
                 # Only the scale changed: keep instances and in-flight calls.
                 return await self.scale(spec.component_id, spec.limits, spec.replicas)
-            started = time.monotonic()
-            wasm = await fetch_component(spec.source, spec.sha256)
-            digest = hashlib.sha256(wasm).hexdigest()
-            compiled = await asyncio.to_thread(self.engine.compile, wasm, spec.source, digest)
-            grants = self._grants(spec)
-            linker = build_linker(self.engine.engine, compiled, grants)
-            pool = InstancePool(
-                spec.component_id,
-                self.engine,
-                compiled,
-                linker,
-                lambda: new_wasi_config(spec.component_id),
-                spec.limits,
+            self.limits.check(spec.component_id, spec.limits)
+            previous = self._thread_budget.get(spec.component_id)
+            self._reserve_threads(spec.component_id, spec.limits.max_concurrency)
+            try:
+                running = await self._start_new(spec)
+            except BaseException:
+                self._restore_threads(spec.component_id, previous)
+                raise
+            # Swap only once the new one works: a bad update leaves the old one serving.
+            self.components[spec.component_id] = running
+            if current is not None:
+                await current.pool.close(join_timeout_s=self.limits.join_timeout_s)
+            return running
+
+    async def _start_new(self, spec: ComponentSpec) -> RunningComponent:
+        started = time.monotonic()
+        async with self._load_slots:
+            wasm = await fetch_component(
+                spec.source, spec.sha256, self.load_policy, self._load_threads
             )
+            digest = hashlib.sha256(wasm).hexdigest()
+            compiled = await self._compile(wasm, spec.source, digest)
+        del wasm  # the compiled component is all that is needed from here on
+        grants = self._grants(spec)
+        linker = build_linker(self.engine.engine, compiled, grants)
+        pool = InstancePool(
+            spec.component_id,
+            self.engine,
+            compiled,
+            linker,
+            lambda: new_wasi_config(spec.component_id),
+            spec.limits,
+        )
+        try:
             await pool.warm(spec.replicas)
             running = RunningComponent(
                 spec,
@@ -165,17 +211,52 @@ class HostRuntime:
                 time.time(),
                 export_functions(self.engine.engine, compiled),
             )
-            # Swap only once the new one works: a bad update leaves the old one serving.
-            self.components[spec.component_id] = running
-            if current is not None:
-                await current.pool.close()
-            log.info(
-                "started component %s from %s in %.0f ms",
-                spec.component_id,
-                spec.source,
-                (time.monotonic() - started) * 1000,
+        except BaseException:
+            # Shielded: a cancelled start still frees its threads and instances.
+            await asyncio.shield(pool.close(0, self.limits.join_timeout_s))
+            raise
+        log.info(
+            "started component %s from %s in %.0f ms",
+            spec.component_id,
+            redacted(spec.source),
+            (time.monotonic() - started) * 1000,
+        )
+        return running
+
+    async def _compile(self, wasm: bytes, source: str, digest: str) -> Any:
+        """Compile on a load thread; concurrent starts of one digest share the compile."""
+        pending = self._compiling.get(digest)
+        if pending is None:
+            loop = asyncio.get_running_loop()
+            shown = redacted(source)
+            pending = loop.run_in_executor(
+                self._load_threads, self.engine.compile, wasm, shown, digest
             )
-            return running
+            self._compiling[digest] = pending
+            pending.add_done_callback(lambda done: self._compiled(digest, done))
+        # Shielded: one waiter cancelled does not cancel the compile the others await.
+        return await asyncio.shield(pending)
+
+    def _compiled(self, digest: str, done: asyncio.Future[Any]) -> None:
+        self._compiling.pop(digest, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter may have been cancelled
+
+    def _reserve_threads(self, component_id: str, threads: int) -> None:
+        """Count ``threads`` for the component, or refuse if the host would go over its cap."""
+        others = sum(n for cid, n in self._thread_budget.items() if cid != component_id)
+        if others + threads > self.limits.max_threads:
+            raise LimitRefused(
+                f"component {component_id}: {threads} more worker threads would bring this "
+                f"host to {others + threads}, over its cap of {self.limits.max_threads}"
+            )
+        self._thread_budget[component_id] = threads
+
+    def _restore_threads(self, component_id: str, previous: int | None) -> None:
+        if previous is None:
+            self._thread_budget.pop(component_id, None)
+        else:
+            self._thread_budget[component_id] = previous
 
     def _grants(self, spec: ComponentSpec) -> Grants:
         grants = Grants(
@@ -204,6 +285,8 @@ class HostRuntime:
     ) -> RunningComponent:
         """Change limits and warm replicas in place, keeping instances and in-flight calls."""
         running = self.get(component_id)
+        self.limits.check(component_id, limits)
+        self._reserve_threads(component_id, limits.max_concurrency)
         running.pool.resize(limits)
         replicas = running.spec.replicas if replicas is None else replicas
         running.spec = dataclasses.replace(running.spec, limits=limits, replicas=replicas)
@@ -214,12 +297,14 @@ class HostRuntime:
         running = self.components.pop(component_id, None)
         if running is None:
             raise UnknownComponent(f"no component {component_id!r} runs on this host")
-        await running.pool.close(drain_timeout_s)
+        self._thread_budget.pop(component_id, None)
+        await running.pool.close(drain_timeout_s, self.limits.join_timeout_s)
 
     async def close(self) -> None:
         """Stop every component (draining in-flight calls) and the engine; idempotent."""
         for component_id in list(self.components):
             await self.stop(component_id)
+        self._load_threads.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
 
     def get(self, component_id: str) -> RunningComponent:

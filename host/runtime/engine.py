@@ -25,14 +25,9 @@ import wasmtime
 from wasmtime import component as wc
 
 from host.errors import InvalidComponent
+from host.runtime.loader import check_component_bytes
 
 log = logging.getLogger(__name__)
-
-WASM_MAGIC = b"\0asm"
-# Bytes 4..8 of a wasm binary: version + layer. Core modules are version 1,
-# layer 0; components are version 0x0d, layer 1.
-CORE_MODULE_PREAMBLE = b"\x01\x00\x00\x00"
-COMPONENT_PREAMBLE = b"\x0d\x00\x01\x00"
 
 
 @dataclass(frozen=True)
@@ -104,20 +99,6 @@ class WasmEngine:
         tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_bytes(artifact)
         tmp.replace(path)
-
-
-def check_component_bytes(wasm: bytes, source: str) -> None:
-    """Refuse, with a reason, anything that is not a component binary."""
-    if len(wasm) < 8 or wasm[:4] != WASM_MAGIC:
-        raise InvalidComponent(f"{source} is not WebAssembly (no \\0asm header)")
-    preamble = wasm[4:8]
-    if preamble == CORE_MODULE_PREAMBLE:
-        raise InvalidComponent(
-            f"{source} is a core WebAssembly module, not a component "
-            "(wrap it with `wasm-tools component new`)"
-        )
-    if preamble != COMPONENT_PREAMBLE:
-        raise InvalidComponent(f"{source} has an unknown WebAssembly version {preamble.hex()}")
 
 
 def trap_reason(exc: BaseException) -> str:

@@ -1,63 +1,273 @@
-"""Fetch a component's bytes from a file path or an http(s) URL, with an optional pin.
+"""Read a component's bytes from an artifact file or an http(s) URL, with an optional pin.
 
-A pin is the hex sha256 of the component; a mismatch refuses the component and
-shows both digests, so an operator can tell a tampered artifact from a typo.
+Whoever can send ``component.scale`` chooses the source, so a source is a request
+to read something on or near this host, and the loader treats it as such:
+
+- **Files** are read only from the host's artifact directories (``LoadPolicy``):
+  the path is resolved (symlinks included) before the check, then opened without
+  following a symlink and without blocking, and only a regular file is read
+  (a FIFO would hang a thread, ``/dev/zero`` never ends), under a size cap
+  enforced while reading, not just from ``fstat``.
+- **URLs** are fetched in chunks under the same cap and a timeout; a redirect is
+  refused rather than followed (it could point anywhere, internal services too),
+  and no error carries the response body.
+- **The header comes first**: bytes that are not a component are refused before
+  any digest is computed, and no error carries a digest or bytes of the source.
+  Otherwise a pin would be an oracle: "pin mismatch, got <digest>" of
+  ``/etc/shadow``, or a yes/no per guess of a short secret file.
+- Every source shown in an error goes through ``lattice.redact.redacted``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
+import os
+import re
+import stat
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import aiohttp
 
-from host.errors import DigestMismatch, FetchError
+from host.errors import DigestMismatch, FetchError, InvalidComponent, SourceRefused
+from lattice.redact import redacted
 
-MAX_COMPONENT_BYTES = 256 * 2**20
-FETCH_TIMEOUT_S = 60.0
+DEFAULT_MAX_BYTES = 64 * 2**20
+DEFAULT_FETCH_TIMEOUT_S = 60.0
+CHUNK_BYTES = 2**20
+
+WASM_MAGIC = b"\0asm"
+# Bytes 4..8 of a wasm binary: version + layer. Core modules are version 1,
+# layer 0; components are version 0x0d, layer 1.
+CORE_MODULE_PREAMBLE = b"\x01\x00\x00\x00"
+COMPONENT_PREAMBLE = b"\x0d\x00\x01\x00"
+_PIN = re.compile(r"[0-9a-f]{64}")
 
 
-async def fetch_component(source: str, sha256: str | None = None) -> bytes:
-    """Read ``source`` (path, file:// or http(s):// URL) and check its pin."""
-    scheme = urlparse(source).scheme
-    if scheme in ("http", "https"):
-        data = await _fetch_url(source)
-    else:
-        path = Path(source[len("file://") :] if scheme == "file" else source)
-        data = await asyncio.to_thread(_read_file, path, source)
-    if sha256 is not None:
+@dataclass(frozen=True)
+class LoadPolicy:
+    """Where components may be read from, how big they may be, how long a fetch may take."""
+
+    artifact_dirs: tuple[Path, ...]
+    max_bytes: int = DEFAULT_MAX_BYTES
+    fetch_timeout_s: float = DEFAULT_FETCH_TIMEOUT_S
+
+    @classmethod
+    def of(
+        cls,
+        artifact_dirs: Sequence[Path] | None = None,
+        state_dir: Path | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        fetch_timeout_s: float = DEFAULT_FETCH_TIMEOUT_S,
+    ) -> LoadPolicy:
+        """A policy for ``artifact_dirs``, or for the default dirs if None."""
+        dirs = default_artifact_dirs(state_dir) if artifact_dirs is None else artifact_dirs
+        return cls(tuple(dirs), max_bytes, fetch_timeout_s)
+
+    def allows(self, resolved: Path) -> bool:
+        """Whether ``resolved`` (symlink-free, absolute) lies inside an artifact dir."""
+        # Resolved now, not at construction: `build/` may become a symlink later.
+        return any(resolved.is_relative_to(_resolve(d)) for d in self.artifact_dirs)
+
+
+def default_artifact_dirs(state_dir: Path | None = None) -> list[Path]:
+    """The working directory's ``build/`` and ``examples/``, and the state dir."""
+    cwd = Path.cwd()
+    dirs = [cwd / "build", cwd / "examples"]
+    if state_dir is not None:
+        dirs.append(state_dir)
+    return dirs
+
+
+async def fetch_component(
+    source: str,
+    sha256: str | None = None,
+    policy: LoadPolicy | None = None,
+    executor: Executor | None = None,
+) -> bytes:
+    """Read ``source`` (path, file:// or http(s):// URL), check its header, then its pin.
+
+    File reads run on ``executor`` (the loop's default one if None).
+    """
+    policy = policy or LoadPolicy.of()
+    shown = redacted(source)
+    expected = _pin(sha256)
+    try:
+        parts = urlsplit(source) if "://" in source else None
+    except ValueError:
+        raise SourceRefused(f"{shown} is not a valid URL") from None
+    scheme = parts.scheme.lower() if parts is not None else ""
+    try:
+        async with asyncio.timeout(policy.fetch_timeout_s):
+            if scheme in ("http", "https"):
+                data = await _fetch_url(source, shown, policy.max_bytes)
+            elif parts is None or scheme == "file":
+                path = Path(source) if parts is None else _file_url_path(parts, shown)
+                loop = asyncio.get_running_loop()
+                data = await loop.run_in_executor(executor, read_artifact, path, shown, policy)
+            else:
+                raise SourceRefused(
+                    f"{shown}: unsupported source scheme {scheme!r} "
+                    "(use a path, a file:// or an http(s):// URL)"
+                )
+    except TimeoutError:
+        raise FetchError(f"timed out after {policy.fetch_timeout_s:g} s fetching {shown}") from None
+    check_component_bytes(data, shown)
+    if expected is not None:
         actual = hashlib.sha256(data).hexdigest()
-        if actual != sha256.lower().removeprefix("sha256:"):
-            raise DigestMismatch(source, sha256, actual)
+        if not hmac.compare_digest(actual, expected):
+            raise DigestMismatch(shown)
     return data
 
 
-def _read_file(path: Path, source: str) -> bytes:
-    try:
-        size = path.stat().st_size
-        if size > MAX_COMPONENT_BYTES:
-            raise FetchError(f"{source} is {size} bytes, over the {MAX_COMPONENT_BYTES} limit")
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise FetchError(f"component file not found: {source}") from exc
-    except IsADirectoryError as exc:
-        raise FetchError(f"component source is a directory: {source}") from exc
-    except PermissionError as exc:
-        raise FetchError(f"no permission to read component file: {source}") from exc
+def check_component_bytes(wasm: bytes, source: str) -> None:
+    """Refuse, with a reason but none of its bytes, anything that is not a component binary."""
+    if len(wasm) < 8 or wasm[:4] != WASM_MAGIC:
+        raise InvalidComponent(f"{source} is not a component: not WebAssembly (no \\0asm header)")
+    preamble = wasm[4:8]
+    if preamble == CORE_MODULE_PREAMBLE:
+        raise InvalidComponent(
+            f"{source} is a core WebAssembly module, not a component "
+            "(wrap it with `wasm-tools component new`)"
+        )
+    if preamble != COMPONENT_PREAMBLE:
+        raise InvalidComponent(
+            f"{source} is not a component: an unknown WebAssembly version or layer"
+        )
 
 
-async def _fetch_url(url: str) -> bytes:
-    timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S)
+def _pin(sha256: str | None) -> str | None:
+    if sha256 is None:
+        return None
+    pin = sha256.strip().lower().removeprefix("sha256:")
+    if not _PIN.fullmatch(pin):
+        raise SourceRefused("the sha256 pin is not a digest: expected 64 hex digits")
+    return pin
+
+
+def _file_url_path(parts: SplitResult, shown: str) -> Path:
+    if parts.netloc not in ("", "localhost"):
+        raise SourceRefused(f"{shown}: a file:// URL must name a local path")
+    return Path(unquote(parts.path))
+
+
+# -- files -----------------------------------------------------------------
+
+
+def read_artifact(path: Path, shown: str, policy: LoadPolicy) -> bytes:
+    """The bytes of a regular file inside an artifact dir, at most ``policy.max_bytes``."""
+    resolved = _resolve(path)
+    if not policy.allows(resolved):
+        # Refused before any look at the file: no hint whether it exists.
+        raise SourceRefused(
+            f"{shown} is outside this host's artifact directories "
+            "(a host setting: --artifact-dir, HostConfig.artifact_dirs)"
+        )
+    # O_NOFOLLOW: the checked path has no symlinks; one swapped in since is refused.
+    # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(url) as response:
-                if response.status != 200:
-                    raise FetchError(f"fetching {url} failed: HTTP {response.status}")
-                data = await response.content.read(MAX_COMPONENT_BYTES + 1)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise FetchError(f"fetching {url} failed: {exc or type(exc).__name__}") from exc
-    if len(data) > MAX_COMPONENT_BYTES:
-        raise FetchError(f"{url} is over the {MAX_COMPONENT_BYTES} byte limit")
-    return data
+        fd = os.open(resolved, flags)
+    except FileNotFoundError:
+        raise FetchError(f"component file not found: {shown}") from None
+    except PermissionError:
+        raise FetchError(f"no permission to read component file: {shown}") from None
+    except OSError as exc:
+        raise FetchError(f"cannot open component file {shown}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceRefused(f"{shown} is {_kind(info.st_mode)}, not a regular file")
+        if info.st_size > policy.max_bytes:
+            raise SourceRefused(f"{shown} is over the {_size(policy.max_bytes)} component cap")
+        return _read_capped(fd, shown, policy.max_bytes)
+    finally:
+        os.close(fd)
+
+
+def _read_capped(fd: int, shown: str, limit: int) -> bytes:
+    # fstat's size is not the truth for every regular file (procfs says 0, a file
+    # can grow while read): the cap holds on what is actually read.
+    chunks = []
+    total = 0
+    while chunk := os.read(fd, CHUNK_BYTES):
+        total += len(chunk)
+        if total > limit:
+            raise SourceRefused(f"{shown} is over the {_size(limit)} component cap")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _resolve(path: Path) -> Path:
+    try:
+        return path.expanduser().resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise SourceRefused(f"cannot resolve the path {path}: {exc}") from None
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
+
+
+def _size(n: int) -> str:
+    return f"{n // 2**20} MiB" if n % 2**20 == 0 else f"{n}-byte"
+
+
+# -- http(s) ---------------------------------------------------------------
+
+
+async def _fetch_url(url: str, shown: str, limit: int) -> bytes:
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url, allow_redirects=False) as response:
+                status = response.status
+                if 300 <= status < 400:
+                    raise SourceRefused(
+                        f"fetching {shown}: HTTP {status} is a redirect, and redirects are "
+                        "not followed (give the final URL)"
+                    )
+                if status != 200:
+                    # Status only: the body is whatever the server says, and this
+                    # error goes back to whoever asked.
+                    raise FetchError(f"fetching {shown} failed: HTTP {status}")
+                if response.content_length is not None and response.content_length > limit:
+                    raise SourceRefused(f"{shown} is over the {_size(limit)} component cap")
+                chunks = []
+                total = 0
+                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                    total += len(chunk)
+                    if total > limit:
+                        raise SourceRefused(f"{shown} is over the {_size(limit)} component cap")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+    except aiohttp.ClientError as exc:
+        if isinstance(exc, TimeoutError):
+            raise  # reported with the timeout by the caller
+        raise FetchError(f"fetching {shown} failed: {_describe(exc)}") from None
+
+
+def _describe(exc: aiohttp.ClientError) -> str:
+    """What went wrong, without text from the server or the full URL."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.strerror or type(exc.os_error).__name__
+        return f"cannot connect to {exc.host}:{exc.port} ({reason})"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "not a valid URL"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the response body was cut short or malformed"
+    return type(exc).__name__

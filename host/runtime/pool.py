@@ -8,7 +8,8 @@ instance back. An instance whose call failed in any way is discarded, never
 reused: a trap can leave its memory in any state.
 
 Limits per instance: an execution deadline (epoch interruption) per call and
-a linear-memory cap (store limiter).
+a linear-memory cap (store limiter). ``HostLimits`` bounds what a request may
+ask for at all: the runtime refuses a pool over them instead of clamping it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from host.errors import (
     CallError,
     ComponentTrapped,
     DeadlineExceeded,
+    LimitRefused,
     Overloaded,
     ResourceLimitExceeded,
     UnknownComponent,
@@ -44,6 +46,32 @@ class Limits:
     max_concurrency: int = 8
     deadline_s: float = 10.0
     memory_bytes: int = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class HostLimits:
+    """What one host allows, whatever a request asks for."""
+
+    # Instances and worker threads of one component.
+    max_concurrency: int = 64
+    # Worker threads of all components together (each pool counts at its maximum).
+    max_threads: int = 512
+    # Components fetched and compiled at once (each holds a thread of the runtime).
+    concurrent_loads: int = 4
+    # How long a pool's threads get to exit once it is closed.
+    join_timeout_s: float = 2.0
+
+    def check(self, component_id: str, limits: Limits) -> None:
+        """Refuse limits this host does not grant, naming the cap."""
+        if limits.max_concurrency < 1:
+            raise LimitRefused(f"component {component_id}: max_concurrency must be at least 1")
+        if limits.max_concurrency > self.max_concurrency:
+            raise LimitRefused(
+                f"component {component_id}: max_concurrency {limits.max_concurrency} is over "
+                f"this host's cap of {self.max_concurrency} per component"
+            )
+        if limits.deadline_s <= 0 or limits.memory_bytes <= 0:
+            raise LimitRefused(f"component {component_id}: deadline and memory must be positive")
 
 
 class _Instance:
@@ -128,21 +156,37 @@ class InstancePool:
         with self._lock:
             del self._idle[limits.max_concurrency :]
 
-    async def close(self, drain_timeout_s: float = 10.0) -> None:
-        """Stop taking calls, let in-flight ones finish (up to the timeout); idempotent."""
+    async def close(self, drain_timeout_s: float = 10.0, join_timeout_s: float = 2.0) -> None:
+        """Stop taking calls, let in-flight ones finish (up to the timeout); idempotent.
+
+        Then the worker threads get ``join_timeout_s`` to exit (one still running
+        a guest call exits when its deadline interrupts it).
+        """
         if self._closed:
             return
         self._closed = True
         if self.active:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), drain_timeout_s)
-        self._executor.close()
+        executor = self._executor
+        executor.close()
         with self._lock:
             self._idle.clear()
+        if not await executor.wait_closed(join_timeout_s):
+            log.warning(
+                "component %s: worker threads still busy %s s after close",
+                self.component_id,
+                join_timeout_s,
+            )
 
     @property
     def idle_instances(self) -> int:
         return len(self._idle)
+
+    @property
+    def threads(self) -> int:
+        """Worker threads started by this pool's current executor."""
+        return self._executor.threads
 
     # -- calls -------------------------------------------------------------
 
@@ -160,6 +204,9 @@ class InstancePool:
                 f"component {self.component_id}: all {self.limits.max_concurrency} "
                 f"instances stayed busy for {self.limits.deadline_s} s"
             ) from None
+        if self._closed:  # closed while this call waited for a slot
+            slots.release()
+            raise UnknownComponent(f"component {self.component_id} is stopping")
         self.active += 1
         self._drained.clear()
         try:

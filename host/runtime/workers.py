@@ -4,11 +4,16 @@
 future, its callbacks, then a wake-up of the loop); a plain queue and one
 ``call_soon_threadsafe`` per result costs about half. Guest code releases the GIL
 while it runs, so these threads run wasm in parallel with the event loop.
+
+Threads start on demand, up to ``count``: one when a job is queued and no
+started thread is idle. A pool sized for 64 concurrent calls that sees two at a
+time runs two threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import queue
 import threading
@@ -19,39 +24,99 @@ _Job = tuple[asyncio.Future[Any], contextvars.Context, Callable[..., Any], tuple
 
 
 class Workers:
-    """A fixed set of daemon threads fed by one queue; ``close()`` lets queued jobs finish."""
+    """Up to ``count`` daemon threads fed by one queue; ``close()`` lets queued jobs finish."""
 
     def __init__(self, count: int, name: str) -> None:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._count = count
-        self._threads = [
-            threading.Thread(target=self._run, name=f"{name}-{n}", daemon=True)
-            for n in range(count)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._name = name
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._waiting = 0  # jobs queued and not yet taken by a thread
+        self._idle = 0  # started threads waiting for a job
+        self._alive = 0  # started threads that have not exited
+        self._on_last_exit: Callable[[], object] | None = None
+        self._closed = False
+
+    @property
+    def threads(self) -> int:
+        """Threads started so far (at most ``count``)."""
+        return len(self._threads)
 
     def submit(self, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         """Run ``func(*args)`` on a worker, in a copy of the caller's context."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._jobs.put((future, contextvars.copy_context(), func, args))
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"workers {self._name} are closed")
+            self._waiting += 1
+            if self._waiting > self._idle and len(self._threads) < self._count:
+                thread = threading.Thread(
+                    target=self._run, name=f"{self._name}-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                self._alive += 1
+                thread.start()
+            # Queued under the lock: a close() that follows puts its stop marks after it.
+            self._jobs.put((future, contextvars.copy_context(), func, args))
         return future
 
     def close(self) -> None:
-        """Each thread exits after the jobs queued before this call."""
-        for _ in range(self._count):
+        """Each thread exits after the jobs queued before this call; idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            started = len(self._threads)
+        for _ in range(started):
             self._jobs.put(None)
 
+    async def wait_closed(self, timeout_s: float) -> bool:
+        """After ``close()``: wait for the threads to exit; True if all did in time."""
+        loop = asyncio.get_running_loop()
+        exited = asyncio.Event()
+        with self._lock:
+            if self._alive == 0:
+                return True
+            self._on_last_exit = lambda: loop.call_soon_threadsafe(exited.set)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(exited.wait(), timeout_s)
+        return self._alive == 0
+
     def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
+        try:
+            self._serve()
+        finally:
+            with self._lock:
+                self._alive -= 1
+                last = self._on_last_exit if self._alive == 0 else None
+            if last is not None:
+                with contextlib.suppress(RuntimeError):  # the loop is closed
+                    last()
+
+    def _serve(self) -> None:
+        with self._lock:
+            self._idle += 1
+        while True:
+            job = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
+                if job is None:
+                    return
+                self._waiting -= 1
             future, context, func, args = job
             loop = future.get_loop()
             try:
                 result = context.run(func, *args)
             except BaseException as exc:  # handed to the awaiting coroutine
-                _deliver(loop, future, exc, error=True)
+                error, value = True, exc
             else:
-                _deliver(loop, future, result, error=False)
+                error, value = False, result
+            # Idle before the result is handed over: the caller's next job must
+            # find this thread free, not start another one.
+            with self._lock:
+                self._idle += 1
+            _deliver(loop, future, value, error=error)
 
 
 def _deliver(
