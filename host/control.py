@@ -17,6 +17,16 @@ from pydantic import BaseModel
 
 from host.errors import HostError, UnknownComponent
 from lattice.errors import BadMessage, LatticeError
+from lattice.events import (
+    ComponentScaled,
+    ComponentScaleFailed,
+    HostDraining,
+    HostLabels,
+    HostRef,
+    LabelsChanged,
+    ScaleDone,
+    ScaleFailure,
+)
 from lattice.messages import (
     ConfigPut,
     ConfigRef,
@@ -33,7 +43,7 @@ from lattice.messages import (
     StopProvider,
     decode,
 )
-from providers.run import BadProviderConfig
+from providers.launch import BadProviderConfig
 
 if TYPE_CHECKING:
     from host.daemon import HostDaemon
@@ -100,29 +110,26 @@ class ControlInterface:
     # -- components ----------------------------------------------------------
 
     async def scale(self, request: ScaleComponent) -> Reply:
+        host_id = self.daemon.host_id
         try:
             await self.daemon.apply(request)
         except Exception as exc:
-            await self.daemon.publish(
-                "component_scale_failed",
-                {
-                    "host_id": self.daemon.host_id,
-                    "component_id": request.component_id,
-                    "count": request.count,
-                    "error": str(exc),
-                },
+            failure = ScaleFailure(
+                host_id=host_id,
+                component_id=request.component_id,
+                count=request.count,
+                error=str(exc),
             )
+            await self.daemon.publish(ComponentScaleFailed(source=host_id, data=failure))
             raise
-        await self.daemon.publish(
-            "component_scaled",
-            {
-                "host_id": self.daemon.host_id,
-                "component_id": request.component_id,
-                "count": request.count,
-                "source": request.source,
-                "annotations": request.annotations,
-            },
+        done = ScaleDone(
+            host_id=host_id,
+            component_id=request.component_id,
+            count=request.count,
+            source=request.source,
+            annotations=request.annotations,
         )
+        await self.daemon.publish(ComponentScaled(source=host_id, data=done))
         return Reply.success({"component_id": request.component_id, "count": request.count})
 
     async def stop_component(self, request: StopComponent) -> Reply:
@@ -203,9 +210,9 @@ class ControlInterface:
         return Reply.success(self.daemon.labels)
 
     async def _labels_changed(self) -> None:
-        await self.daemon.publish(
-            "labels_changed", {"host_id": self.daemon.host_id, "labels": self.daemon.labels}
-        )
+        host_id = self.daemon.host_id
+        labels = HostLabels(host_id=host_id, labels=self.daemon.labels)
+        await self.daemon.publish(LabelsChanged(source=host_id, data=labels))
 
     async def inventory(self, _request: Empty) -> Reply:
         return Reply.success(self.daemon.inventory().model_dump(mode="json"))
@@ -213,7 +220,8 @@ class ControlInterface:
     async def drain(self, _request: Empty) -> Reply:
         """Take no new replicas; the controller moves the current ones elsewhere."""
         self.daemon.draining = True
-        await self.daemon.publish("host_draining", {"host_id": self.daemon.host_id})
+        host_id = self.daemon.host_id
+        await self.daemon.publish(HostDraining(source=host_id, data=HostRef(host_id=host_id)))
         return Reply.success(self.daemon.inventory().model_dump(mode="json"))
 
     async def stop_host(self, request: StopHost) -> Reply:

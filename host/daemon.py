@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from catalog.kinds import HTTP_SERVER, KEYVALUE
 from host.control import ControlInterface, component_key
 from host.errors import UnknownComponent
 from host.identity import friendly_name, host_labels, stable_host_id
@@ -33,16 +34,26 @@ from host.wire.codec import WireCodec
 from lattice import tracing
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.errors import LatticeError
+from lattice.events import (
+    ConfigDeleted,
+    ConfigSet,
+    EventBase,
+    HostHeartbeat,
+    HostRef,
+    HostStarted,
+    HostStopped,
+    LinkDeleted,
+    LinkSet,
+    decode_event,
+    publish_event,
+)
 from lattice.invoke import invoke, serve_component
 from lattice.kv import BucketCache
 from lattice.messages import (
     ComponentDescription,
-    Event,
     HostInventory,
     Link,
     ScaleComponent,
-    decode,
-    encode,
 )
 from lattice.responder import Responder
 from lattice.rpc import serve
@@ -58,7 +69,7 @@ from providers.remote import bind_remote_keyvalue
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
-HTTP_SERVER_SOURCE = "http-server"
+HTTP_SERVER_SOURCE = HTTP_SERVER
 # Instances are created lazily up to this many concurrent calls per component.
 DEFAULT_MAX_CONCURRENCY = 4
 # Calls from other hosts handled at once per exported interface; beyond the
@@ -66,7 +77,7 @@ DEFAULT_MAX_CONCURRENCY = 4
 REMOTE_CALL_CONCURRENCY = 64
 # Control requests handled at once (ordered per key: host.control._ordering_key).
 CONTROL_CONCURRENCY = 16
-STATE_EVENTS = ("link_set", "link_deleted", "config_set", "config_deleted")
+STATE_EVENTS = (LinkSet, LinkDeleted, ConfigSet, ConfigDeleted)
 
 
 @dataclass
@@ -154,11 +165,10 @@ class HostDaemon:
             ),
             await serve(nc, self.subjects.ping, control.ping),
         ]
-        for event_type in STATE_EVENTS:
-            self._responders.append(
-                await Responder.start(nc, self.subjects.event(event_type), self._on_state_event)
-            )
-        await self.publish("host_started", self.inventory().model_dump(mode="json"))
+        for model in STATE_EVENTS:
+            subject = self.subjects.event(model.event_type())
+            self._responders.append(await Responder.start(nc, subject, self._on_state_event))
+        await self.publish(HostStarted(source=self.host_id, data=self.inventory()))
         log.info(
             "host %s (%s) is on lattice %s", self.host_id, self.friendly_name, self.subjects.lattice
         )
@@ -199,7 +209,7 @@ class HostDaemon:
                 await self.runtime.stop(component_id, drain_timeout_s)
             await self.runtime.close()
         if self.nc is not None and not self.nc.is_closed:
-            await self.publish("host_stopped", {"host_id": self.host_id})
+            await self.publish(HostStopped(source=self.host_id, data=HostRef(host_id=self.host_id)))
             # With the server gone, drain would wait for a reconnect forever: bound it.
             if not await _bounded(self.nc.drain(), "draining the NATS connection"):
                 await _bounded(self.nc.close(), "closing the NATS connection")
@@ -214,18 +224,17 @@ class HostDaemon:
 
     # -- lattice -----------------------------------------------------------
 
-    async def publish(self, event_type: str, data: dict[str, Any]) -> None:
+    async def publish(self, event: EventBase[Any]) -> None:
         if self.nc is None or self.nc.is_closed:
             return
-        event = Event(type=event_type, source=self.host_id, data=data)
         try:
-            await self.nc.publish(self.subjects.event(event_type), encode(event))
+            await publish_event(self.nc, self.subjects, event)
         except Exception as exc:
-            log.warning("could not publish %s: %s", event_type, exc)
+            log.warning("could not publish %s: %s", event.event_type(), exc)
 
     async def _heartbeat(self) -> None:
         while not self._stop_requested.is_set():
-            await self.publish("host_heartbeat", self.inventory().model_dump(mode="json"))
+            await self.publish(HostHeartbeat(source=self.host_id, data=self.inventory()))
             await asyncio.sleep(self.config.heartbeat_s)
 
     def inventory(self) -> HostInventory:
@@ -263,16 +272,17 @@ class HostDaemon:
     async def _on_state_event(self, msg: Any) -> None:
         """A link or named config changed: re-apply the local components it touches."""
         try:
-            event = decode(Event, msg.data)
+            event = decode_event(msg.data)
         except LatticeError as exc:
             log.warning("ignoring bad state event: %s", exc)
             return
-        affected = set()
-        if event.type in ("link_set", "link_deleted"):
-            affected = {str(event.data.get("source_id")), str(event.data.get("target"))}
-        elif event.type in ("config_set", "config_deleted"):
-            name = event.data.get("name")
-            affected = {c for c, req in self.desired.items() if name in req.config_names}
+        affected: set[str] = set()
+        match event:
+            case LinkSet() | LinkDeleted():
+                affected = {event.data.source_id, event.data.target}
+            case ConfigSet() | ConfigDeleted():
+                name = event.data.name
+                affected = {c for c, req in self.desired.items() if name in req.config_names}
         for component_id in sorted(affected):
             # In turn with control requests for the component, and reading what it
             # should run only then: a stop that came first is not undone.
@@ -416,7 +426,7 @@ class HostDaemon:
             self.http.routes.add(route)
 
     def _link_spec(self, link: Link) -> LinkSpec:
-        if link.target != "keyvalue":
+        if link.target != KEYVALUE:
             return LinkSpec(link.target, dict(link.config))
         assert self.runtime is not None and self.nc is not None
         # keyvalue config provider=X: calls go to out-of-process provider X (backend
