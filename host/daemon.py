@@ -69,7 +69,6 @@ from providers.remote import bind_remote_keyvalue
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
-HTTP_SERVER_SOURCE = HTTP_SERVER
 # Instances are created lazily up to this many concurrent calls per component.
 DEFAULT_MAX_CONCURRENCY = 4
 # Calls from other hosts handled at once per exported interface; beyond the
@@ -389,7 +388,7 @@ class HostDaemon:
         routes = [
             Route(component_id, link.config.get("path", "/"), link.config.get("host") or None)
             for link in links_in
-            if link.source_id == HTTP_SERVER_SOURCE
+            if link.source_id == HTTP_SERVER
         ]
         config_layers = []
         for name in request.config_names:
@@ -451,7 +450,7 @@ def _component_links(links: list[Link]) -> tuple[tuple[str, str], ...]:
     """(interface, target component) for links whose target is another component."""
     pairs = []
     for link in links:
-        if link.target in contracts.PROVIDER_INTERFACES or link.target == HTTP_SERVER_SOURCE:
+        if link.target in contracts.PROVIDER_INTERFACES or link.target == HTTP_SERVER:
             continue
         for interface in link.interfaces:
             pairs.append((f"{link.namespace}:{link.package}/{interface}", link.target))

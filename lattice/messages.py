@@ -207,7 +207,7 @@ class StopProvider(Message):
     provider_id: str = Field(min_length=1)
 
 
-# -- replies -------------------------------------------------------
+# -- replies ----------------------------------------------------------------
 
 ErrorCode = Literal["bad_request", "not_found", "failed", "unavailable"]
 
