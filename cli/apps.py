@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from catalog import annotations as annotation
 from cli.common import (
     emit,
     make_nats_options,
@@ -22,9 +23,10 @@ from cli.common import (
 )
 from deploy.errors import ManifestError
 from deploy.manifest import load_manifest_file
+from lattice.app_status import AppStatus
 from lattice.client import LatticeClient
 from lattice.messages import HostInventory
-from lattice.specs import SpecStore
+from lattice.specs import AppIndex, SpecStore
 
 
 def _store(client: LatticeClient) -> SpecStore:
@@ -143,7 +145,7 @@ def status(app: str, output: str, lattice_name: str, **kwargs: Any) -> None:
     """Status of APP per component, with reasons, as the acting controller sees it."""
     nats = make_nats_options(kwargs, "lattice-cli")
 
-    async def action(client: LatticeClient) -> tuple[Any, Any]:
+    async def action(client: LatticeClient) -> tuple[AppIndex, AppStatus | None]:
         store = _store(client)
         index, _ = await store.index(app)
         if index is None:
@@ -151,24 +153,24 @@ def status(app: str, output: str, lattice_name: str, **kwargs: Any) -> None:
         return index, await store.get_status(app)
 
     index, record = run(with_client(nats, lattice_name, action))
-    data = {"app": app, "deployed": index.deployed, "status": record}
+    data = {"app": app, "deployed": index.deployed, "status": _json(record)}
 
     def table() -> None:
-        state = record["state"] if record else "unknown (no controller has reported)"
+        state: str = record.state if record else "unknown (no controller has reported)"
         if index.deployed is None:
             state = "undeployed"
         click.echo(f"{app} {index.deployed or '-'}: {state}")
-        for reason in (record or {}).get("reasons", []):
+        for reason in record.reasons if record else ():
             click.echo(f"  ! {reason}")
         rows = [
             [
-                c["component"],
-                c["component_id"],
-                f"{c['running']}/{c['desired']}",
-                ",".join(f"{h}:{n}" for h, n in sorted(c["hosts"].items())) or "-",
-                c["reason"] or "",
+                c.component,
+                c.component_id,
+                f"{c.running}/{c.desired}",
+                ",".join(f"{h}:{n}" for h, n in sorted(c.hosts.items())) or "-",
+                c.reason,
             ]
-            for c in (record or {}).get("components", [])
+            for c in (record.components if record else ())
         ]
         print_table(["COMPONENT", "ID", "RUNNING", "HOSTS", "REASON"], rows)
 
@@ -182,14 +184,14 @@ def get_apps(output: str, lattice_name: str, **kwargs: Any) -> None:
     """List apps, their versions and state."""
     nats = make_nats_options(kwargs, "lattice-cli")
 
-    async def action(client: LatticeClient) -> list[tuple[Any, Any]]:
+    async def action(client: LatticeClient) -> list[tuple[AppIndex, AppStatus | None]]:
         store = _store(client)
         return [(i, await store.get_status(i.name)) for i in await store.apps()]
 
     apps = run(with_client(nats, lattice_name, action))
     emit(
         output,
-        [{"app": i.model_dump(mode="json"), "status": s} for i, s in apps],
+        [{"app": i.model_dump(mode="json"), "status": _json(s)} for i, s in apps],
         lambda: print_table(
             ["APP", "DEPLOYED", "LATEST", "STATE"],
             [
@@ -197,7 +199,7 @@ def get_apps(output: str, lattice_name: str, **kwargs: Any) -> None:
                     i.name,
                     i.deployed or "-",
                     i.latest or "-",
-                    (s or {}).get("state", "-") if i.deployed else "undeployed",
+                    (s.state if s else "-") if i.deployed else "undeployed",
                 ]
                 for i, s in apps
             ],
@@ -236,7 +238,13 @@ def drain(host_id: str, stop: bool, timeout: float, lattice_name: str, **kwargs:
 def _still_placed(inventory: HostInventory) -> bool:
     """Replicas the controller has yet to move: components, and providers a spec placed
     (a provider started by hand stays: no controller would move it)."""
-    return bool(inventory.components) or any(p.annotations.get("app") for p in inventory.providers)
+    return bool(inventory.components) or any(
+        p.annotations.get(annotation.APP) for p in inventory.providers
+    )
+
+
+def _json(status: AppStatus | None) -> dict[str, Any] | None:
+    return status.model_dump(mode="json") if status else None
 
 
 COMMANDS = (apply, versions, deploy_app, undeploy, delete, status, drain)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from catalog.kinds import HTTP_SERVER, KEYVALUE
 from host.errors import FetchError
 from lattice.messages import Link, ScaleComponent
 
@@ -21,7 +22,7 @@ DEMO_BUCKET = "demo-counter"
 def http_route(component_id: str, path: str) -> Link:
     """The link that routes HTTP under ``path`` to a component."""
     return Link(
-        source_id="http-server",
+        source_id=HTTP_SERVER,
         target=component_id,
         namespace="wasmlattice",
         package="http",
@@ -37,7 +38,7 @@ def demo_links() -> list[Link]:
         http_route("counter", "/counter"),
         Link(
             source_id="counter",
-            target="keyvalue",
+            target=KEYVALUE,
             interfaces=["store", "atomics"],
             config={"bucket": DEMO_BUCKET},
         ),

@@ -12,6 +12,8 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from catalog import annotations as annotation
+from catalog.kinds import PLACED_KINDS
 from cli.common import (
     emit,
     make_nats_options,
@@ -25,7 +27,6 @@ from cli.common import (
 )
 from lattice.client import LatticeClient
 from lattice.messages import StartProvider
-from providers.run import PROVIDER_KINDS
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -37,7 +38,7 @@ def _pair(text: str) -> tuple[str, str]:
 
 @click.command("provider")
 @click.argument("provider_id")
-@click.argument("kind", type=click.Choice(sorted(PROVIDER_KINDS)))
+@click.argument("kind", type=click.Choice(sorted(PLACED_KINDS)))
 @click.option("--config", "config_pairs", multiple=True, help="KEY=VALUE (repeatable).")
 @click.option("--host", "host_wanted", default=None, help="Host id or name.")
 @nats_options
@@ -110,7 +111,7 @@ def get_providers(output: str, lattice_name: str, **kwargs: Any) -> None:
             p.pid or "-",
             p.healthy,
             p.restarts,
-            p.annotations.get("app", "-"),
+            p.annotations.get(annotation.APP, "-"),
         ]
         for inv in inventories
         for p in inv.providers

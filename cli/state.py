@@ -21,6 +21,7 @@ from cli.common import (
 )
 from host.identity import parse_label
 from lattice.client import LatticeClient
+from lattice.events import HostHeartbeat
 from lattice.messages import Link, LinkRef
 
 
@@ -210,14 +211,16 @@ def events(heartbeats: bool, output: str, lattice_name: str, **kwargs: Any) -> N
 
     async def action(client: LatticeClient) -> None:
         async for event in client.events():
-            if event.type == "host_heartbeat" and not heartbeats:
+            if isinstance(event, HostHeartbeat) and not heartbeats:
                 continue
             if output == "json":
                 click.echo(json.dumps(event.model_dump(mode="json"), sort_keys=True))
             else:
                 stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+                # Any event's payload, generically: its scalar fields as key=value.
+                fields = event.data.model_dump(mode="json")
                 detail = " ".join(
-                    f"{k}={v}" for k, v in event.data.items() if not isinstance(v, dict | list)
+                    f"{k}={v}" for k, v in fields.items() if not isinstance(v, dict | list)
                 )
                 click.echo(f"{stamp} {event.type:<24} {event.source:<16} {detail}")
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from catalog import annotations as annotation
 from controller.commands import (
     Command,
     DeleteLinkCommand,
@@ -154,13 +155,16 @@ def to_request(command: ScaleCommand) -> ScaleComponent:
         count=command.count,
         max_concurrency=command.max_concurrency,
         config=dict(command.config),
-        annotations={**_managed(command.app, command.revision), "version": command.version},
+        annotations={
+            **_managed(command.app, command.revision),
+            annotation.VERSION: command.version,
+        },
     )
 
 
 def _managed(app: str, revision: str) -> dict[str, str]:
     """Annotations of what the controller runs: hosts report them back in heartbeats."""
-    return {"app": app, "revision": revision, "managed-by": MANAGED_BY}
+    return {annotation.APP: app, annotation.REVISION: revision, annotation.MANAGED_BY: MANAGED_BY}
 
 
 async def _unless_gone(stop: Awaitable[object]) -> None:
@@ -184,7 +188,7 @@ def _tracked(command: Command) -> tuple[int, str] | None:
 def to_start_provider(command: ProviderCommand) -> StartProvider:
     return StartProvider(
         provider_id=command.provider_id,
-        kind=command.kind,  # type: ignore[arg-type]  # a placed kind, checked by deploy
+        kind=command.kind,
         config=dict(command.config),
         annotations=_managed(command.app, command.revision),
     )
@@ -199,5 +203,5 @@ def to_link(command: PutLinkCommand) -> Link:
         interfaces=list(command.interfaces),
         name=command.name,
         config=dict(command.config),
-        annotations={"app": command.app, "managed-by": MANAGED_BY},
+        annotations={annotation.APP: command.app, annotation.MANAGED_BY: MANAGED_BY},
     )

@@ -62,22 +62,3 @@ class Pending:
     count: int
     revision: str
     expires_at: float
-
-
-@dataclass(frozen=True)
-class ComponentStatus:
-    component: str
-    component_id: str
-    desired: int
-    running: int
-    hosts: dict[str, int]
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class AppStatus:
-    app: str
-    version: str
-    state: str  # "deployed" | "reconciling" | "failed"
-    components: tuple[ComponentStatus, ...] = ()
-    reasons: tuple[str, ...] = ()

@@ -30,6 +30,7 @@ import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from catalog.kinds import HTTP_SERVER, placed_kind
 from controller.commands import (
     Command,
     DeleteLinkCommand,
@@ -38,17 +39,14 @@ from controller.commands import (
     ScaleCommand,
 )
 from controller.model import (
-    AppStatus,
-    ComponentStatus,
     HostView,
     LinkView,
     Observed,
     Pending,
     ProviderReplica,
 )
-from deploy.model import PLACED_PROVIDERS, AppSpec, CapabilityDecl, ComponentDecl, Scaler, Spread
-
-HTTP_SERVER = "http-server"
+from deploy.model import AppSpec, CapabilityDecl, ComponentDecl, Scaler, Spread
+from lattice.app_status import AppState, AppStatus, ComponentStatus
 
 
 @dataclass(frozen=True)
@@ -212,9 +210,13 @@ def reconcile(
             busy = busy or bool(provider_commands) or state.running != state.desired
             if state.reason:
                 app_reasons.append(f"{capability.name}: {state.reason}")
-        state_name = "failed" if app_reasons else "reconciling" if busy else "deployed"
+        state_name: AppState = "failed" if app_reasons else "reconciling" if busy else "deployed"
         status[app.name] = AppStatus(
-            app.name, app.version, state_name, tuple(component_states), tuple(app_reasons)
+            app=app.name,
+            version=app.version,
+            state=state_name,
+            components=tuple(component_states),
+            reasons=tuple(app_reasons),
         )
     wanted = (wanted_components, wanted_providers, wanted_links)
     commands.extend(_orphans(hosts, observed, replicas, *wanted))
@@ -301,7 +303,12 @@ def _component(
         for host_id, target in _changes(replicas, current, targets, rev, ready_elsewhere)
     ]
     state = ComponentStatus(
-        decl.name, cid, desired_total, sum(running.values()), running, "; ".join(reasons)
+        component=decl.name,
+        component_id=cid,
+        desired=desired_total,
+        running=sum(running.values()),
+        hosts=running,
+        reason="; ".join(reasons),
     )
     return commands, state
 
@@ -374,12 +381,12 @@ def _provider(
         else:
             commands.append(ProviderCommand(host_id, pid, False, app=app.name))
     state = ComponentStatus(
-        decl.name,
-        pid,
-        len(targets),
-        len(healthy),
-        {h: 1 for h in sorted(healthy)},
-        "; ".join(reasons),
+        component=decl.name,
+        component_id=pid,
+        desired=len(targets),
+        running=len(healthy),
+        hosts={h: 1 for h in sorted(healthy)},
+        reason="; ".join(reasons),
     )
     return commands, state
 
@@ -421,10 +428,11 @@ def _links(app: AppSpec, observed: Observed) -> tuple[list[PutLinkCommand], set[
             source = component_id(app.name, decl.source)
             target = providers.get(decl.target) or component_id(app.name, decl.target)
             config = decl.target_config
-            if target in PLACED_PROVIDERS:
+            placed = placed_kind(target)
+            if placed is not None and placed.serves is not None:
                 # Calls go to the contract's remote backend, served by provider <app>-<name>.
                 provider_id = component_id(app.name, decl.target)
-                target = PLACED_PROVIDERS[target]
+                target = placed.serves
                 config = tuple(sorted({**dict(config), "provider": provider_id}.items()))
             command = PutLinkCommand(
                 source,

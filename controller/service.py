@@ -13,24 +13,49 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import asdict
 from typing import Any
 
+from catalog import annotations as annotation
 from controller.executor import Executor
-from controller.model import AppStatus, HostView, LinkView, Observed, ProviderReplica, Replicas
+from controller.model import HostView, LinkView, Observed, ProviderReplica, Replicas
 from controller.reconcile import Plan, reconcile
 from deploy.errors import ManifestError
 from deploy.manifest import load_manifest
 from deploy.model import AppSpec
+from lattice.app_status import AppStatus
 from lattice.client import LatticeClient
 from lattice.connection import Connection
 from lattice.errors import BadMessage, LatticeError
+from lattice.events import (
+    ComponentScaled,
+    ComponentScaleFailed,
+    HostHeartbeat,
+    HostStarted,
+    HostStopped,
+    LinkDeleted,
+    LinkSet,
+    SpecChanged,
+    decode_event,
+)
 from lattice.lease import Lease
-from lattice.messages import Event, HostInventory, decode
+from lattice.messages import HostInventory
 from lattice.specs import SpecStore
 from lattice.subjects import Subjects
 
 log = logging.getLogger(__name__)
+
+# The events a controller acts on: host liveness and inventories, links and specs that
+# changed, scale requests confirmed or failed (each wakes the reconcile loop).
+WATCHED = (
+    HostHeartbeat,
+    HostStarted,
+    HostStopped,
+    LinkSet,
+    LinkDeleted,
+    SpecChanged,
+    ComponentScaled,
+    ComponentScaleFailed,
+)
 
 
 class Controller:
@@ -59,7 +84,7 @@ class Controller:
         self.spec_errors: dict[str, str] = {}
         self._specs_cache: dict[tuple[str, str, str | None], AppSpec] = {}
         self.last_plan: Plan | None = None
-        self._published_status: dict[str, dict[str, Any]] = {}
+        self._published_status: dict[str, AppStatus] = {}
         self._wake = asyncio.Event()
         self._links_dirty = True
         self._specs_dirty = True
@@ -69,16 +94,9 @@ class Controller:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        on = self.nc.subscribe
         self._subscriptions = [
-            await on(self.subjects.event("host_heartbeat"), cb=self._on_host_event),
-            await on(self.subjects.event("host_started"), cb=self._on_host_event),
-            await on(self.subjects.event("host_stopped"), cb=self._on_host_stopped),
-            await on(self.subjects.event("link_set"), cb=self._on_links_changed),
-            await on(self.subjects.event("link_deleted"), cb=self._on_links_changed),
-            await on(self.subjects.event("spec_changed"), cb=self._on_specs_changed),
-            await on(self.subjects.event("component_scaled"), cb=self._on_wake),
-            await on(self.subjects.event("component_scale_failed"), cb=self._on_wake),
+            await self.nc.subscribe(self.subjects.event(model.event_type()), cb=self._on_event)
+            for model in WATCHED
         ]
 
     async def run(self) -> None:
@@ -109,34 +127,24 @@ class Controller:
 
     # -- observation -------------------------------------------------------------------
 
-    async def _on_host_event(self, msg: Any) -> None:
+    async def _on_event(self, msg: Any) -> None:
         try:
-            event = decode(Event, msg.data)
-            inventory = HostInventory.model_validate(event.data)
-        except (BadMessage, ValueError) as exc:
-            log.debug("ignoring bad host event: %s", exc)
+            event = decode_event(msg.data)
+        except BadMessage as exc:
+            log.debug("ignoring bad event: %s", exc)
             return
-        # Liveness by our own clock at receipt: host clocks may disagree.
-        self.hosts[inventory.host_id] = host_view(inventory, time.time())
-        self._wake.set()
-
-    async def _on_host_stopped(self, msg: Any) -> None:
-        try:
-            event = decode(Event, msg.data)
-        except BadMessage:
-            return
-        self.hosts.pop(str(event.data.get("host_id", event.source)), None)
-        self._wake.set()
-
-    async def _on_links_changed(self, _msg: Any) -> None:
-        self._links_dirty = True
-        self._wake.set()
-
-    async def _on_specs_changed(self, _msg: Any) -> None:
-        self._specs_dirty = True
-        self._wake.set()
-
-    async def _on_wake(self, _msg: Any) -> None:
+        match event:
+            case HostHeartbeat() | HostStarted():
+                # Liveness by our own clock at receipt: host clocks may disagree.
+                self.hosts[event.data.host_id] = host_view(event.data, time.time())
+            case HostStopped():
+                self.hosts.pop(event.data.host_id, None)
+            case LinkSet() | LinkDeleted():
+                self._links_dirty = True
+            case SpecChanged():
+                self._specs_dirty = True
+            case _:
+                pass  # a scale confirmed or failed: a pass looks at it at once
         self._wake.set()
 
     async def _refresh_links(self) -> None:
@@ -148,7 +156,7 @@ class Controller:
                 link.target,
                 tuple(link.interfaces),
                 tuple(sorted(link.config.items())),
-                link.annotations.get("app", ""),
+                link.annotations.get(annotation.APP, ""),
             )
             for link in links
         }
@@ -246,16 +254,15 @@ class Controller:
 
     async def _publish_status(self, plan: Plan) -> None:
         errors = self.executor.errors()
-        for app, status in plan.status.items():
-            record = status_record(status, errors)
-            if self._published_status.get(app) != record:
-                await self.specs.put_status(app, record)
-                self._published_status[app] = record
+        for status in plan.status.values():
+            await self._put_status(with_failures(status, errors))
         for app, error in self.spec_errors.items():
-            record = {"app": app, "state": "failed", "reasons": [error], "components": []}
-            if self._published_status.get(app) != record:
-                await self.specs.put_status(app, record)
-                self._published_status[app] = record
+            await self._put_status(AppStatus(app=app, state="failed", reasons=(error,)))
+
+    async def _put_status(self, status: AppStatus) -> None:
+        if self._published_status.get(status.app) != status:
+            await self.specs.put_status(status)
+            self._published_status[status.app] = status
 
 
 def host_view(inventory: HostInventory, seen_at: float) -> HostView:
@@ -266,30 +273,30 @@ def host_view(inventory: HostInventory, seen_at: float) -> HostView:
         draining=inventory.draining,
         components={
             c.component_id: Replicas(
-                c.count, c.annotations.get("revision", ""), c.annotations.get("app", "")
+                c.count,
+                c.annotations.get(annotation.REVISION, ""),
+                c.annotations.get(annotation.APP, ""),
             )
             for c in inventory.components
         },
         providers={
             p.provider_id: ProviderReplica(
-                p.annotations.get("revision", ""), p.annotations.get("app", ""), p.healthy
+                p.annotations.get(annotation.REVISION, ""),
+                p.annotations.get(annotation.APP, ""),
+                p.healthy,
             )
             for p in inventory.providers
         },
     )
 
 
-def status_record(status: AppStatus, errors: dict[tuple[str, str, str], str]) -> dict[str, Any]:
-    """JSON-able status; command failures become reasons and mark the app failed."""
-    record = asdict(status)
+def with_failures(status: AppStatus, errors: dict[tuple[str, str, str], str]) -> AppStatus:
+    """The status with the app's command failures as reasons, which mark it failed."""
     failures = [
         f"{component} on {host}: {error}"
         for (_, host, component), error in sorted(errors.items())
         if component.startswith(f"{status.app}-")
     ]
-    if failures:
-        record["state"] = "failed"
-        record["reasons"] = [*record["reasons"], *failures]
-    record["reasons"] = list(record["reasons"])
-    record["components"] = [dict(c) for c in record["components"]]
-    return record
+    if not failures:
+        return status
+    return status.model_copy(update={"state": "failed", "reasons": (*status.reasons, *failures)})

@@ -59,6 +59,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from catalog.kinds import (
+    BUILTIN_CAPABILITIES,
+    CAPABILITY_KINDS,
+    HTTP_SERVER,
+    KINDS,
+    placed_kind,
+)
 from deploy.errors import (
     ManifestError,
     ManifestFileError,
@@ -69,8 +76,6 @@ from deploy.errors import (
 )
 from deploy.locate import Loc, Locator, Report, parse_yaml, validate
 from deploy.model import (
-    PLACED_PROVIDER_CONFIG,
-    PLACED_PROVIDERS,
     AppSpec,
     CapabilityDecl,
     ComponentDecl,
@@ -103,14 +108,8 @@ __all__ = [
 
 API_VERSION = "core.oam.dev/v1beta1"
 KIND = "Application"
-HTTP_SERVER = "http-server"
-KEYVALUE = "keyvalue"
-PROVIDERS = (HTTP_SERVER, KEYVALUE)
-# Markers looked for in the last path segment of a capability image.
-_PROVIDER_MARKERS = {
-    HTTP_SERVER: ("http-server", "httpserver"),
-    KEYVALUE: ("keyvalue", "kv-", "kvredis", "kvnats"),
-}
+# The built-in providers a capability may name (by image or properties.provider).
+PROVIDERS = BUILTIN_CAPABILITIES
 _SCALERS = {"spreadscaler": "spread", "daemonscaler": "daemon"}
 _TRAITS = (*_SCALERS, "link")
 # registry host (with a dot, or localhost), optional port, repository, then a tag or digest
@@ -275,20 +274,22 @@ class _Normaliser:
         ploc = (*loc, "properties")
         props = validate(self.report, CapabilityProperties, raw.properties, ploc)
         provider = self._provider(props, ploc) if props is not None else None
-        if provider not in PLACED_PROVIDERS:
+        placed = provider is not None and placed_kind(provider) is not None
+        if not placed:
             self._scalers(raw, loc)  # validated, then ignored: built-in providers run everywhere
         if props is None or provider is None:
             return []
         self._refuse_secrets(props.secrets, (*ploc, "secrets"))
         config = self._flatten([(props.config, (*ploc, "config"))])
-        if provider not in PLACED_PROVIDERS:
+        if not placed:
             return [CapabilityDecl(raw.name, provider, config)]
         scaler = self._component_scaler(raw, loc, "capability")
         self._check_provider_config(provider, config, (*ploc, "config"))
         return [CapabilityDecl(raw.name, provider, config, scaler)] if scaler else []
 
     def _check_provider_config(self, provider: str, config: Pairs, loc: Loc) -> None:
-        required, optional = PLACED_PROVIDER_CONFIG[provider]
+        kind = KINDS[provider]
+        required, optional = kind.required_config, kind.optional_config
         given = dict(config)
         for key in required:
             if not given.get(key):
@@ -302,12 +303,7 @@ class _Normaliser:
     def _provider(self, props: CapabilityProperties, ploc: Loc) -> str | None:
         named = _provider_of_image(props.image) if props.image else None
         if props.provider is None and named is None:
-            message = (
-                f"unsupported capability '{props.image}': the supported capabilities are the "
-                "built-in providers http-server (an image naming http-server or httpserver) "
-                "and keyvalue (an image naming keyvalue or kv-), or set properties.provider "
-                "(http-server, keyvalue, or keyvalue-redis for a Redis-backed provider process)"
-            )
+            message = f"unsupported capability '{props.image}': {_SUPPORTED_CAPABILITIES}"
             self._problem(UnsupportedFeatureError, (*ploc, "image"), message)
             return None
         if props.provider and named and props.provider != named:
@@ -465,13 +461,15 @@ class _Normaliser:
     def _check_link_ends(self, link: _LinkAt, kinds: dict[str, str]) -> bool:
         decl, tloc = link.decl, (*link.loc, "properties", "target")
         source_kind, target_kind = kinds.get(decl.source), kinds.get(decl.target)
+        # A provider kind that calls no component (keyvalue, ...) is no link source.
+        provider = KINDS.get(source_kind) if source_kind else None
         if target_kind is None:
             names = ", ".join(sorted(kinds))
             message = f"link target '{decl.target}' is not a component of this app ({names})"
             self._problem(ManifestReferenceError, tloc, message)
         elif decl.target == decl.source:
             self._problem(ManifestReferenceError, tloc, "a component cannot link to itself")
-        elif source_kind == KEYVALUE or source_kind in PLACED_PROVIDERS:
+        elif provider is not None and not provider.calls:
             message = f"links from a {source_kind} capability are not supported"
             self._problem(UnsupportedFeatureError, (*link.loc, "type"), message)
         elif source_kind == HTTP_SERVER and target_kind != "component":
@@ -518,10 +516,40 @@ class _Normaliser:
 def _provider_of_image(image: str) -> str | None:
     """The built-in provider an image's name (its last path segment) stands for."""
     name = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0].lower()
-    for provider, markers in _PROVIDER_MARKERS.items():
-        if any(marker in name for marker in markers):
-            return provider
+    for kind in KINDS.values():
+        if any(marker in name for marker in kind.image_markers):
+            return kind.name
     return None
+
+
+def _supported_capabilities() -> str:
+    """What a capability may be, from the catalog's kinds (for the refusal message)."""
+    by_image = _either(
+        [
+            f"{kind.name} (an image naming {_either(kind.image_markers)})"
+            for kind in KINDS.values()
+            if kind.capability and kind.image_markers
+        ],
+        "and",
+    )
+    by_name = _either(
+        [
+            f"{kind.name} for {kind.summary}" if kind.placed else kind.name
+            for kind in (KINDS[name] for name in CAPABILITY_KINDS)
+        ]
+    )
+    return (
+        f"the supported capabilities are the built-in providers {by_image}, "
+        f"or set properties.provider ({by_name})"
+    )
+
+
+def _either(items: Sequence[str], conjunction: str = "or") -> str:
+    """``a, b or c``."""
+    return f" {conjunction} ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else items)
+
+
+_SUPPORTED_CAPABILITIES = _supported_capabilities()
 
 
 # -- dump -----------------------------------------------------------------------------

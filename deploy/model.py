@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from catalog.kinds import placed_kind
+
 
 @dataclass(frozen=True)
 class Spread:
@@ -62,20 +64,12 @@ class ComponentDecl:
     max_concurrency: int | None = None
 
 
-# Providers built into every host: a capability of these kinds needs no placement.
-BUILTIN_PROVIDERS = ("http-server", "keyvalue")
-# Out-of-process providers the controller places with the capability's scaler, at
-# most one per host, by kind: the contract each serves, and its config keys.
-PLACED_PROVIDERS = {"keyvalue-redis": "keyvalue"}
-PLACED_PROVIDER_CONFIG = {"keyvalue-redis": (("redis_url",), ("key_prefix",))}  # required, optional
-
-
 @dataclass(frozen=True)
 class CapabilityDecl:
     """A capability (provider) component of the app.
 
-    ``provider`` is a built-in kind (``BUILTIN_PROVIDERS``: runs on every host, ``scaler``
-    is None) or a placed kind (``PLACED_PROVIDERS``: ``scaler`` says where it runs).
+    ``provider`` is a kind from ``catalog.kinds``: built in (runs on every host, ``scaler``
+    is None) or placed (a provider process; ``scaler`` says where it runs).
     """
 
     name: str
@@ -85,7 +79,7 @@ class CapabilityDecl:
 
     @property
     def placed(self) -> bool:
-        return self.provider in PLACED_PROVIDERS
+        return placed_kind(self.provider) is not None
 
 
 @dataclass(frozen=True)

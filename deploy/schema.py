@@ -15,7 +15,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from catalog.kinds import CAPABILITY_KINDS
 from deploy.errors import (
     ManifestSchemaError,
 )
@@ -43,6 +45,18 @@ def token(value: str) -> str:
 def require_string(value: object) -> object:
     if not isinstance(value, str):
         raise ValueError(f'must be a string: quote it in YAML ("{value}")')
+    return value
+
+
+def capability_kind(value: str) -> str:
+    """A provider kind a capability may name (``catalog.kinds``), refused like a Literal."""
+    if value not in CAPABILITY_KINDS:
+        expected = ", ".join(f"'{kind}'" for kind in CAPABILITY_KINDS[:-1])
+        raise PydanticCustomError(
+            "literal_error",
+            "Input should be {expected}",
+            {"expected": f"{expected} or '{CAPABILITY_KINDS[-1]}'"},
+        )
     return value
 
 
@@ -120,7 +134,7 @@ class ComponentProperties(Strict):
 
 class CapabilityProperties(Strict):
     image: NonEmpty | None = None
-    provider: Literal["http-server", "keyvalue", "keyvalue-redis"] | None = None  # ext
+    provider: Annotated[str, AfterValidator(capability_kind)] | None = None  # ext
     id: str | None = None  # ignored
     config: list[ConfigProperty] = Field(default_factory=list)
     secrets: list[Any] = Field(default_factory=list)  # refused when not empty
@@ -128,9 +142,8 @@ class CapabilityProperties(Strict):
     @model_validator(mode="after")
     def _image_or_provider(self) -> CapabilityProperties:
         if self.image is None and self.provider is None:
-            raise ValueError(
-                "give image (or this project's provider: http-server | keyvalue | keyvalue-redis)"
-            )
+            kinds = " | ".join(CAPABILITY_KINDS)
+            raise ValueError(f"give image (or this project's provider: {kinds})")
         return self
 
 

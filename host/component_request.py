@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from catalog.kinds import HTTP_SERVER, KEYVALUE
 from host.errors import MissingConfig
 from host.runtime.components import ComponentSpec, LinkSpec
 from host.runtime.pool import Limits
@@ -40,7 +41,6 @@ from providers.remote import remote_backend_name
 # Instances are created lazily up to this many concurrent calls per component.
 DEFAULT_MAX_CONCURRENCY = 4
 # The source id of links that route HTTP to a component.
-HTTP_SERVER_SOURCE = "http-server"
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def plan_component(
     routes = tuple(
         Route(component_id, link.config.get("path", "/"), link.config.get("host") or None)
         for link in links_in
-        if link.source_id == HTTP_SERVER_SOURCE
+        if link.source_id == HTTP_SERVER
     )
     remote = sorted({link.config["provider"] for link in provider_links if _remote(link)})
     return ComponentPlan(spec, routes, tuple(remote))
@@ -100,7 +100,7 @@ def component_links(links: Sequence[Link]) -> tuple[tuple[str, str], ...]:
     """(interface, target component) for links whose target is another component."""
     pairs = []
     for link in links:
-        if link.target in contracts.PROVIDER_INTERFACES or link.target == HTTP_SERVER_SOURCE:
+        if link.target in contracts.PROVIDER_INTERFACES or link.target == HTTP_SERVER:
             continue
         for interface in link.interfaces:
             pairs.append((f"{link.namespace}:{link.package}/{interface}", link.target))
@@ -121,7 +121,7 @@ def _layered_config(
 
 
 def _remote(link: Link) -> bool:
-    return link.target == "keyvalue" and bool(link.config.get("provider"))
+    return link.target == KEYVALUE and bool(link.config.get("provider"))
 
 
 def _provider_link(link: Link) -> LinkSpec:

@@ -23,6 +23,17 @@ from pydantic import BaseModel
 
 from host.errors import HostError, UnknownComponent
 from lattice.errors import BadMessage, LatticeError
+from lattice.events import (
+    ComponentScaled,
+    ComponentScaleFailed,
+    EventBase,
+    HostDraining,
+    HostLabels,
+    HostRef,
+    LabelsChanged,
+    ScaleDone,
+    ScaleFailure,
+)
 from lattice.messages import (
     Empty,
     HostInventory,
@@ -38,7 +49,7 @@ from lattice.messages import (
     decode,
 )
 from lattice.subjects import Subjects
-from providers.run import BadProviderConfig
+from providers.launch import BadProviderConfig
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +91,7 @@ class HostOperations(Protocol):
     async def stop_provider(self, provider_id: str) -> ProviderDescription | None:
         """None if no such provider runs here."""
 
-    async def publish(self, event_type: str, data: dict[str, Any]) -> None: ...
+    async def publish(self, event: EventBase[Any]) -> None: ...
 
     def in_turn(self, key: str) -> AbstractAsyncContextManager[None]:
         """Hold ``key``'s turn: requests with one key apply in arrival order."""
@@ -138,29 +149,26 @@ class ControlInterface:
     # -- components ----------------------------------------------------------
 
     async def scale(self, request: ScaleComponent) -> Reply:
+        host_id = self.host.host_id
         try:
             await self.host.apply(request)
         except Exception as exc:
-            await self.host.publish(
-                "component_scale_failed",
-                {
-                    "host_id": self.host.host_id,
-                    "component_id": request.component_id,
-                    "count": request.count,
-                    "error": str(exc),
-                },
+            failure = ScaleFailure(
+                host_id=host_id,
+                component_id=request.component_id,
+                count=request.count,
+                error=str(exc),
             )
+            await self.host.publish(ComponentScaleFailed(source=host_id, data=failure))
             raise
-        await self.host.publish(
-            "component_scaled",
-            {
-                "host_id": self.host.host_id,
-                "component_id": request.component_id,
-                "count": request.count,
-                "source": request.source,
-                "annotations": request.annotations,
-            },
+        done = ScaleDone(
+            host_id=host_id,
+            component_id=request.component_id,
+            count=request.count,
+            source=request.source,
+            annotations=request.annotations,
         )
+        await self.host.publish(ComponentScaled(source=host_id, data=done))
         return Reply.success({"component_id": request.component_id, "count": request.count})
 
     async def stop_component(self, request: StopComponent) -> Reply:
@@ -203,9 +211,9 @@ class ControlInterface:
         return Reply.success(self.host.labels)
 
     async def _labels_changed(self) -> None:
-        await self.host.publish(
-            "labels_changed", {"host_id": self.host.host_id, "labels": self.host.labels}
-        )
+        host_id = self.host.host_id
+        labels = HostLabels(host_id=host_id, labels=self.host.labels)
+        await self.host.publish(LabelsChanged(source=host_id, data=labels))
 
     async def inventory(self, _request: Empty) -> Reply:
         return Reply.success(self.host.inventory().model_dump(mode="json"))
@@ -213,7 +221,8 @@ class ControlInterface:
     async def drain(self, _request: Empty) -> Reply:
         """Take no new replicas; the controller moves the current ones elsewhere."""
         self.host.drain()
-        await self.host.publish("host_draining", {"host_id": self.host.host_id})
+        host_id = self.host.host_id
+        await self.host.publish(HostDraining(source=host_id, data=HostRef(host_id=host_id)))
         return Reply.success(self.host.inventory().model_dump(mode="json"))
 
     async def stop_host(self, request: StopHost) -> Reply:

@@ -42,16 +42,26 @@ from host.runtime.pool import HostLimits
 from host.supervisor import ProviderSupervisor
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.errors import LatticeError
+from lattice.events import (
+    ConfigDeleted,
+    ConfigSet,
+    EventBase,
+    HostHeartbeat,
+    HostRef,
+    HostStarted,
+    HostStopped,
+    LinkDeleted,
+    LinkSet,
+    decode_event,
+    publish_event,
+)
 from lattice.kv import BucketCache
 from lattice.messages import (
     ComponentDescription,
-    Event,
     HostInventory,
     ProviderDescription,
     ScaleComponent,
     StartProvider,
-    decode,
-    encode,
 )
 from lattice.responder import Responder
 from lattice.rpc import serve
@@ -66,7 +76,7 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 # Control requests handled at once (ordered per key: host.control._ordering_key).
 CONTROL_CONCURRENCY = 16
-STATE_EVENTS = ("link_set", "link_deleted", "config_set", "config_deleted")
+STATE_EVENTS = (LinkSet, LinkDeleted, ConfigSet, ConfigDeleted)
 
 
 @dataclass
@@ -169,7 +179,7 @@ class HostDaemon:
             http.host_id = host_id
             undo.push_async_callback(http.stop)
             await _start_http(http)
-            publish = functools.partial(publish_event, nc, subjects, host_id)
+            publish = functools.partial(_publish, nc, subjects)
             supervisor = ProviderSupervisor(
                 nc, subjects, config.nats, host_id, config.state_dir / "providers", publish
             )
@@ -199,13 +209,10 @@ class HostDaemon:
             )
         )
         self._responders.append(await serve(self.nc, self.subjects.ping, control.ping))
-        for event_type in STATE_EVENTS:
-            self._responders.append(
-                await Responder.start(
-                    self.nc, self.subjects.event(event_type), self._on_state_event
-                )
-            )
-        await self.publish("host_started", self.inventory().model_dump(mode="json"))
+        for model in STATE_EVENTS:
+            subject = self.subjects.event(model.event_type())
+            self._responders.append(await Responder.start(self.nc, subject, self._on_state_event))
+        await self.publish(HostStarted(source=self.host_id, data=self.inventory()))
 
     async def run(self) -> None:
         """Serve until ``request_stop()``; then shut down. The heartbeat is a named task."""
@@ -240,7 +247,7 @@ class HostDaemon:
             await self.runtime.stop(component_id, drain_timeout_s)
         await self.runtime.close()
         if not self.nc.is_closed:
-            await self.publish("host_stopped", {"host_id": self.host_id})
+            await self.publish(HostStopped(source=self.host_id, data=HostRef(host_id=self.host_id)))
             await _close_connection(self.nc)
         self._stop_requested.set()
 
@@ -251,12 +258,12 @@ class HostDaemon:
 
     # -- lattice -----------------------------------------------------------
 
-    async def publish(self, event_type: str, data: dict[str, Any]) -> None:
-        await publish_event(self.nc, self.subjects, self.host_id, event_type, data)
+    async def publish(self, event: EventBase[Any]) -> None:
+        await _publish(self.nc, self.subjects, event)
 
     async def _heartbeat(self) -> None:
         while not self._stop_requested.is_set():
-            await self.publish("host_heartbeat", self.inventory().model_dump(mode="json"))
+            await self.publish(HostHeartbeat(source=self.host_id, data=self.inventory()))
             await asyncio.sleep(self.config.heartbeat_s)
 
     def inventory(self) -> HostInventory:
@@ -293,16 +300,17 @@ class HostDaemon:
     async def _on_state_event(self, msg: Any) -> None:
         """A link or named config changed: re-apply the local components it touches."""
         try:
-            event = decode(Event, msg.data)
+            event = decode_event(msg.data)
         except LatticeError as exc:
             log.warning("ignoring bad state event: %s", exc)
             return
-        affected = set()
-        if event.type in ("link_set", "link_deleted"):
-            affected = {str(event.data.get("source_id")), str(event.data.get("target"))}
-        elif event.type in ("config_set", "config_deleted"):
-            name = event.data.get("name")
-            affected = {c for c, req in self._desired.items() if name in req.config_names}
+        affected: set[str] = set()
+        match event:
+            case LinkSet() | LinkDeleted():
+                affected = {event.data.source_id, event.data.target}
+            case ConfigSet() | ConfigDeleted():
+                name = event.data.name
+                affected = {c for c, req in self._desired.items() if name in req.config_names}
         for component_id in sorted(affected):
             # In turn with control requests for the component, and reading what it
             # should run only then: a stop that came first is not undone.
@@ -378,17 +386,14 @@ class HostDaemon:
         return self._ordered.hold(key)
 
 
-async def publish_event(
-    nc: Connection, subjects: Subjects, host_id: str, event_type: str, data: dict[str, Any]
-) -> None:
+async def _publish(nc: Connection, subjects: Subjects, event: EventBase[Any]) -> None:
     """Publish a host event; a closed or failing connection is logged, never raised."""
     if nc.is_closed:
         return
-    event = Event(type=event_type, source=host_id, data=data)
     try:
-        await nc.publish(subjects.event(event_type), encode(event))
+        await publish_event(nc, subjects, event)
     except Exception as exc:
-        log.warning("could not publish %s: %s", event_type, exc)
+        log.warning("could not publish %s: %s", event.event_type(), exc)
 
 
 async def _start_http(http: HttpServer) -> None:

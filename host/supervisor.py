@@ -36,17 +36,28 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from host.errors import HostError
 from lattice import tracing
 from lattice.connection import Connection, NatsOptions
 from lattice.errors import LatticeError
+from lattice.events import (
+    EventBase,
+    ProviderChange,
+    ProviderHealthFailed,
+    ProviderHealthFailure,
+    ProviderRestart,
+    ProviderRestarted,
+    ProviderStarted,
+    ProviderStop,
+    ProviderStopped,
+)
 from lattice.messages import Empty, ProviderDescription, StartProvider
 from lattice.provider_messages import health_operation
 from lattice.rpc import request_ok
 from lattice.subjects import Subjects
-from providers.run import launch_env
+from providers.launch import launch_env
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +76,8 @@ LOG_ROTATE_BYTES = 10 * 2**20
 # How often a watched process is polled for its exit between health checks.
 EXIT_POLL_S = 0.1
 
-Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+Publish = Callable[[EventBase[Any]], Awaitable[None]]
+C = TypeVar("C", bound=ProviderChange)
 
 
 class ProviderError(HostError):
@@ -167,7 +179,8 @@ class ProviderSupervisor:
         self.providers[provider_id] = entry
         entry.task = asyncio.create_task(self._supervise(entry), name=f"provider-{provider_id}")
         entry.task.add_done_callback(_log_crash)
-        await self._event("provider_started", entry)
+        started = self._about(entry, ProviderChange)
+        await self._publish(ProviderStarted(source=self.host_id, data=started))
         if current is not None:
             await self._halt(current, "replaced")
         return entry.describe()
@@ -195,7 +208,8 @@ class ProviderSupervisor:
             await asyncio.wait([entry.task])  # finished, without re-raising its cancellation
         pid = entry.pid
         await self._terminate(entry)
-        await self._event("provider_stopped", entry, pid=pid, reason=reason)
+        stop = self._about(entry, ProviderStop, pid=pid, reason=reason)
+        await self._publish(ProviderStopped(source=self.host_id, data=stop))
         log.info("provider %s (pid %s) stopped: %s", entry.provider_id, pid, reason)
 
     # -- processes -----------------------------------------------------------------------
@@ -338,7 +352,8 @@ class ProviderSupervisor:
             except ProviderError as exc:
                 log.warning("restarting provider %s failed: %s", entry.provider_id, exc)
                 continue  # _watch returns at once for a missing process: next backoff
-            await self._event("provider_restarted", entry, reason=reason)
+            restart = self._about(entry, ProviderRestart, reason=reason)
+            await self._publish(ProviderRestarted(source=self.host_id, data=restart))
 
     async def _watch(self, entry: Supervised) -> str:
         """Return once the process exited or failed HEALTH_FAILURES checks in a row."""
@@ -355,21 +370,24 @@ class ProviderSupervisor:
                 entry.healthy = False
                 failures += 1
                 if failures >= HEALTH_FAILURES:
-                    await self._event("provider_health_failed", entry, error=error)
+                    failure = self._about(entry, ProviderHealthFailure, error=error)
+                    await self._publish(ProviderHealthFailed(source=self.host_id, data=failure))
                     return f"failed {failures} health checks: {error}"
             if entry.process is not None:
                 await _exited(entry.process, HEALTH_INTERVAL_S)
         return "halted"
 
-    async def _event(self, event_type: str, entry: Supervised, **extra: Any) -> None:
-        data: dict[str, Any] = {
+    def _about(self, entry: Supervised, model: type[C], **extra: Any) -> C:
+        """What a provider event says about the provider and its process (``extra``:
+        the fields of ``model`` beyond those, or a ``pid`` as it was)."""
+        fields: dict[str, Any] = {
             "host_id": self.host_id,
             "provider_id": entry.provider_id,
             "kind": entry.request.kind,
             "pid": entry.pid,
             "restarts": entry.restarts,
         }
-        await self._publish(event_type, {**data, **extra})
+        return model.model_validate({**fields, **extra})
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

@@ -8,11 +8,11 @@ from typing import Any
 
 from nats.aio.client import Client
 
+from lattice.events import LatticeEvent, decode_event
 from lattice.messages import (
     ConfigPut,
     ConfigRef,
     Empty,
-    Event,
     HostInventory,
     LabelDel,
     LabelPut,
@@ -24,7 +24,6 @@ from lattice.messages import (
     StopComponent,
     StopHost,
     StopProvider,
-    decode,
 )
 from lattice.rpc import request_ok, scatter
 from lattice.state import LatticeState
@@ -127,13 +126,13 @@ class LatticeClient:
 
     # -- events --------------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncIterator[LatticeEvent]:
         """Every lattice event as it happens (heartbeats included)."""
-        queue: asyncio.Queue[Event] = asyncio.Queue()
+        queue: asyncio.Queue[LatticeEvent] = asyncio.Queue()
 
         async def on_event(msg: Any) -> None:
             try:
-                queue.put_nowait(decode(Event, msg.data))
+                queue.put_nowait(decode_event(msg.data))
             except Exception:  # a bad event must not stop the tail
                 return
 

@@ -1,19 +1,19 @@
-"""Control messages and events: pydantic models carried as msgpack.
+"""Control messages: pydantic models carried as msgpack.
 
-Every message on the lattice is one of these models, validated on receipt. A
-reply is always a ``Reply``: ``ok`` with ``data``, or an error with a code
-(``bad_request``, ``not_found``, ``failed``, ``unavailable``) and a message
-that names what is wrong.
+Every message on the lattice is one of these models (or a lattice event,
+``lattice.events``), validated on receipt. A reply is always a ``Reply``: ``ok``
+with ``data``, or an error with a code (``bad_request``, ``not_found``, ``failed``,
+``unavailable``) and a message that names what is wrong.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgpack
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from catalog.kinds import PLACED_KINDS
 from lattice.errors import BadMessage
 
 M = TypeVar("M", bound=BaseModel)
@@ -30,20 +30,30 @@ def encode(message: BaseModel) -> bytes:
 
 def decode(model: type[M], data: bytes) -> M:
     """Decode and validate; BadMessage says which field is wrong."""
+    raw = unpack_map(data, model.__name__)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise BadMessage(f"invalid {model.__name__}: {problems(exc)}") from exc
+
+
+def unpack_map(data: bytes, what: str) -> dict[str, Any]:
+    """The msgpack map in ``data`` (empty data is an empty map); BadMessage otherwise."""
     try:
         raw = msgpack.unpackb(data, raw=False) if data else {}
     except Exception as exc:  # msgpack raises several unrelated types
         raise BadMessage(f"not a msgpack message ({type(exc).__name__})") from exc
     if not isinstance(raw, dict):
-        raise BadMessage(f"expected a map for {model.__name__}, got {type(raw).__name__}")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(message)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise BadMessage(f"invalid {model.__name__}: {problems}") from exc
+        raise BadMessage(f"expected a map for {what}, got {type(raw).__name__}")
+    return raw
+
+
+def problems(exc: ValidationError) -> str:
+    """Each invalid field with what is wrong with it, on one line."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(message)'}: {err['msg']}"
+        for err in exc.errors()
+    )
 
 
 # -- shared pieces ----------------------------------------------------------
@@ -52,9 +62,9 @@ def decode(model: type[M], data: bytes) -> M:
 class Link(Message):
     """Binds ``source_id``'s import of ``namespace:package/interfaces`` to ``target``.
 
-    ``target`` is a provider kind (``keyvalue``) or a component id. A link whose
-    source is ``http-server`` routes HTTP to the target component instead
-    (config ``path`` and optional ``host``).
+    ``target`` is a built-in provider kind (``keyvalue``, see ``catalog.kinds``) or a
+    component id. A link whose source is ``http-server`` routes HTTP to the target
+    component instead (config ``path`` and optional ``host``).
     """
 
     source_id: str = Field(min_length=1)
@@ -172,15 +182,22 @@ class StopHost(Message):
     drain_timeout_s: float = Field(default=10.0, ge=0, le=600)
 
 
+def placed(kind: str) -> str:
+    if kind not in PLACED_KINDS:
+        raise ValueError(f"unknown provider kind {kind!r} (known: {', '.join(PLACED_KINDS)})")
+    return kind
+
+
 class StartProvider(Message):
     """Run an out-of-process provider on the addressed host, which supervises it.
 
-    ``config`` depends on the kind (``providers.run.PROVIDER_KINDS``); for
-    ``keyvalue-redis``: ``redis_url`` (required) and ``key_prefix``.
+    ``kind`` is a placed kind of ``catalog.kinds``, and ``config`` holds the config
+    keys its entry lists (for ``keyvalue-redis``: ``redis_url``, required, and
+    ``key_prefix``).
     """
 
     provider_id: str = Field(min_length=1, pattern=r"^[-_a-zA-Z0-9]+$")
-    kind: Literal["keyvalue-redis"]
+    kind: Annotated[str, AfterValidator(placed)]
     config: dict[str, str] = Field(default_factory=dict)
     # Who asked, reported back in the inventory (the controller sets app and revision).
     annotations: dict[str, str] = Field(default_factory=dict)
@@ -190,7 +207,7 @@ class StopProvider(Message):
     provider_id: str = Field(min_length=1)
 
 
-# -- replies and events -------------------------------------------------------
+# -- replies ----------------------------------------------------------------
 
 ErrorCode = Literal["bad_request", "not_found", "failed", "unavailable"]
 
@@ -208,30 +225,3 @@ class Reply(Message):
     @staticmethod
     def failure(code: ErrorCode, error: str) -> Reply:
         return Reply(ok=False, code=code, error=error)
-
-
-class Event(Message):
-    type: str
-    source: str
-    time: float = Field(default_factory=time.time)
-    data: dict[str, Any] = Field(default_factory=dict)
-
-
-EVENT_TYPES = (
-    "host_started",
-    "host_stopped",
-    "host_heartbeat",
-    "component_scaled",
-    "component_scale_failed",
-    "link_set",
-    "link_deleted",
-    "config_set",
-    "config_deleted",
-    "labels_changed",
-    "host_draining",
-    "spec_changed",
-    "provider_started",
-    "provider_stopped",
-    "provider_restarted",
-    "provider_health_failed",
-)

@@ -18,9 +18,11 @@ import time
 from nats.aio.client import Client
 from pydantic import Field
 
+from lattice.app_status import AppStatus
 from lattice.errors import KeyValueFailure, LatticeError
+from lattice.events import SpecAction, SpecChange, SpecChanged, publish_event
 from lattice.kv import Bucket, open_bucket
-from lattice.messages import Event, Message, decode, encode
+from lattice.messages import Message, decode, encode
 from lattice.subjects import Subjects, check_token
 
 _VERSION = re.compile(r"^[-_.+a-zA-Z0-9]{1,64}$")
@@ -59,13 +61,9 @@ class SpecStore:
             self._bucket = await open_bucket(self.nc, self.subjects.specs_bucket)
         return self._bucket
 
-    async def _changed(self, app: str, action: str, version: str | None) -> None:
-        event = Event(
-            type="spec_changed",
-            source=self.source,
-            data={"app": app, "action": action, "version": version},
-        )
-        await self.nc.publish(self.subjects.event("spec_changed"), encode(event))
+    async def _changed(self, app: str, action: SpecAction, version: str | None) -> None:
+        change = SpecChange(app=app, action=action, version=version)
+        await publish_event(self.nc, self.subjects, SpecChanged(source=self.source, data=change))
 
     async def index(self, app: str) -> tuple[AppIndex | None, int]:
         raw, revision = await (await self.bucket()).get_revision(f"{app}.index")
@@ -140,16 +138,16 @@ class SpecStore:
 
     # -- status, written by the acting controller ----------------------------------
 
-    async def put_status(self, app: str, status: dict[str, object]) -> None:
-        await (await self.bucket()).put(f"{app}.status", encode(_Status(data=status)))
+    async def put_status(self, status: AppStatus) -> None:
+        await (await self.bucket()).put(f"{status.app}.status", encode(_Status(data=status)))
 
-    async def get_status(self, app: str) -> dict[str, object] | None:
+    async def get_status(self, app: str) -> AppStatus | None:
         raw = await (await self.bucket()).get(f"{app}.status")
         return decode(_Status, raw).data if raw else None
 
 
 class _Status(Message):
-    data: dict[str, object]
+    data: AppStatus
 
 
 def _apply(

@@ -6,12 +6,23 @@ components it concerns; a host that was down re-reads everything at start.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgpack
 from nats.aio.client import Client
 
 from lattice.errors import KeyValueFailure
+from lattice.events import (
+    ConfigDeleted,
+    ConfigName,
+    ConfigSet,
+    EventBase,
+    LinkDeleted,
+    LinkSet,
+    publish_event,
+)
 from lattice.kv import Bucket, open_bucket
-from lattice.messages import Event, Link, decode, encode
+from lattice.messages import Link, decode, encode
 from lattice.subjects import Subjects
 
 
@@ -33,16 +44,15 @@ class LatticeState:
             self._config = await open_bucket(self.nc, self.subjects.config_bucket)
         return self._config
 
-    async def publish(self, event_type: str, data: dict[str, object]) -> None:
-        event = Event(type=event_type, source=self.source, data=data)
-        await self.nc.publish(self.subjects.event(event_type), encode(event))
+    async def _publish(self, event: EventBase[Any]) -> None:
+        await publish_event(self.nc, self.subjects, event)
 
     # -- links -------------------------------------------------------------
 
     async def put_link(self, link: Link) -> None:
         bucket = await self._links_bucket()
         await bucket.put(link.key, encode(link))
-        await self.publish("link_set", link.model_dump(mode="json"))
+        await self._publish(LinkSet(source=self.source, data=link))
 
     async def delete_link(self, key: str) -> bool:
         bucket = await self._links_bucket()
@@ -51,7 +61,7 @@ class LatticeState:
             return False
         await bucket.remove(key)
         link = decode(Link, existing)
-        await self.publish("link_deleted", link.model_dump(mode="json"))
+        await self._publish(LinkDeleted(source=self.source, data=link))
         return True
 
     async def links(self, source_id: str | None = None) -> list[Link]:
@@ -72,7 +82,7 @@ class LatticeState:
     async def put_config(self, name: str, values: dict[str, str]) -> None:
         bucket = await self._config_bucket()
         await bucket.put(name, msgpack.packb(values))
-        await self.publish("config_set", {"name": name})
+        await self._publish(ConfigSet(source=self.source, data=ConfigName(name=name)))
 
     async def get_config(self, name: str) -> dict[str, str] | None:
         bucket = await self._config_bucket()
@@ -89,7 +99,7 @@ class LatticeState:
         if await bucket.get(name) is None:
             return False
         await bucket.remove(name)
-        await self.publish("config_deleted", {"name": name})
+        await self._publish(ConfigDeleted(source=self.source, data=ConfigName(name=name)))
         return True
 
     async def config_names(self) -> list[str]:

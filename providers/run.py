@@ -8,7 +8,7 @@ A provider process serves one backend to the whole lattice over NATS (see
     python -m providers.run keyvalue-redis --provider-id kv-redis \\
         --nats-url nats://127.0.0.1:4222 --redis-url redis://127.0.0.1:6379/0
 
-Kinds and their config (``StartProvider.config``) are listed in ``PROVIDER_KINDS``.
+Kinds and their config (``StartProvider.config``) are listed in ``catalog.kinds``.
 Each config value reaches the process in an environment variable rather than on
 its command line, which every user of the machine can read (a Redis URL may hold
 a password); the matching flags are there for running by hand.
@@ -28,7 +28,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,46 +47,6 @@ log = logging.getLogger("providers.run")
 
 # How often a provider with --parent-pid checks that its parent still lives.
 PARENT_POLL_S = 0.5
-
-
-@dataclass(frozen=True)
-class ProviderKind:
-    """What ``StartProvider.config`` may hold for one kind, and where each key goes."""
-
-    required: tuple[str, ...]
-    env: Mapping[str, str]  # config key -> environment variable of the process
-
-
-PROVIDER_KINDS: dict[str, ProviderKind] = {
-    "keyvalue-redis": ProviderKind(
-        required=("redis_url",),
-        env={
-            "redis_url": "WASMLATTICE_REDIS_URL",
-            "key_prefix": "WASMLATTICE_REDIS_KEY_PREFIX",
-        },
-    ),
-}
-
-
-class BadProviderConfig(ValueError):
-    """A StartProvider names an unknown kind or config the kind does not take."""
-
-
-def launch_env(kind: str, config: Mapping[str, str]) -> dict[str, str]:
-    """The environment that hands ``config`` to a ``kind`` process; checks it first."""
-    spec = PROVIDER_KINDS.get(kind)
-    if spec is None:
-        known = ", ".join(sorted(PROVIDER_KINDS))
-        raise BadProviderConfig(f"unknown provider kind {kind!r} (known: {known})")
-    unknown = sorted(set(config) - set(spec.env))
-    if unknown:
-        raise BadProviderConfig(
-            f"{kind} takes no config {', '.join(unknown)} (it takes {', '.join(sorted(spec.env))})"
-        )
-    missing = [key for key in spec.required if not config.get(key)]
-    if missing:
-        raise BadProviderConfig(f"{kind} needs config {', '.join(missing)}")
-    return {spec.env[key]: value for key, value in config.items()}
 
 
 class StartupError(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,3 +17,18 @@ def test_import_contracts_are_kept() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+def test_importing_the_host_daemon_loads_neither_click_nor_redis() -> None:
+    """The CLI is a thin top layer and a provider's backend lives in its own process: a
+    host imports neither (providers.launch, not the providers.run entry point)."""
+    code = (
+        "import host.daemon, sys; "
+        "assert 'click' not in sys.modules and 'redis' not in sys.modules, "
+        "sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'redis'))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr

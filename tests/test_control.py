@@ -17,7 +17,8 @@ from host.daemon import HostConfig, HostDaemon
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
 from lattice.errors import RemoteError, RequestTimeout
-from lattice.messages import Event, Link, LinkRef, Reply, ScaleComponent, decode
+from lattice.events import ComponentScaleFailed, LatticeEvent
+from lattice.messages import Link, LinkRef, Reply, ScaleComponent, decode
 from lattice.natsd import NatsServer
 from lattice.subjects import Subjects
 
@@ -117,7 +118,7 @@ async def test_events_are_published(
     lattice: tuple[HostDaemon, LatticeClient], components: dict[str, Path]
 ) -> None:
     _, client = lattice
-    seen: list[Event] = []
+    seen: list[LatticeEvent] = []
 
     async def tail() -> None:
         async for event in client.events():
@@ -143,8 +144,8 @@ async def test_events_are_published(
         "labels_changed",
         "host_heartbeat",
     } <= types
-    failed = next(e for e in seen if e.type == "component_scale_failed")
-    assert "not found" in failed.data["error"]
+    failed = next(e for e in seen if isinstance(e, ComponentScaleFailed))
+    assert "not found" in failed.data.error
 
 
 @pytest.mark.parametrize(

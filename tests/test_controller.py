@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from catalog import annotations as annotation
 from controller.reconcile import Plan
 from controller.service import Controller
 from deploy.manifest import load_manifest_file
@@ -153,7 +154,7 @@ async def lattice(
 
 async def status_of(lattice: Lattice, app: str) -> str:
     record = await lattice.specs.get_status(app)
-    return str(record["state"]) if record else "none"
+    return str(record.state) if record else "none"
 
 
 async def http_ok(url: str) -> bool:
@@ -187,7 +188,7 @@ async def test_no_matching_host_reports_why(lattice: Lattice, components: dict[s
     await wait_until(lambda: _is(lattice, "nowhere", "failed"), what="failed status")
     record = await lattice.specs.get_status("nowhere")
     assert record is not None
-    assert any("no host matches zone=mars" in r for r in record["reasons"])  # type: ignore[attr-defined]
+    assert any("no host matches zone=mars" in r for r in record.reasons)
 
 
 async def test_sigkill_of_a_host_heals_on_survivors(
@@ -314,7 +315,9 @@ async def test_undeploy_removes_replicas_and_routes(
 
     async def gone() -> bool:
         return await lattice.placement("shop-web") == {} and not [
-            link for link in await lattice.client.links() if link.annotations.get("app") == "shop"
+            link
+            for link in await lattice.client.links()
+            if link.annotations.get(annotation.APP) == "shop"
         ]
 
     await wait_until(gone, what="replicas and links removed")

@@ -85,7 +85,7 @@ async def fetch(url: str, data: bytes | None = None) -> tuple[int, str]:
 
 async def deployed(store: SpecStore, app: str) -> bool:
     record = await store.get_status(app)
-    return bool(record and record["state"] == "deployed")
+    return bool(record and record.state == "deployed")
 
 
 async def test_every_example_spec_runs(

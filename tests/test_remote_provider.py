@@ -32,15 +32,16 @@ from host.supervisor import rotate_log
 from lattice.client import LatticeClient
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.errors import RemoteError
-from lattice.messages import Empty, Event, Link, Reply, ScaleComponent, StartProvider, decode
+from lattice.events import LatticeEvent, ProviderHealthFailed, ProviderRestarted
+from lattice.messages import Empty, Link, Reply, ScaleComponent, StartProvider, decode
 from lattice.natsd import NatsServer, free_port, process_alive
 from lattice.provider_messages import KV_OPERATION, health_operation
 from lattice.rpc import request
 from lattice.subjects import Subjects
 from providers.keyvalue import KeyValueError, MemoryKeyValue
+from providers.launch import BadProviderConfig, launch_env
 from providers.redis_kv import RedisKeyValue, hash_key, redacted
 from providers.remote import RemoteKeyValue, serve_keyvalue
-from providers.run import BadProviderConfig, launch_env
 from tests.lattice_procs import LATTICE, HostProcess, host_processes, wait_for_hosts
 from tests.redis_fixture import RedisServer, redis_server
 
@@ -370,7 +371,7 @@ async def test_a_redis_outage_fails_health_and_the_provider_comes_back(
     client = LatticeClient(nc)
     request = redis_server.provider(PROVIDER)
     first = await client.start_provider("host-a", request)
-    seen: list[Event] = []
+    seen: list[LatticeEvent] = []
 
     async def tail() -> None:
         async for event in client.events():
@@ -381,11 +382,11 @@ async def test_a_redis_outage_fails_health_and_the_provider_comes_back(
         redis_server.stop()
 
         async def health_failed() -> bool:
-            return any(e.type == "provider_health_failed" for e in seen)
+            return any(isinstance(e, ProviderHealthFailed) for e in seen)
 
         await wait_until(health_failed, "provider_health_failed")
-        failed = next(e for e in seen if e.type == "provider_health_failed")
-        assert failed.data["pid"] == first.pid and "Redis at" in failed.data["error"]
+        failed = next(e for e in seen if isinstance(e, ProviderHealthFailed))
+        assert failed.data.pid == first.pid and "Redis at" in failed.data.error
         redis_server.start()
 
         async def healthy_again() -> bool:
@@ -444,7 +445,7 @@ async def test_counter_on_host_b_counts_in_redis_through_a_provider_on_host_a(
 ) -> None:
     client = LatticeClient(nc)
     await wait_for_hosts(client, set(hosts))
-    events: list[Event] = []
+    events: list[LatticeEvent] = []
 
     async def tail() -> None:
         async for event in client.events():
@@ -464,7 +465,7 @@ async def _count_restart_and_stop(
     hosts: dict[str, HostProcess],
     redis_server: RedisServer,
     counter: Path,
-    events: list[Event],
+    events: list[LatticeEvent],
 ) -> None:
     request = redis_server.provider(PROVIDER)
     first = await client.start_provider("host-a", request)
@@ -491,7 +492,7 @@ async def _count_restart_and_stop(
     await wait_until(restarted, "the supervisor to restart the provider")
     (second,) = (await client.inventory("host-a")).providers
     assert second.pid is not None and process_alive(second.pid) and not process_alive(first.pid)
-    assert any(e.type == "provider_restarted" and e.data["pid"] == second.pid for e in events)
+    assert any(isinstance(e, ProviderRestarted) and e.data.pid == second.pid for e in events)
 
     async def counting_again() -> bool:
         return (await get_counter(url))[0] == 200

@@ -175,7 +175,8 @@ async def wait_host_joined(bench: Bench, host: Host) -> None:
 async def _watch_wire(bench: Bench) -> None:
     """Record scale requests to any host and ``component_scaled`` events, with the time."""
     from lattice.errors import BadMessage
-    from lattice.messages import Event, ScaleComponent, decode
+    from lattice.events import ComponentScaled, decode_event
+    from lattice.messages import ScaleComponent, decode
 
     subjects = bench.client.subjects
 
@@ -188,14 +189,15 @@ async def _watch_wire(bench: Bench) -> None:
 
     async def on_scaled(msg: Msg) -> None:
         with contextlib.suppress(BadMessage):
-            data = decode(Event, msg.data).data
-            seen = Seen(time.perf_counter(), str(data["host_id"]), str(data["component_id"]),
-                        int(data["count"]))  # fmt: skip
-            bench.scaled.append(seen)
+            event = decode_event(msg.data)
+            if isinstance(event, ComponentScaled):
+                done = event.data
+                seen = Seen(time.perf_counter(), done.host_id, done.component_id, done.count)
+                bench.scaled.append(seen)
 
     # A plain subscription beside the host's: NATS hands each of them a copy.
     await bench.nc.subscribe(f"{subjects.root}.ctl.host.*.component.scale", cb=on_request)
-    await bench.nc.subscribe(subjects.event("component_scaled"), cb=on_scaled)
+    await bench.nc.subscribe(subjects.event(ComponentScaled.event_type()), cb=on_scaled)
     await bench.nc.flush()
 
 

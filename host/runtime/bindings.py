@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import wasmtime
 from wasmtime import component as wc
 
+from catalog.kinds import KEYVALUE
 from host.errors import LinkError
 from providers import contracts
 from providers.config_provider import ComponentConfig
@@ -76,7 +77,7 @@ class Grants:
     def provided(self, interface: str) -> bool:
         provided = set(contracts.ALWAYS_GRANTED)
         if self.keyvalue is not None:
-            provided.update(contracts.PROVIDER_INTERFACES["keyvalue"])
+            provided.update(contracts.PROVIDER_INTERFACES[KEYVALUE])
         return interface in provided or (
             self.invoke is not None and contracts.unversioned(interface) in self.component_links
         )

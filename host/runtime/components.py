@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from catalog.kinds import KEYVALUE
 from host.errors import (
     ComponentTrapped,
     DeadlineExceeded,
@@ -63,7 +64,7 @@ log = logging.getLogger(__name__)
 class LinkSpec:
     """Binds the component's imports of ``provider``'s interfaces, with link config."""
 
-    provider: str  # "keyvalue" (logging and config are always granted)
+    provider: str  # a built-in kind: keyvalue (logging and config are always granted)
     config: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -267,7 +268,7 @@ class HostRuntime:
             invoke=self.invoke_sync,
         )
         for link in spec.links:
-            if link.provider == "keyvalue":
+            if link.provider == KEYVALUE:
                 backend_name = link.config.get("backend", self.default_keyvalue_backend)
                 backend = self.keyvalue_backends.get(backend_name)
                 if backend is None:
