@@ -51,7 +51,7 @@ from lattice.subjects import Subjects
 from providers import contracts
 from providers.config_provider import merge_config
 from providers.contracts import unversioned
-from providers.http_server import HttpServer, Route
+from providers.http_server import HttpLimits, HttpServer, Route
 from providers.keyvalue import KeyValueBackend, MemoryKeyValue, NatsKeyValue
 from providers.remote import bind_remote_keyvalue
 
@@ -79,6 +79,8 @@ class HostConfig:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     max_body_bytes: int = 4 * 2**20
+    # Connection, request-head and body-reading bounds of the HTTP port.
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
     heartbeat_s: float = 1.0
     call_timeout_s: float = 10.0
 
@@ -133,6 +135,7 @@ class HostDaemon:
             self.config.http_host,
             self.config.http_port,
             self.config.max_body_bytes,
+            self.config.http_limits,
         )
         self.http.host_id = self.host_id
         await self.http.start()

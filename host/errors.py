@@ -13,7 +13,8 @@ input (fix the component or the spec) from a transient fault (retrying helps)::
     └── CallError                   one call failed; the host keeps serving
         ├── ComponentTrapped        the guest trapped (bug in the component)
         ├── DeadlineExceeded        the call ran past its execution deadline
-        ├── ResourceLimitExceeded   the guest hit its memory cap
+        ├── ResourceLimitExceeded   the guest hit its memory cap, or handed the host
+        │                           more than wasmtime copies out of a guest at once
         └── Overloaded              no instance became free in time            (retryable)
 
 Errors from wasmtime are translated at the boundary (``host.runtime.engine`` and
@@ -81,7 +82,7 @@ class DeadlineExceeded(CallError):
 
 
 class ResourceLimitExceeded(CallError):
-    """The guest ran into its linear-memory cap."""
+    """The guest ran into its linear-memory cap, or wasmtime's limit on a call's copy-out."""
 
 
 class Overloaded(CallError):
