@@ -72,7 +72,7 @@ class HttpLimits:
     max_field_bytes: int = 8190
     max_headers: int = 128
     # How long an unread body is still read (and dropped) after an early
-    # answer (413, 503), so the client sees the answer rather than a reset.
+    # answer (408, 413, 503), so the client sees the answer rather than a reset.
     lingering_s: float = 2.0
 
     def __post_init__(self) -> None:
