@@ -17,12 +17,21 @@ import aiohttp
 import pytest
 
 from host.daemon import HostConfig, HostDaemon
+from host.errors import ResourceLimitExceeded
 from host.runtime.components import ComponentSpec, HostRuntime
 from host.runtime.engine import MAX_BYTES_OUT_OF_GUEST
 from lattice.connection import NatsOptions
 from lattice.natsd import NatsServer
+from providers import contracts
 from providers.http_limits import ByteBudget
-from providers.http_server import DEFAULT_MAX_BODY, HttpLimits, HttpServer, Route
+from providers.http_server import (
+    DEFAULT_MAX_BODY,
+    HandlerError,
+    HttpLimits,
+    HttpRequest,
+    HttpServer,
+    Route,
+)
 
 MiB = 2**20
 Serve = Callable[..., contextlib.AbstractAsyncContextManager[HttpServer]]
@@ -253,6 +262,22 @@ async def test_body_size_limit_end_to_end(serve: Serve) -> None:
         async with http.post("/echo", data=body) as response:
             assert response.status == 200
             assert await response.read() == body
+
+
+async def test_a_response_over_what_wasmtime_copies_out_says_why(
+    compile_cache: Path, components: dict[str, Path]
+) -> None:
+    runtime = HostRuntime(compile_cache)
+    try:
+        await runtime.start(ComponentSpec("echo", str(components["echo"])))
+        request = HttpRequest("POST", "/", "", [], bytes(MAX_BYTES_OUT_OF_GUEST + 1))
+        with pytest.raises(ResourceLimitExceeded, match="copies out of a guest"):
+            await runtime.call("echo", contracts.HTTP_HANDLER, "handle", request)
+        with pytest.raises(HandlerError) as raised:
+            await runtime.handle_http("echo", request)
+        assert raised.value.status == 500
+    finally:
+        await runtime.close()
 
 
 @pytest.mark.xfail(
