@@ -132,7 +132,12 @@ class _BodyTooLarge(Exception):
 
 
 class HttpServer:
-    """One listening socket serving every routed component on this host."""
+    """One listening socket serving every routed component on this host.
+
+    Made inside the event loop that serves it (aiohttp's server binds to it).
+    ``server`` (connections) and ``bodies`` (the body byte budget) keep counters
+    of what the limits turned away.
+    """
 
     def __init__(
         self,
