@@ -67,7 +67,7 @@ from lattice.responder import Responder
 from lattice.rpc import serve
 from lattice.state import LatticeState
 from lattice.subjects import Subjects
-from providers.http_server import HttpServer
+from providers.http_server import HttpLimits, HttpServer
 from providers.keyvalue import KeyValueBackend, MemoryKeyValue, NatsKeyValue
 from providers.remote import RemoteKeyValue, remote_backend_name
 
@@ -89,6 +89,8 @@ class HostConfig:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     max_body_bytes: int = 4 * 2**20
+    # Connection, request-head and body-reading bounds of the HTTP port.
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
     heartbeat_s: float = 1.0
     call_timeout_s: float = 10.0
     # Where component files may be read from; None: ./build, ./examples and the state dir.
@@ -174,7 +176,11 @@ class HostDaemon:
             )
             undo.push_async_callback(runtime.close)
             http = HttpServer(
-                runtime.handle_http, config.http_host, config.http_port, config.max_body_bytes
+                runtime.handle_http,
+                config.http_host,
+                config.http_port,
+                config.max_body_bytes,
+                config.http_limits,
             )
             http.host_id = host_id
             undo.push_async_callback(http.stop)

@@ -18,7 +18,8 @@ input (fix the component or the spec) from a transient fault (retrying helps)::
     └── CallError                   one call failed; the host keeps serving
         ├── ComponentTrapped        the guest trapped (bug in the component)
         ├── DeadlineExceeded        the call ran past its execution deadline
-        ├── ResourceLimitExceeded   the guest hit its memory cap
+        ├── ResourceLimitExceeded   the guest hit its memory cap, or handed the host
+        │                           more than wasmtime copies out of a guest at once
         └── Overloaded              no instance became free in time            (retryable)
 
 Load errors never carry a digest or bytes of the source: the control interface
@@ -122,7 +123,7 @@ class DeadlineExceeded(CallError):
 
 
 class ResourceLimitExceeded(CallError):
-    """The guest ran into its linear-memory cap."""
+    """The guest ran into its linear-memory cap, or wasmtime's limit on a call's copy-out."""
 
 
 class Overloaded(CallError):

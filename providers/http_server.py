@@ -5,13 +5,22 @@ route wins (host-specific before any-host, then the longest prefix). Status
 codes the provider produces itself:
 
 - 404 when no route matches,
+- 408 when the request head or body did not arrive in time,
 - 413 when the body is over ``max_body_bytes``,
 - 500 when the component trapped (the body never carries internals),
-- 503 when the component is overloaded or stopping, 504 when it ran past its deadline.
+- 503 when the component is overloaded or stopping, or when the server is busy
+  (too many connections, or no room to read one more body: ``providers.http_limits``),
+- 504 when the component ran past its deadline.
+
+Every bound on what a client can make the server hold (connections, head and
+body timeouts, bytes of bodies read at once) is in ``HttpLimits``
+(``providers.http_limits``). The body is read only once its size has been
+reserved, and the reservation is held until the component has answered.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,6 +28,19 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from lattice import tracing
+from providers.http_limits import ByteBudget, GuardedServer, HttpLimits
+
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "HandlerError",
+    "HttpLimits",
+    "HttpRequest",
+    "HttpResponse",
+    "HttpServer",
+    "Invoker",
+    "Route",
+    "RouteTable",
+]
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +119,25 @@ class RouteTable:
         return iter(list(self._routes))
 
 
-def _text(status: int, message: str) -> web.Response:
-    return web.Response(status=status, text=message + "\n")
+def _text(status: int, message: str, *, close: bool = False) -> web.Response:
+    response = web.Response(status=status, text=message + "\n")
+    if close:
+        # The rest of the body is not read: the connection cannot carry another request.
+        response.force_close()
+    return response
+
+
+class _BodyTooLarge(Exception):
+    pass
 
 
 class HttpServer:
-    """One listening socket serving every routed component on this host."""
+    """One listening socket serving every routed component on this host.
+
+    Made inside the event loop that serves it (aiohttp's server binds to it).
+    ``server`` (connections) and ``bodies`` (the body byte budget) keep counters
+    of what the limits turned away.
+    """
 
     def __init__(
         self,
@@ -110,19 +145,21 @@ class HttpServer:
         host: str = "127.0.0.1",
         port: int = 8080,
         max_body_bytes: int = DEFAULT_MAX_BODY,
+        limits: HttpLimits | None = None,
     ) -> None:
         self.invoke = invoke
         self.routes = RouteTable()
         self.bind_host = host
         self.port = port
         self.max_body_bytes = max_body_bytes
-        self._runner: web.AppRunner | None = None
+        self.limits = limits or HttpLimits()
+        self.server = GuardedServer(self._handle, self.limits)
+        self.bodies = ByteBudget(self.limits.body_buffer_bytes)
+        self._runner: web.ServerRunner | None = None
         self.host_id = "local"  # names this host in traces
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=self.max_body_bytes)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.ServerRunner(self.server, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.bind_host, self.port, reuse_address=True)
         await site.start()
@@ -140,17 +177,57 @@ class HttpServer:
     def url(self) -> str:
         return f"http://{self.bind_host}:{self.port}"
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         host = (request.host or "").split(":", 1)[0]
         route = self.routes.lookup(host, request.path)
         if route is None:
             return _text(404, f"no component is routed at {request.path}")
-        if request.content_length is not None and request.content_length > self.max_body_bytes:
-            return _text(413, f"request body over {self.max_body_bytes} bytes")
+        length = request.content_length
+        if length is not None and length > self.max_body_bytes:
+            return _text(413, f"request body over {self.max_body_bytes} bytes", close=True)
+        reserved = 0
+        if request.body_exists and length != 0:
+            # Reserve before reading: until then aiohttp stops reading the socket.
+            wanted = self.max_body_bytes if length is None else length
+            granted = await self.bodies.acquire(wanted, self.limits.body_wait_s)
+            if granted is None:
+                response = _text(503, "the server is busy, try again", close=True)
+                response.headers["Retry-After"] = "1"
+                return response
+            reserved = granted
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _text(413, f"request body over {self.max_body_bytes} bytes")
+            try:
+                body = await self._read_body(request)
+            except _BodyTooLarge:
+                return _text(413, f"request body over {self.max_body_bytes} bytes", close=True)
+            except TimeoutError:
+                return _text(408, "request body not received in time", close=True)
+            except web.RequestPayloadError:
+                return _text(400, "malformed request body", close=True)
+            return await self._call(route, request, body)
+        finally:
+            self.bodies.release(reserved)
+
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
+        """The whole body, under the size cap, the between-reads gap and the total time."""
+        if not request.body_exists:
+            return b""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.limits.body_timeout_s
+        chunks: list[bytes] = []
+        size = 0
+        async with asyncio.timeout(None) as deadline:
+            while True:
+                deadline.reschedule(min(end, loop.time() + self.limits.body_idle_timeout_s))
+                chunk = await request.content.readany()
+                if not chunk:
+                    return b"".join(chunks)
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise _BodyTooLarge
+                chunks.append(chunk)
+
+    async def _call(self, route: Route, request: web.BaseRequest, body: bytes) -> web.Response:
         call = HttpRequest(
             method=request.method,
             path=request.path,

@@ -30,6 +30,20 @@ from host.runtime.loader import check_component_bytes
 log = logging.getLogger(__name__)
 
 
+# Wasmtime's "hostcall fuel": however a store is set up, one call may copy at most
+# 128 MiB of host values *out of* a guest (a guest's results, or the arguments
+# of a host function it calls). The C API that wasmtime-py 50 binds lifts every
+# value into a `Val` of 48 bytes, element by element, so a `list<u8>` of more
+# than ~2.79 million bytes exhausts it ("fuel allocated for hostcalls has been
+# exhausted"): an HTTP response body, for one. Values passed *into* a guest are
+# not charged, so request bodies of any allowed size reach the component.
+# `Store::set_hostcall_fuel` exists in wasmtime's Rust API only: neither
+# wasmtime-py's `Store`/`Config` nor its C library (50.0.1) expose it.
+HOSTCALL_FUEL_BYTES = 128 * 2**20
+LIFTED_VALUE_BYTES = 48
+MAX_BYTES_OUT_OF_GUEST = HOSTCALL_FUEL_BYTES // LIFTED_VALUE_BYTES
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """Settings that change compiled code; part of the compile-cache key."""

@@ -34,7 +34,7 @@ from host.errors import (
     ResourceLimitExceeded,
     UnknownComponent,
 )
-from host.runtime.engine import WasmEngine, trap_reason
+from host.runtime.engine import MAX_BYTES_OUT_OF_GUEST, WasmEngine, trap_reason
 from host.runtime.fastcall import FastFunc
 from host.runtime.workers import Workers
 
@@ -270,6 +270,11 @@ class InstancePool:
             if "interrupt" in text:
                 return DeadlineExceeded(
                     f"{who} ran past its {self.limits.deadline_s} s deadline and was stopped"
+                )
+            if "fuel allocated for hostcalls" in text:
+                return ResourceLimitExceeded(
+                    f"{who} passed the host more data in one call than wasmtime copies "
+                    f"out of a guest (a list<u8> of at most {MAX_BYTES_OUT_OF_GUEST} bytes)"
                 )
             if "exceeds memory limits" in text or "memory limit" in text:
                 return ResourceLimitExceeded(

@@ -1,0 +1,279 @@
+"""What one HTTP client may hold of the http-server provider, and for how long.
+
+A host's HTTP port is reachable by anything on its network, so every resource
+a client can make the server hold is bounded (``HttpLimits``, defaults safe for
+a shared machine):
+
+- **connections**: at most ``max_connections`` open at once. One more is
+  answered ``503`` and closed as soon as it is accepted, before anything of it
+  is parsed; the listening socket keeps accepting, so the refusal is prompt.
+- **request head**: a client must deliver a whole request head within
+  ``header_timeout_s``, counted from the connection's opening (first request)
+  or from the head's first byte (later requests on a kept-alive connection),
+  and in at most ``max_head_bytes``; otherwise ``408`` / ``431`` and the
+  connection is closed. aiohttp has no such deadline of its own: its
+  keep-alive timer closes a connection that is *idle*, and a slowloris
+  client trickling a head is not idle to it.
+- **idle keep-alive**: a kept-alive connection with no new request is closed
+  after ``idle_timeout_s`` (aiohttp's ``keepalive_timeout``, 3630 s by default).
+- **request bodies**: bytes of bodies read (and held until the component has
+  answered) at once are bounded by ``body_buffer_bytes`` (``ByteBudget``). A
+  request reserves its ``Content-Length`` (the maximum body size when the
+  length is not known) *before* reading any of its body; a request that cannot
+  get its reservation within ``body_wait_s`` is answered ``503``. Until then
+  aiohttp's flow control stops reading the socket, so a waiting request holds
+  only a read buffer. The body itself must arrive within ``body_timeout_s``
+  with no gap longer than ``body_idle_timeout_s`` (``408`` otherwise).
+
+  The reservation is held until the component has answered, because a body is
+  costliest in the call: wasmtime's C API passes a ``list<u8>`` as one 32-byte C
+  value and then one 48-byte Rust value per byte, so a 4 MiB body takes ~350 MB
+  for the moment of the call. Measured (150 concurrent 4 MiB uploads, 2 cores):
+  peak RSS 2.9 GB with a 64 MiB budget, 1.5 GB with 16 MiB, 0.87 GB with 8 MiB.
+
+Pipelined requests sent behind one being served are bounded by the idle
+keep-alive timeout rather than the head deadline.
+
+``GuardedServer`` is aiohttp's low-level ``web.Server`` whose per-connection
+protocol (``_Connection``) adds the connection cap and the head deadline and
+size; the body rules are applied by the request handler (``providers.http_server``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass, fields
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """Bounds on what clients can make the HTTP server hold (seconds, bytes, counts)."""
+
+    # Whole request head, from connection open or the head's first byte.
+    header_timeout_s: float = 10.0
+    # A kept-alive connection with no request in flight.
+    idle_timeout_s: float = 15.0
+    # Largest gap between two reads of a body, and the whole body.
+    body_idle_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    max_connections: int = 512
+    # Bytes of request bodies read or held at once (all connections), and how
+    # long a request waits for its share before it is answered 503. Small on
+    # purpose: in a component call a body costs ~80 times its size for a moment
+    # (see the module docstring); 8 MiB is two bodies of the default 4 MiB maximum.
+    body_buffer_bytes: int = 8 * 2**20
+    body_wait_s: float = 5.0
+    # Request head size: in total, per request line or header field, header count.
+    max_head_bytes: int = 64 * 2**10
+    max_line_bytes: int = 8190
+    max_field_bytes: int = 8190
+    max_headers: int = 128
+    # How long an unread body is still read (and dropped) after an early
+    # answer (408, 413, 503), so the client sees the answer rather than a reset.
+    lingering_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        for spec in fields(self):
+            if getattr(self, spec.name) <= 0:
+                raise ValueError(f"HttpLimits.{spec.name} must be positive")
+
+
+class ByteBudget:
+    """A first-come, first-served semaphore counted in bytes.
+
+    ``acquire(n)`` waits until ``n`` bytes are free (a request larger than the
+    whole budget takes all of it); later requests queue behind an earlier one
+    even when they would fit, so a large body is not starved by small ones.
+    ``peak``, ``waited`` and ``refused`` say how the budget was used.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.in_use = 0
+        self.peak = 0
+        self.waited = 0
+        self.refused = 0
+        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+
+    async def acquire(self, amount: int, timeout_s: float) -> int | None:
+        """Reserve ``amount`` bytes; the amount reserved, or None after ``timeout_s``."""
+        amount = min(amount, self.capacity)
+        if not self._waiters and self.in_use + amount <= self.capacity:
+            self._take(amount)
+            return amount
+        self.waited += 1
+        entry = (amount, asyncio.get_running_loop().create_future())
+        self._waiters.append(entry)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await entry[1]
+        except BaseException as exc:
+            if entry[1].done() and not entry[1].cancelled():
+                self.release(amount)  # granted just as we gave up
+            else:
+                entry[1].cancel()
+                self._waiters.remove(entry)
+                self._grant()  # a large waiter leaving may let smaller ones in
+            if isinstance(exc, TimeoutError):
+                self.refused += 1
+                return None
+            raise
+        return amount
+
+    def release(self, amount: int) -> None:
+        self.in_use -= amount
+        self._grant()
+
+    def _take(self, amount: int) -> None:
+        self.in_use += amount
+        self.peak = max(self.peak, self.in_use)
+
+    def _grant(self) -> None:
+        while self._waiters:
+            amount, future = self._waiters[0]
+            if self.in_use + amount > self.capacity:
+                return
+            self._waiters.popleft()
+            self._take(amount)
+            future.set_result(None)
+
+
+def _plain(status: int, reason: str, message: str) -> bytes:
+    """A whole HTTP/1.1 response that closes the connection, for the protocol to send."""
+    body = message.encode() + b"\n"
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+_BUSY = _plain(503, "Service Unavailable", "too many open connections")
+_HEAD_TIMEOUT = _plain(408, "Request Timeout", "request head not received in time")
+_HEAD_TOO_LARGE = _plain(431, "Request Header Fields Too Large", "request head too large")
+
+
+class _Connection(RequestHandler):
+    """aiohttp's per-connection protocol plus the connection cap and the head rules."""
+
+    def __init__(self, manager: GuardedServer, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._guard = manager
+        self._admitted = False
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        # The body of the request last handed to the handler (set by the server's
+        # request factory): while it is unread, bytes that come are body, not head.
+        self.payload: StreamReader | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._guard.open_connections >= self._guard.limits.max_connections:
+            self._guard.refused_connections += 1
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(_BUSY)
+            transport.close()
+            return
+        self._admitted = True
+        self._guard.open_connections += 1
+        super().connection_made(transport)
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if not self._admitted:
+            return
+        self._admitted = False
+        self._guard.open_connections -= 1
+        self._disarm_head_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        heads_before = self._request_count
+        super().data_received(data)
+        if self._request_count != heads_before:
+            self._disarm_head_deadline()  # a whole head arrived
+        elif data and self._awaiting_head():
+            if self._head_timer is None:
+                self._arm_head_deadline()  # first bytes of the next request's head
+            self._head_bytes += len(data)
+            if self._head_bytes > self._guard.limits.max_head_bytes:
+                limit = self._guard.limits.max_head_bytes
+                self._reject(_HEAD_TOO_LARGE, f"request head over {limit} bytes")
+
+    def _awaiting_head(self) -> bool:
+        """No request is being served or queued and the last one's body is read."""
+        return (
+            self.transport is not None
+            and not self._request_in_progress
+            and not self._messages
+            and (self.payload is None or self.payload.is_eof())
+        )
+
+    def _arm_head_deadline(self) -> None:
+        self._disarm_head_deadline()
+        self._head_timer = self._loop.call_later(
+            self._guard.limits.header_timeout_s, self._head_deadline_passed
+        )
+
+    def _disarm_head_deadline(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        self._head_bytes = 0
+
+    def _head_deadline_passed(self) -> None:
+        self._head_timer = None
+        if self._awaiting_head():
+            timeout = self._guard.limits.header_timeout_s
+            self._reject(_HEAD_TIMEOUT, f"no whole request head within {timeout} s")
+
+    def _reject(self, response: bytes, why: str) -> None:
+        log.info("closing the HTTP connection from %s: %s", self.peername, why)
+        self._guard.rejected_heads += 1
+        if self.transport is not None:
+            self.transport.write(response)
+        self.force_close()  # closes the transport once the answer is written
+
+
+class GuardedServer(web.Server):
+    """aiohttp's low-level server, with ``_Connection`` as its per-connection protocol."""
+
+    def __init__(self, handler: Any, limits: HttpLimits) -> None:
+        super().__init__(
+            handler,
+            access_log=None,
+            keepalive_timeout=limits.idle_timeout_s,
+            lingering_time=limits.lingering_s,
+            max_line_size=limits.max_line_bytes,
+            max_field_size=limits.max_field_bytes,
+            max_headers=limits.max_headers,
+        )
+        self.limits = limits
+        self.open_connections = 0
+        self.refused_connections = 0
+        self.rejected_heads = 0
+
+    def __call__(self) -> RequestHandler:
+        return _Connection(self, loop=self._loop, **self._kwargs)
+
+    def _make_request(
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: RequestHandler,
+        writer: AbstractStreamWriter,
+        task: asyncio.Task[None],
+    ) -> web.BaseRequest:
+        if isinstance(protocol, _Connection):
+            protocol.payload = payload
+        return super()._make_request(message, payload, protocol, writer, task)
