@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from host.errors import FetchError
+from lattice.connection import NatsOptions, connect
 from lattice.messages import Link, ScaleComponent
+from lattice.state import LatticeState
 
 if TYPE_CHECKING:
     from host.daemon import HostDaemon
@@ -44,13 +46,24 @@ def demo_links() -> list[Link]:
     ]
 
 
-async def deploy_demo(daemon: HostDaemon, components_dir: Path) -> None:
+async def deploy_demo(
+    daemon: HostDaemon, components_dir: Path, admin: NatsOptions | None = None
+) -> None:
+    """Put the demo's links (as ``admin`` when given: a host may not write links), then
+    scale its components on ``daemon``."""
     assert daemon.state is not None
     sources = {name: components_dir / f"{name}.wasm" for name in ("hello", "counter")}
     for path in sources.values():
         if not path.exists():
             raise FetchError(f"demo component {path} is missing: build it with `make components`")
-    for link in demo_links():
-        await daemon.state.put_link(link)
+    nc = await connect(admin, reconnect=False) if admin is not None else daemon.nc
+    assert nc is not None
+    try:
+        state = LatticeState(nc, daemon.subjects, source="client")
+        for link in demo_links():
+            await state.put_link(link)
+    finally:
+        if nc is not daemon.nc:
+            await nc.close()
     for name, path in sources.items():
         await daemon.apply(ScaleComponent(component_id=name, source=str(path.resolve())))

@@ -71,14 +71,14 @@ class Controller:
     async def start(self) -> None:
         on = self.nc.subscribe
         self._subscriptions = [
-            await on(self.subjects.event("host_heartbeat"), cb=self._on_host_event),
-            await on(self.subjects.event("host_started"), cb=self._on_host_event),
-            await on(self.subjects.event("host_stopped"), cb=self._on_host_stopped),
-            await on(self.subjects.event("link_set"), cb=self._on_links_changed),
-            await on(self.subjects.event("link_deleted"), cb=self._on_links_changed),
-            await on(self.subjects.event("spec_changed"), cb=self._on_specs_changed),
-            await on(self.subjects.event("component_scaled"), cb=self._on_wake),
-            await on(self.subjects.event("component_scale_failed"), cb=self._on_wake),
+            await on(self.subjects.events("host_heartbeat"), cb=self._on_host_event),
+            await on(self.subjects.events("host_started"), cb=self._on_host_event),
+            await on(self.subjects.events("host_stopped"), cb=self._on_host_stopped),
+            await on(self.subjects.events("link_set"), cb=self._on_links_changed),
+            await on(self.subjects.events("link_deleted"), cb=self._on_links_changed),
+            await on(self.subjects.events("spec_changed"), cb=self._on_specs_changed),
+            await on(self.subjects.events("component_scaled"), cb=self._on_wake),
+            await on(self.subjects.events("component_scale_failed"), cb=self._on_wake),
         ]
 
     async def run(self) -> None:
@@ -116,6 +116,10 @@ class Controller:
         except (BadMessage, ValueError) as exc:
             log.debug("ignoring bad host event: %s", exc)
             return
+        if self.subjects.event_source(msg.subject) != inventory.host_id:
+            # Only host X may publish under X (lattice.auth): trust the subject, not the body.
+            log.warning("ignoring %s claiming host %s", msg.subject, inventory.host_id)
+            return
         # Liveness by our own clock at receipt: host clocks may disagree.
         self.hosts[inventory.host_id] = host_view(inventory, time.time())
         self._wake.set()
@@ -125,7 +129,10 @@ class Controller:
             event = decode(Event, msg.data)
         except BadMessage:
             return
-        self.hosts.pop(str(event.data.get("host_id", event.source)), None)
+        host_id = str(event.data.get("host_id", event.source))
+        if self.subjects.event_source(msg.subject) != host_id:
+            return
+        self.hosts.pop(host_id, None)
         self._wake.set()
 
     async def _on_links_changed(self, _msg: Any) -> None:

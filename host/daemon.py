@@ -31,6 +31,7 @@ from host.runtime.pool import Limits
 from host.supervisor import ProviderSupervisor
 from host.wire.codec import WireCodec
 from lattice import tracing
+from lattice.auth import bound_host_id
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.errors import LatticeError
 from lattice.invoke import invoke, serve_component
@@ -87,7 +88,9 @@ class HostDaemon:
     def __init__(self, config: HostConfig) -> None:
         self.config = config
         self.subjects = config.subjects
-        self.host_id = stable_host_id(config.state_dir, config.host_id, str(config.http_port))
+        self.host_id = bound_host_id(
+            config.nats.credentials_file, config.host_id
+        ) or stable_host_id(config.state_dir, config.host_id, str(config.http_port))
         self.friendly_name = friendly_name(self.host_id)
         self.labels = host_labels(config.labels)
         self.nc: Connection | None = None
@@ -156,7 +159,7 @@ class HostDaemon:
         ]
         for event_type in STATE_EVENTS:
             self._responders.append(
-                await Responder.start(nc, self.subjects.event(event_type), self._on_state_event)
+                await Responder.start(nc, self.subjects.events(event_type), self._on_state_event)
             )
         await self.publish("host_started", self.inventory().model_dump(mode="json"))
         log.info(
@@ -219,7 +222,7 @@ class HostDaemon:
             return
         event = Event(type=event_type, source=self.host_id, data=data)
         try:
-            await self.nc.publish(self.subjects.event(event_type), encode(event))
+            await self.nc.publish(self.subjects.event(event_type, self.host_id), encode(event))
         except Exception as exc:
             log.warning("could not publish %s: %s", event_type, exc)
 

@@ -65,7 +65,7 @@ class SpecStore:
             source=self.source,
             data={"app": app, "action": action, "version": version},
         )
-        await self.nc.publish(self.subjects.event("spec_changed"), encode(event))
+        await self.nc.publish(self.subjects.event("spec_changed", self.source), encode(event))
 
     async def index(self, app: str) -> tuple[AppIndex | None, int]:
         raw, revision = await (await self.bucket()).get_revision(f"{app}.index")
