@@ -234,8 +234,9 @@ async def test_a_host_cannot_publish_a_heartbeat_as_another_host(
         # Its own heartbeat counts.
         await host.publish(SUBJECTS.event("host_heartbeat", "edge-1"), heartbeat("edge-1", "us"))
         await host.flush()
-        deadline = time.monotonic() + 5
-        while "edge-1" not in controller.hosts and time.monotonic() < deadline:
+        for _ in range(100):
+            if "edge-1" in controller.hosts:
+                break
             await asyncio.sleep(0.05)
         assert list(controller.hosts) == ["edge-1"]
         assert refused(caplog, "publish", SUBJECTS.event("host_heartbeat", "eu-host"))
