@@ -122,7 +122,7 @@ def creds(role: str, name: str | None, state_dir: Path, lattice_name: str, to_st
     if new_lattice:
         store.server_config()
         click.echo(
-            f"lattice {lattice_name} is new here: restart `lattice up` to load its account",
+            f"lattice {lattice_name} has a new account: (re)start `lattice up` to load it",
             err=True,
         )
     if to_stdout:

@@ -17,7 +17,7 @@ subject root, see ``lattice.subjects``)::
     host        bound to one host id: serves P.L.ctl.host.<id>.> and ping, publishes
                 events only as P.L.evt.<type>.<id>, answers invocations and provider
                 calls, reads links/config, reads and writes the components' data
-                buckets; never the specs or lease buckets
+                buckets (never creates streams); never the specs or lease buckets
     provider    bound to one provider id: serves P.L.prov.<id>.> only
 
 Everyone subscribes only to its own inbox prefix ``_INBOX.<user public key>``,
