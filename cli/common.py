@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 import click
 
 from host.errors import HostError
+from lattice.auth import auth_dir, creds_path
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
 from lattice.errors import LatticeError
-from lattice.subjects import Subjects
+from lattice.subjects import DEFAULT_LATTICE, Subjects
 
 T = TypeVar("T")
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -49,7 +50,12 @@ def nats_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--nats-user", default=None, envvar="WASMLATTICE_NATS_USER"),
         click.option("--nats-password", default=None, envvar="WASMLATTICE_NATS_PASSWORD"),
         click.option("--nats-token", default=None, envvar="WASMLATTICE_NATS_TOKEN"),
-        click.option("--nats-creds", default=None, help="NATS credentials file."),
+        click.option(
+            "--nats-creds",
+            default=None,
+            envvar="WASMLATTICE_NATS_CREDS",
+            help="NATS credentials file [default: lattice up's, for its server].",
+        ),
         click.option("--tls-ca", default=None, help="CA file to verify the NATS server."),
         click.option("--tls-cert", default=None, help="Client certificate for NATS."),
         click.option("--tls-key", default=None, help="Client key for NATS."),
@@ -67,18 +73,40 @@ def nats_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def make_nats_options(kwargs: dict[str, Any], name: str) -> NatsOptions:
+def make_nats_options(kwargs: dict[str, Any], name: str, role: str | None = "admin") -> NatsOptions:
+    """Options from the flags; without any credentials, ``role``'s from `lattice up`."""
+    explicit_url = kwargs.pop("nats_url")
+    url = explicit_url or default_nats_url()
+    user, password, token = (
+        kwargs.pop("nats_user"),
+        kwargs.pop("nats_password"),
+        kwargs.pop("nats_token"),
+    )
+    creds = kwargs.pop("nats_creds")
+    if not (user or token or creds) and role is not None:
+        creds = _local_creds(url, role)
     return NatsOptions(
-        url=kwargs.pop("nats_url") or default_nats_url(),
-        user=kwargs.pop("nats_user"),
-        password=kwargs.pop("nats_password"),
-        token=kwargs.pop("nats_token"),
-        credentials_file=kwargs.pop("nats_creds"),
+        url=url,
+        user=user,
+        password=password,
+        token=token,
+        credentials_file=creds,
         tls_ca_file=kwargs.pop("tls_ca"),
         tls_cert_file=kwargs.pop("tls_cert"),
         tls_key_file=kwargs.pop("tls_key"),
         name=name,
     )
+
+
+def _local_creds(url: str, role: str) -> str | None:
+    """The creds `lattice up` issued here for ``role``, when talking to the server it runs."""
+    recorded = DEFAULT_STATE_DIR / "nats-url"
+    if not recorded.exists() or recorded.read_text().strip() != url:
+        return None
+    context = click.get_current_context(silent=True)
+    lattice = str((context.params if context else {}).get("lattice_name") or DEFAULT_LATTICE)
+    path = creds_path(auth_dir(DEFAULT_STATE_DIR), lattice, role, role)
+    return str(path.resolve()) if path.exists() else None
 
 
 output_option = click.option(

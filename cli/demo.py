@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 
 from catalog.kinds import HTTP_SERVER, KEYVALUE
 from host.errors import FetchError
+from lattice.connection import NatsOptions, connect
 from lattice.messages import Link, ScaleComponent
+from lattice.state import LatticeState
 
 if TYPE_CHECKING:
     from host.daemon import HostDaemon
@@ -45,12 +47,23 @@ def demo_links() -> list[Link]:
     ]
 
 
-async def deploy_demo(daemon: HostDaemon, components_dir: Path) -> None:
+async def deploy_demo(
+    daemon: HostDaemon, components_dir: Path, admin: NatsOptions | None = None
+) -> None:
+    """Put the demo's links (as ``admin`` when given: a host may not write links), then
+    scale its components on ``daemon``."""
     sources = {name: components_dir / f"{name}.wasm" for name in ("hello", "counter")}
     for path in sources.values():
         if not path.exists():
             raise FetchError(f"demo component {path} is missing: build it with `make components`")
-    for link in demo_links():
-        await daemon.state.put_link(link)
+    nc = await connect(admin, reconnect=False) if admin is not None else daemon.nc
+    assert nc is not None
+    try:
+        state = LatticeState(nc, daemon.subjects, source="client")
+        for link in demo_links():
+            await state.put_link(link)
+    finally:
+        if nc is not daemon.nc:
+            await nc.close()
     for name, path in sources.items():
         await daemon.apply(ScaleComponent(component_id=name, source=str(path.resolve())))

@@ -32,12 +32,13 @@ from cli.common import (
     run,
     with_client,
 )
+from cli.creds import LocalAuth, ensure_lattice_buckets, local_auth, refuse_client_auth_flags
 from cli.demo import deploy_demo
 from cli.providers import get_providers, start_provider, stop_provider
 from controller.service import Controller
 from host.daemon import HostConfig, HostDaemon
 from host.errors import HostError
-from host.identity import parse_label
+from host.identity import parse_label, stable_host_id
 from host.runtime.loader import default_artifact_dirs
 from lattice import tracing
 from lattice.client import LatticeClient
@@ -71,6 +72,7 @@ async def _serve(
     config: HostConfig,
     after_start: Callable[[HostDaemon], Awaitable[None]],
     with_controller: bool = False,
+    controller_nats: NatsOptions | None = None,
 ) -> None:
     """Run a host until Ctrl-C or SIGTERM: graceful shutdown once serving, cancel while starting."""
     main_task = asyncio.current_task()
@@ -91,7 +93,7 @@ async def _serve(
     _on_signals(on_signal)
     try:
         if with_controller:
-            await _start_controller_beside(daemon)
+            await _start_controller_beside(daemon, controller_nats)
         await after_start(daemon)
         await daemon.run()
     except asyncio.CancelledError:
@@ -101,15 +103,19 @@ async def _serve(
             await daemon.shutdown()
 
 
-async def _start_controller_beside(daemon: HostDaemon) -> None:
-    """`lattice up` runs a controller in the same process, sharing the connection."""
-    controller = Controller(daemon.nc, daemon.subjects)
+async def _start_controller_beside(daemon: HostDaemon, nats: NatsOptions | None) -> None:
+    """`lattice up` runs a controller in the same process: on its own connection with
+    controller creds (``nats``), else sharing the host's."""
+    nc = await connect(nats) if nats is not None else daemon.nc
+    controller = Controller(nc, daemon.subjects)
     await controller.start()
     task = asyncio.create_task(controller.run(), name=f"controller-{controller.controller_id}")
 
     async def stop_controller() -> None:
         controller.request_stop()
         await task
+        if nc is not daemon.nc:
+            await nc.drain()
 
     daemon.before_shutdown.append(stop_controller)
 
@@ -194,19 +200,29 @@ def up(**kwargs: Any) -> None:
     """Start a local lattice: nats-server (unless --nats-url), a host and the demo app."""
     state_dir: Path = kwargs["state_dir"]
     server: NatsServer | None = None
+    auth: LocalAuth | None = None
     explicit_url = kwargs["nats_url"]
     try:
         if explicit_url is None:
+            refuse_client_auth_flags(kwargs)
             port = kwargs["nats_port"]
             port = 0 if port_is_open("127.0.0.1", port) else port
-            progress("starting nats-server (JetStream) ...")
-            server = NatsServer(state_dir / "nats", port=port).start()
+            kwargs["host_id"] = stable_host_id(
+                state_dir, kwargs["host_id"], str(kwargs["http_port"])
+            )
+            auth = local_auth(state_dir, kwargs["lattice_name"], kwargs["host_id"])
+            kwargs["nats_creds"] = str(auth.creds["host"])
+            progress("starting nats-server (JetStream, per-role creds) ...")
+            server = NatsServer(state_dir / "nats", port=port, extra_args=auth.server_args).start()
             kwargs["nats_url"] = server.url
             (state_dir / "nats-url").write_text(server.url + "\n")
         state_dir.mkdir(parents=True, exist_ok=True)
         (state_dir / "up.pid").write_text(f"{os.getpid()}\n")
         nats = make_nats_options(kwargs, "lattice-up")
         config = _host_config(kwargs, nats)
+        admin = auth.options("admin", nats) if auth else None
+        if admin is not None:
+            run(ensure_lattice_buckets(admin, config.subjects))
         components_dir: Path = kwargs["components_dir"]
         # The demo's components are read from --components-dir, wherever it is.
         config.artifact_dirs = [
@@ -218,15 +234,22 @@ def up(**kwargs: Any) -> None:
             click.echo(
                 f"lattice: NATS at {nats.url}; host {daemon.host_id} ({daemon.friendly_name})"
             )
-            click.echo(f"more hosts: lattice host --nats-url {nats.url} --http-port 8081")
+            if auth is not None:
+                click.echo(
+                    f"more hosts: lattice host --nats-url {nats.url} --http-port 8081 "
+                    f"--nats-creds $(lattice creds host NAME --state-dir {state_dir})"
+                )
+            else:
+                click.echo(f"more hosts: lattice host --nats-url {nats.url} --http-port 8081")
             if kwargs["demo"]:
                 progress("starting the demo (a first start compiles it: a few seconds) ...")
-                await deploy_demo(daemon, components_dir)
+                await deploy_demo(daemon, components_dir, admin)
                 base = daemon.http.url
                 click.echo(f"demo: {base}/ answers hello; {base}/counter counts in JetStream KV")
             click.echo("press Ctrl-C to stop")
 
-        run(_serve(config, after_start, with_controller=kwargs["controller"]))
+        controller_nats = auth.options("controller", nats) if auth else None
+        run(_serve(config, after_start, kwargs["controller"], controller_nats))
     except (HostError, LatticeError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -274,7 +297,7 @@ def down(state_dir: Path, timeout: float) -> None:
 @host_options
 def host(**kwargs: Any) -> None:
     """Run a host daemon that joins the lattice at --nats-url."""
-    nats = make_nats_options(kwargs, "lattice-host")
+    nats = make_nats_options(kwargs, "lattice-host", role=None)
     config = _host_config(kwargs, nats)
 
     async def after_start(daemon: HostDaemon) -> None:
@@ -299,7 +322,7 @@ def controller_command(
     host_timeout: float, controller_id: str | None, lattice_name: str, **kwargs: Any
 ) -> None:
     """Run a controller: reconcile deployed specs (several may run; one acts)."""
-    nats = make_nats_options(kwargs, "lattice-controller")
+    nats = make_nats_options(kwargs, "lattice-controller", role="controller")
     run(_run_controller(nats, Subjects(lattice=lattice_name), host_timeout, controller_id))
 
 
@@ -545,12 +568,14 @@ def stop_host(
 
 
 from cli import apps as cli_apps  # noqa: E402 - the subcommand modules need `main`
+from cli import creds as cli_creds  # noqa: E402
 from cli import state as cli_lattice  # noqa: E402
 
 for _command in (*cli_lattice.COMMANDS, *cli_apps.COMMANDS):
     main.add_command(_command)
 for _command in cli_apps.APP_GET_COMMANDS:
     get.add_command(_command)
+main.add_command(cli_creds.creds)
 start.add_command(start_provider)
 stop.add_command(stop_provider)
 get.add_command(get_providers)

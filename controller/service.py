@@ -95,7 +95,7 @@ class Controller:
 
     async def start(self) -> None:
         self._subscriptions = [
-            await self.nc.subscribe(self.subjects.event(model.event_type()), cb=self._on_event)
+            await self.nc.subscribe(self.subjects.events(model.event_type()), cb=self._on_event)
             for model in WATCHED
         ]
 
@@ -133,7 +133,12 @@ class Controller:
         except BadMessage as exc:
             log.debug("ignoring bad event: %s", exc)
             return
+        source = self.subjects.event_source(msg.subject)
         match event:
+            case HostHeartbeat() | HostStarted() | HostStopped() if event.data.host_id != source:
+                # Only host X may publish under X (lattice.auth): trust the subject, not the body.
+                log.warning("ignoring %s claiming host %s", msg.subject, event.data.host_id)
+                return
             case HostHeartbeat() | HostStarted():
                 # Liveness by our own clock at receipt: host clocks may disagree.
                 self.hosts[event.data.host_id] = host_view(event.data, time.time())

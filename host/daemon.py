@@ -40,6 +40,7 @@ from host.runtime.components import HostRuntime
 from host.runtime.loader import DEFAULT_FETCH_TIMEOUT_S, DEFAULT_MAX_BYTES, LoadPolicy
 from host.runtime.pool import HostLimits
 from host.supervisor import ProviderSupervisor
+from lattice.auth import bound_host_id
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.errors import LatticeError
 from lattice.events import (
@@ -148,7 +149,10 @@ class HostDaemon:
     @classmethod
     async def start(cls, config: HostConfig) -> HostDaemon:
         """Connect, build the parts, start answering; on failure nothing is left running."""
-        host_id = stable_host_id(config.state_dir, config.host_id, str(config.http_port))
+        # Creds bound to a host id (lattice.auth) name the host; else it is kept in the state dir.
+        host_id = bound_host_id(config.nats.credentials_file, config.host_id) or stable_host_id(
+            config.state_dir, config.host_id, str(config.http_port)
+        )
         subjects = config.subjects
         async with contextlib.AsyncExitStack() as undo:
             nc = await connect(config.nats)
@@ -216,7 +220,7 @@ class HostDaemon:
         )
         self._responders.append(await serve(self.nc, self.subjects.ping, control.ping))
         for model in STATE_EVENTS:
-            subject = self.subjects.event(model.event_type())
+            subject = self.subjects.events(model.event_type())
             self._responders.append(await Responder.start(self.nc, subject, self._on_state_event))
         await self.publish(HostStarted(source=self.host_id, data=self.inventory()))
 

@@ -1,4 +1,10 @@
-"""Connecting to NATS, with auth/TLS options and errors translated at the boundary."""
+"""Connecting to NATS, with auth/TLS options and errors translated at the boundary.
+
+With a ``.creds`` file the client takes its reply inboxes under ``_INBOX.<user key>``:
+a user made by ``lattice.auth`` may subscribe to nothing else there. A publish or
+subscribe the server refuses (a permissions violation) is logged as a warning
+naming the subject: the server drops it, and a request then times out.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 
+from lattice.auth import read_creds
 from lattice.errors import ConnectError
 
 log = logging.getLogger(__name__)
@@ -64,7 +71,10 @@ async def connect(options: NatsOptions, *, reconnect: bool = True) -> Client:
 
     async def on_error(exc: Exception) -> None:
         errors.append(exc)
-        log.debug("NATS client error: %s", exc)
+        if "permissions violation" in str(exc).lower():
+            log.warning("NATS refused (%s): %s", options.name, exc)
+        else:
+            log.debug("NATS client error: %s", exc)
 
     try:
         # nats-py retries the first connection like a reconnect (forever with -1):
@@ -99,6 +109,9 @@ def _refusal(exc: Exception, errors: list[Exception]) -> str | None:
 async def _connect(
     options: NatsOptions, reconnect: bool, on_disconnect: Any, on_reconnect: Any, on_error: Any
 ) -> Client:
+    extra: dict[str, Any] = {}
+    if options.credentials_file:
+        extra["inbox_prefix"] = read_creds(options.credentials_file).inbox_prefix
     return await nats.connect(
         options.url,
         name=options.name,
@@ -114,4 +127,5 @@ async def _connect(
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
         error_cb=on_error,
+        **extra,
     )

@@ -7,7 +7,8 @@
     ├── RequestTimeout      nobody answered a request in time          (retryable)
     ├── RemoteError         the peer answered with an error reply
     ├── BadMessage          a message failed to decode or validate
-    └── KeyValueFailure     a JetStream KV operation failed            (retryable)
+    ├── KeyValueFailure     a JetStream KV operation failed            (retryable)
+    └── AuthError           keys or credentials missing or unreadable (lattice.auth)
 
 Errors from nats-py are translated here, at the boundary, with ``raise ... from``.
 """
@@ -39,3 +40,7 @@ class BadMessage(LatticeError):
 
 class KeyValueFailure(LatticeError):
     retryable = True
+
+
+class AuthError(LatticeError):
+    """Keys or credentials are missing, unreadable or of the wrong kind."""

@@ -1,7 +1,7 @@
 """Lattice events: one model per event type, a closed union, one way to publish.
 
 An event says that something happened; whoever cares subscribes to
-``subjects.event(type)`` (``P.L.evt.<type>``). Each type is a model below with a
+``subjects.event(type, source)`` (``P.L.evt.<type>.<source>``). Each type is a model below with a
 ``Literal`` ``type``, the ``source`` that published it (a host id, ``client``, a
 controller id), the publisher's ``time`` and a typed ``data`` payload, so the wire
 form is ``{type, source, time, data}`` and ``lattice events -o json`` prints just
@@ -226,4 +226,4 @@ def decode_event(data: bytes) -> LatticeEvent:
 
 async def publish_event(nc: Client, subjects: Subjects, event: EventBase[Any]) -> None:
     """Publish ``event`` on its subject: the one way events reach the lattice."""
-    await nc.publish(subjects.event(event.event_type()), encode(event))
+    await nc.publish(subjects.event(event.event_type(), event.source), encode(event))

@@ -2,6 +2,10 @@
 
 Writers store the value, then publish the matching event so hosts re-bind the
 components it concerns; a host that was down re-reads everything at start.
+
+The writer of a keyvalue link also creates the JetStream buckets it names: a host
+may use buckets but not create streams (a stream can capture any subject of the
+lattice, see ``lattice.auth``).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class LatticeState:
     # -- links -------------------------------------------------------------
 
     async def put_link(self, link: Link) -> None:
+        for name in jetstream_buckets_of(link):
+            await open_bucket(self.nc, name)
         bucket = await self._links_bucket()
         await bucket.put(link.key, encode(link))
         await self._publish(LinkSet(source=self.source, data=link))
@@ -104,3 +110,21 @@ class LatticeState:
 
     async def config_names(self) -> list[str]:
         return await (await self._config_bucket()).keys()
+
+
+# The provider kind whose links name buckets (providers.contracts; lattice sits below).
+KEYVALUE = "keyvalue"
+
+
+def jetstream_buckets_of(link: Link) -> list[str]:
+    """The JetStream KV buckets a keyvalue link names (``bucket``, ``bucket.<id>``).
+
+    None for a link to an out-of-process provider (``provider=``) or another backend:
+    its buckets live elsewhere.
+    """
+    config = link.config
+    if link.target != KEYVALUE or config.get("provider") or config.get("backend", "nats") != "nats":
+        return []
+    return sorted(
+        {v for k, v in config.items() if (k == "bucket" or k.startswith("bucket.")) and v}
+    )

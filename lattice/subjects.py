@@ -5,7 +5,9 @@ Layout (``P`` = prefix, default ``wasmlattice``; ``L`` = lattice name, default
 
     P.L.ctl.host.<host-id>.<operation>   control interface of one host (request/reply)
     P.L.ctl.ping                         every host answers (scatter/gather)
-    P.L.evt.<event-type>                 lattice events, heartbeats included
+    P.L.evt.<event-type>.<source-id>     lattice events, heartbeats included; the last
+                                         token names the publisher (a host publishes
+                                         only under its own id: see lattice.auth)
     P.L.rpc.<component-id>.<interface>   component invocations (queue group per component)
     P.L.prov.<provider-id>.<operation>   out-of-process providers (queue group per provider)
 
@@ -61,8 +63,22 @@ class Subjects:
 
     # -- events ------------------------------------------------------------
 
-    def event(self, event_type: str) -> str:
-        return f"{self.root}.evt.{check_token('event type', event_type)}"
+    def event(self, event_type: str, source: str) -> str:
+        """Where ``source`` (a host id, controller id, "client") publishes an event."""
+        kind = check_token("event type", event_type)
+        return f"{self.root}.evt.{kind}.{check_token('event source', source)}"
+
+    def events(self, event_type: str) -> str:
+        """Subscribe to one event type from every source."""
+        return f"{self.root}.evt.{check_token('event type', event_type)}.*"
+
+    def events_from(self, source: str) -> str:
+        """Every event type ``source`` may publish (a host's permission)."""
+        return f"{self.root}.evt.*.{check_token('event source', source)}"
+
+    def event_source(self, subject: str) -> str:
+        """The publisher named by an event's subject (its last token)."""
+        return subject.rsplit(".", 1)[-1]
 
     @property
     def all_events(self) -> str:

@@ -72,13 +72,17 @@ def test_lattice_up_serves_the_demo_and_stops_cleanly(
             proc.wait()
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, creds: Path | None = None) -> subprocess.CompletedProcess[str]:
     lattice = Path(sys.executable).parent / "lattice"
-    return subprocess.run([str(lattice), *args], capture_output=True, text=True, timeout=60)
+    auth = ["--nats-creds", str(creds)] if creds else []
+    return subprocess.run([str(lattice), *args, *auth], capture_output=True, text=True, timeout=60)
 
 
 def test_new_user_workflow_two_hosts(tmp_path: Path, components: dict[str, Path]) -> None:
-    """`lattice up`, a second `lattice host --label zone=b`, then manage it all from the CLI."""
+    """`lattice up`, a second `lattice host --label zone=b`, then manage it all from the CLI.
+
+    The second host and the CLI use creds `lattice creds` issues from up's state dir.
+    """
     nats_port, http_a, http_b = free_port(), free_port(), free_port()
     url = f"nats://127.0.0.1:{nats_port}"
     lattice = str(Path(sys.executable).parent / "lattice")
@@ -103,6 +107,10 @@ def test_new_user_workflow_two_hosts(tmp_path: Path, components: dict[str, Path]
         assert up.stdout is not None
         while "press Ctrl-C" not in (line := up.stdout.readline()):
             assert line, "lattice up exited early"
+        issued = cli("creds", "host", "edge-b", "--state-dir", str(tmp_path / "a"))
+        assert issued.returncode == 0, issued.stderr
+        host_creds = issued.stdout.strip()
+        admin = Path(cli("creds", "admin", "--state-dir", str(tmp_path / "a")).stdout.strip())
         second = subprocess.Popen(
             [
                 lattice,
@@ -111,8 +119,8 @@ def test_new_user_workflow_two_hosts(tmp_path: Path, components: dict[str, Path]
                 url,
                 "--label",
                 "zone=b",
-                "--host-id",
-                "edge-b",
+                "--nats-creds",
+                host_creds,
                 "--http-port",
                 str(http_b),
                 "--state-dir",
@@ -124,14 +132,14 @@ def test_new_user_workflow_two_hosts(tmp_path: Path, components: dict[str, Path]
         deadline = time.monotonic() + 30
         hosts: list[dict[str, object]] = []
         while time.monotonic() < deadline and len(hosts) < 2:
-            result = cli("get", "hosts", "--nats-url", url, "-o", "json")
+            result = cli("get", "hosts", "--nats-url", url, "-o", "json", creds=admin)
             assert result.returncode == 0, result.stderr
             hosts = json.loads(result.stdout)
         assert len(hosts) == 2
         assert {"zone": "b"}.items() <= next(
             h["labels"] for h in hosts if h["host_id"] == "edge-b"
         ).items()  # type: ignore[union-attr]
-        table = cli("get", "hosts", "--nats-url", url)
+        table = cli("get", "hosts", "--nats-url", url, creds=admin)
         assert "edge-b" in table.stdout and "zone=b" in table.stdout
         routed = cli(
             "link",
@@ -148,6 +156,7 @@ def test_new_user_workflow_two_hosts(tmp_path: Path, components: dict[str, Path]
             "path=/hi",
             "--nats-url",
             url,
+            creds=admin,
         )
         assert routed.returncode == 0, routed.stderr
         scaled = cli(
@@ -161,17 +170,18 @@ def test_new_user_workflow_two_hosts(tmp_path: Path, components: dict[str, Path]
             "edge-b",
             "--nats-url",
             url,
+            creds=admin,
         )
         assert scaled.returncode == 0, scaled.stderr
         assert get(f"http://127.0.0.1:{http_b}/hi") == "Hello from wasmlattice!\n"
         inventory = json.loads(
-            cli("get", "inventory", "edge-b", "--nats-url", url, "-o", "json").stdout
+            cli("get", "inventory", "edge-b", "--nats-url", url, "-o", "json", creds=admin).stdout
         )
         assert [(c["component_id"], c["count"]) for c in inventory[0]["components"]] == [
             ("hello", 2)
         ]
         # Errors are one clear line.
-        missing = cli("get", "inventory", "ghost", "--nats-url", url)
+        missing = cli("get", "inventory", "ghost", "--nats-url", url, creds=admin)
         assert missing.returncode == 1 and "no host 'ghost'" in missing.stderr
         down = cli("down", "--state-dir", str(tmp_path / "a"))
         assert down.returncode == 0, down.stderr

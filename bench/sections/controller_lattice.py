@@ -197,7 +197,7 @@ async def _watch_wire(bench: Bench) -> None:
 
     # A plain subscription beside the host's: NATS hands each of them a copy.
     await bench.nc.subscribe(f"{subjects.root}.ctl.host.*.component.scale", cb=on_request)
-    await bench.nc.subscribe(subjects.event(ComponentScaled.event_type()), cb=on_scaled)
+    await bench.nc.subscribe(subjects.events(ComponentScaled.event_type()), cb=on_scaled)
     await bench.nc.flush()
 
 
