@@ -149,10 +149,7 @@ class HostDaemon:
     @classmethod
     async def start(cls, config: HostConfig) -> HostDaemon:
         """Connect, build the parts, start answering; on failure nothing is left running."""
-        # Creds bound to a host id (lattice.auth) name the host; else it is kept in the state dir.
-        host_id = bound_host_id(config.nats.credentials_file, config.host_id) or stable_host_id(
-            config.state_dir, config.host_id, str(config.http_port)
-        )
+        host_id = resolve_host_id(config)
         subjects = config.subjects
         async with contextlib.AsyncExitStack() as undo:
             nc = await connect(config.nats)
@@ -404,6 +401,15 @@ async def _publish(nc: Connection, subjects: Subjects, event: EventBase[Any]) ->
         await publish_event(nc, subjects, event)
     except Exception as exc:
         log.warning("could not publish %s: %s", event.event_type(), exc)
+
+
+def resolve_host_id(config: HostConfig) -> str:
+    """Creds bound to a host id (lattice.auth) name the host; else it is kept in the state dir.
+
+    Raises AuthError when ``config.host_id`` differs from the id the creds are bound to.
+    """
+    bound = bound_host_id(config.nats.credentials_file, config.host_id)
+    return bound or stable_host_id(config.state_dir, config.host_id, str(config.http_port))
 
 
 async def _start_http(http: HttpServer) -> None:

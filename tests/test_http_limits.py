@@ -336,8 +336,7 @@ async def test_the_daemon_serves_http_with_its_configured_limits(
         http_port=0,
         http_limits=HttpLimits(max_connections=1),
     )
-    daemon = HostDaemon(config)
-    await daemon.start()
+    daemon = await HostDaemon.start(config)
     try:
         http = daemon.http
         assert http is not None

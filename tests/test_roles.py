@@ -20,7 +20,7 @@ import pytest
 
 from cli.creds import ensure_lattice_buckets
 from controller.service import Controller
-from host.daemon import HostConfig, HostDaemon
+from host.daemon import HostConfig, HostDaemon, resolve_host_id
 from lattice.auth import AuthStore, read_creds
 from lattice.client import LatticeClient
 from lattice.connection import Connection, NatsOptions, connect
@@ -85,8 +85,7 @@ async def running_host(
     config = HostConfig(
         nats=roles.options("host", name), state_dir=state, http_port=0, heartbeat_s=0.2
     )
-    daemon = HostDaemon(config)
-    await daemon.start()
+    daemon = await HostDaemon.start(config)
     runner = asyncio.create_task(daemon.run(), name=f"host-{name}")
     try:
         yield daemon
@@ -130,10 +129,17 @@ async def test_a_host_takes_its_id_from_its_creds(
     roles: Roles, buckets: None, tmp_path: Path
 ) -> None:
     config = HostConfig(nats=roles.options("host", "edge-1"), state_dir=tmp_path, http_port=0)
-    assert HostDaemon(config).host_id == "edge-1"
+    assert resolve_host_id(config) == "edge-1"
+    daemon = await HostDaemon.start(config)
+    try:
+        assert daemon.host_id == "edge-1"
+    finally:
+        await daemon.shutdown()
     config.host_id = "someone-else"
     with pytest.raises(AuthError, match="differs"):
-        HostDaemon(config)
+        resolve_host_id(config)
+    with pytest.raises(AuthError, match="differs"):
+        await HostDaemon.start(config)
 
 
 # -- what a host may not do ----------------------------------------------------------------
