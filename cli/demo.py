@@ -10,25 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from host.errors import FetchError
-from lattice.messages import Link, ScaleComponent
+from lattice.messages import Link, ScaleComponent, http_route
 
 if TYPE_CHECKING:
     from host.daemon import HostDaemon
 
 DEMO_BUCKET = "demo-counter"
-
-
-def http_route(component_id: str, path: str) -> Link:
-    """The link that routes HTTP under ``path`` to a component."""
-    return Link(
-        source_id="http-server",
-        target=component_id,
-        namespace="wasmlattice",
-        package="http",
-        interfaces=["incoming-handler"],
-        name=component_id,
-        config={"path": path},
-    )
 
 
 def demo_links() -> list[Link]:

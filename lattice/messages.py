@@ -72,6 +72,19 @@ class Link(Message):
         return link_key(self.source_id, self.namespace, self.package, self.name)
 
 
+def http_route(component_id: str, path: str) -> Link:
+    """The link that routes HTTP under ``path`` to a component (one per component)."""
+    return Link(
+        source_id="http-server",
+        target=component_id,
+        namespace="wasmlattice",
+        package="http",
+        interfaces=["incoming-handler"],
+        name=component_id,
+        config={"path": path},
+    )
+
+
 def link_key(source_id: str, namespace: str, package: str, name: str) -> str:
     """Where a link is stored: one link per source, package and link name."""
     return f"{source_id}/{namespace}:{package}/{name}"

@@ -26,14 +26,23 @@ import msgpack
 import pytest
 import redis
 
-from cli.demo import http_route
 from host.daemon import HostConfig, HostDaemon
 from host.supervisor import rotate_log
 from lattice.client import LatticeClient
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.errors import RemoteError
-from lattice.messages import Empty, Event, Link, Reply, ScaleComponent, StartProvider, decode
-from lattice.natsd import NatsServer, free_port, process_alive
+from lattice.messages import (
+    Empty,
+    Event,
+    Link,
+    Reply,
+    ScaleComponent,
+    StartProvider,
+    decode,
+    http_route,
+)
+from lattice.natsd import NatsServer, free_port
+from lattice.process import process_alive
 from lattice.provider_messages import KV_OPERATION, health_operation
 from lattice.rpc import request
 from lattice.subjects import Subjects
