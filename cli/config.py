@@ -18,7 +18,7 @@ def config() -> None:
 
 @config.command("put")
 @click.argument("name")
-@click.argument("pairs", nargs=-1, required=True, callback=key_values, metavar="KEY=VALUE")
+@click.argument("pairs", nargs=-1, required=True, callback=key_values)
 @nats_options
 def config_put(name: str, pairs: tuple[tuple[str, str], ...], nats: NatsFlags) -> None:
     """Store named config NAME with KEY=VALUE pairs."""

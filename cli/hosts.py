@@ -380,7 +380,7 @@ def label() -> None:
 
 @label.command("put")
 @click.argument("host_id")
-@click.argument("pair", callback=key_values, metavar="KEY=VALUE")
+@click.argument("pair", callback=key_values)
 @nats_options
 def label_put(host_id: str, pair: tuple[str, str], nats: NatsFlags) -> None:
     """Set label KEY=VALUE on HOST_ID."""
