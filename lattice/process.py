@@ -7,9 +7,10 @@ the rules live in one place:
 - ``spawn``: stdin is ``/dev/null``, output goes to a log file (appended, or
   started afresh), optionally in a session of its own (a new process group), so a
   Ctrl-C at the terminal reaches only us and we stop the child in order;
-- ``stop_process``: SIGTERM, wait, then SIGKILL; always reaps; idempotent. It signals the
-  ``Popen``'s own pid (never a name), and only while that child is unreaped, so a
-  reused pid is never hit. ``stop_process_async`` is the same without blocking a loop;
+- ``stop_process``: SIGTERM, wait, then SIGKILL; always reaps; idempotent. It
+  signals the ``Popen``'s own pid (never a name), and only while that child is
+  unreaped, so a reused pid is never hit. ``stop_process_async`` does the same
+  without blocking an event loop; ``kill_process`` is the SIGKILL alone;
 - ``watch_parent``: for a child that must not outlive its parent even when the
   parent is SIGKILLed (it can then stop nothing): a dead parent's children are
   re-parented, so the child's parent pid changes;
