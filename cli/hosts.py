@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from cli.common import (
     DEFAULT_STATE_DIR,
@@ -40,7 +41,7 @@ from lattice.client import LatticeClient
 from lattice.connection import NatsOptions
 from lattice.messages import HostInventory
 from lattice.natsd import NatsServer, port_is_open
-from lattice.options import NatsFlags
+from lattice.options import URL_PARAM, NatsFlags
 from lattice.process import process_alive, stop_on_signals
 from lattice.subjects import Subjects
 
@@ -166,8 +167,12 @@ def up(nats: NatsFlags, **kwargs: Any) -> None:
     """Start a local lattice: nats-server (unless --nats-url), a host and the demo app."""
     state_dir: Path = kwargs["state_dir"]
     server: NatsServer | None = None
+    # Only the flag names a server to join: a $WASMLATTICE_NATS_URL left in the shell
+    # (for the other commands) does not stop `up` from starting its own.
+    source = click.get_current_context().get_parameter_source(URL_PARAM)
+    joins = source is ParameterSource.COMMANDLINE
     try:
-        if nats.url is None:
+        if not joins:
             port = kwargs["nats_port"]
             port = 0 if port_is_open("127.0.0.1", port) else port
             progress("starting nats-server (JetStream) ...")

@@ -53,6 +53,8 @@ class Flag:
         return f"nats_{self.option}"
 
 
+URL_PARAM = "nats_url"  # the --nats-url parameter's name in a click context
+
 FLAGS = (
     Flag("--nats-url", "url", "WASMLATTICE_NATS_URL", help="NATS server URL [default: local]."),
     Flag("--nats-user", "user", "WASMLATTICE_NATS_USER", secret=True),
