@@ -1,15 +1,13 @@
 """Child processes of the bench: started here, stopped by pid, always.
 
-Servers run in their own session so a Ctrl-C in the terminal reaches only the
-bench, which then stops them itself (in ``finally`` blocks) instead of leaving
-half of them running.
+Servers run in a process group of their own (``lattice.process``), so a Ctrl-C
+in the terminal reaches only the bench, which then stops them itself (in
+``finally`` blocks) instead of leaving half of them running.
 """
 
 from __future__ import annotations
 
-import os
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.context import LOG_DIR, REPO
+from lattice.process import Process, spawn, stop_process
 
 READY = "READY"
 
@@ -28,7 +27,7 @@ class BenchProcessError(Exception):
 @dataclass
 class Server:
     name: str
-    process: subprocess.Popen[str]
+    process: Process  # text or bytes: the sections spawn hosts with text=True
     log_path: Path
     port: int = 0
 
@@ -43,17 +42,15 @@ class Server:
 
 def spawn_server(name: str, module: str, *args: str) -> Server:
     """Start ``python -m module args``; it prints ``READY <port>`` once it listens."""
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
     log_path = LOG_DIR / f"{name}.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            start_new_session=True,
-        )
+    process = spawn(
+        [sys.executable, "-m", module, *args],
+        log=log_path,
+        append=False,
+        own_group=True,
+        capture_stdout=True,
+        cwd=REPO,
+    )
     return Server(name, process, log_path)
 
 
@@ -66,7 +63,7 @@ def wait_ready(server: Server, timeout_s: float = 60.0) -> None:
         # select, so a server that hangs before printing cannot hang the bench.
         readable, _, _ = select.select([stdout], [], [], 0.1)
         if readable:
-            line = stdout.readline()
+            line = stdout.readline().decode(errors="replace")
             if line.startswith(READY):
                 server.port = int(line.split()[1])
                 return
@@ -77,16 +74,9 @@ def wait_ready(server: Server, timeout_s: float = 60.0) -> None:
 
 def stop(server: Server, timeout_s: float = 5.0) -> None:
     """SIGTERM by pid, then SIGKILL if it lingers; idempotent."""
-    process = server.process
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
+    stop_process(server.process, timeout_s)
+    if server.process.stdout is not None:
+        server.process.stdout.close()
 
 
 def run_json_child(module: str, args: list[str], timeout_s: float) -> str:

@@ -1,31 +1,28 @@
-"""``lattice`` commands for deployment specs: apply, versions, deploy, status, drain."""
+"""``lattice`` commands for apps (deployment specs): apply, versions, deploy, status, get apps.
+
+Specs and their versions live in JetStream (``lattice.specs``); a controller
+reconciles the deployed ones.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from catalog import annotations as annotation
 from cli.common import (
     emit,
-    make_nats_options,
     nats_options,
     output_option,
     print_table,
-    progress,
-    resolve_host,
-    run,
     with_client,
 )
-from deploy.errors import ManifestError
 from deploy.manifest import load_manifest_file
 from lattice.app_status import AppStatus
 from lattice.client import LatticeClient
-from lattice.messages import HostInventory
+from lattice.options import NatsFlags
 from lattice.specs import AppIndex, SpecStore
 
 
@@ -38,17 +35,11 @@ def _store(client: LatticeClient) -> SpecStore:
 @click.option("--no-deploy", is_flag=True, help="Store the version without deploying it.")
 @nats_options
 @output_option
-def apply(path: Path, no_deploy: bool, output: str, lattice_name: str, **kwargs: Any) -> None:
+def apply(path: Path, no_deploy: bool, output: str, nats: NatsFlags) -> None:
     """Validate a spec (wadm OAM Application), store it as a new version and deploy it."""
-    try:
-        spec = load_manifest_file(path)
-    except ManifestError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {path}: {exc}") from exc
+    spec = load_manifest_file(path)
     text = path.read_text()
     base_dir = str(path.resolve().parent)
-    nats = make_nats_options(kwargs, "lattice-cli")
 
     async def action(client: LatticeClient) -> dict[str, Any]:
         store = _store(client)
@@ -57,7 +48,7 @@ def apply(path: Path, no_deploy: bool, output: str, lattice_name: str, **kwargs:
             await store.deploy(spec.name, spec.version)
         return {"app": spec.name, "version": spec.version, "deployed": not no_deploy}
 
-    result = run(with_client(nats, lattice_name, action))
+    result = with_client(nats, action)
     verb = "stored" if no_deploy else "deployed"
     emit(
         output,
@@ -72,9 +63,8 @@ def apply(path: Path, no_deploy: bool, output: str, lattice_name: str, **kwargs:
 @click.argument("app")
 @nats_options
 @output_option
-def versions(app: str, output: str, lattice_name: str, **kwargs: Any) -> None:
+def versions(app: str, output: str, nats: NatsFlags) -> None:
     """List the stored versions of APP."""
-    nats = make_nats_options(kwargs, "lattice-cli")
 
     async def action(client: LatticeClient) -> Any:
         index, _ = await _store(client).index(app)
@@ -82,7 +72,7 @@ def versions(app: str, output: str, lattice_name: str, **kwargs: Any) -> None:
             raise click.ClickException(f"no app {app!r} (see `lattice get apps`)")
         return index
 
-    index = run(with_client(nats, lattice_name, action))
+    index = with_client(nats, action)
     emit(
         output,
         index.model_dump(mode="json"),
@@ -104,36 +94,33 @@ def versions(app: str, output: str, lattice_name: str, **kwargs: Any) -> None:
 @click.argument("app")
 @click.option("--version", default=None, help="Version to deploy [default: latest].")
 @nats_options
-def deploy_app(app: str, version: str | None, lattice_name: str, **kwargs: Any) -> None:
+def deploy_app(app: str, version: str | None, nats: NatsFlags) -> None:
     """Deploy APP (an older --version is a rollback)."""
-    nats = make_nats_options(kwargs, "lattice-cli")
-    index = run(with_client(nats, lattice_name, lambda c: _store(c).deploy(app, version)))
+    index = with_client(nats, lambda c: _store(c).deploy(app, version))
     click.echo(f"{app} {index.deployed} deployed")
 
 
 @click.command()
 @click.argument("app")
 @nats_options
-def undeploy(app: str, lattice_name: str, **kwargs: Any) -> None:
+def undeploy(app: str, nats: NatsFlags) -> None:
     """Stop running APP (its versions stay stored)."""
-    nats = make_nats_options(kwargs, "lattice-cli")
-    run(with_client(nats, lattice_name, lambda c: _store(c).undeploy(app)))
+    with_client(nats, lambda c: _store(c).undeploy(app))
     click.echo(f"{app} undeployed")
 
 
 @click.command()
 @click.argument("app")
 @nats_options
-def delete(app: str, lattice_name: str, **kwargs: Any) -> None:
+def delete(app: str, nats: NatsFlags) -> None:
     """Undeploy APP and delete every stored version."""
-    nats = make_nats_options(kwargs, "lattice-cli")
 
     async def action(client: LatticeClient) -> None:
         store = _store(client)
         await store.undeploy(app)
         await store.delete(app)
 
-    run(with_client(nats, lattice_name, action))
+    with_client(nats, action)
     click.echo(f"{app} deleted")
 
 
@@ -141,9 +128,8 @@ def delete(app: str, lattice_name: str, **kwargs: Any) -> None:
 @click.argument("app")
 @nats_options
 @output_option
-def status(app: str, output: str, lattice_name: str, **kwargs: Any) -> None:
+def status(app: str, output: str, nats: NatsFlags) -> None:
     """Status of APP per component, with reasons, as the acting controller sees it."""
-    nats = make_nats_options(kwargs, "lattice-cli")
 
     async def action(client: LatticeClient) -> tuple[AppIndex, AppStatus | None]:
         store = _store(client)
@@ -152,7 +138,7 @@ def status(app: str, output: str, lattice_name: str, **kwargs: Any) -> None:
             raise click.ClickException(f"no app {app!r} (see `lattice get apps`)")
         return index, await store.get_status(app)
 
-    index, record = run(with_client(nats, lattice_name, action))
+    index, record = with_client(nats, action)
     data = {"app": app, "deployed": index.deployed, "status": _json(record)}
 
     def table() -> None:
@@ -180,15 +166,14 @@ def status(app: str, output: str, lattice_name: str, **kwargs: Any) -> None:
 @click.command("apps")
 @nats_options
 @output_option
-def get_apps(output: str, lattice_name: str, **kwargs: Any) -> None:
+def get_apps(output: str, nats: NatsFlags) -> None:
     """List apps, their versions and state."""
-    nats = make_nats_options(kwargs, "lattice-cli")
 
     async def action(client: LatticeClient) -> list[tuple[AppIndex, AppStatus | None]]:
         store = _store(client)
         return [(i, await store.get_status(i.name)) for i in await store.apps()]
 
-    apps = run(with_client(nats, lattice_name, action))
+    apps = with_client(nats, action)
     emit(
         output,
         [{"app": i.model_dump(mode="json"), "status": _json(s)} for i, s in apps],
@@ -207,45 +192,9 @@ def get_apps(output: str, lattice_name: str, **kwargs: Any) -> None:
     )
 
 
-@click.command()
-@click.argument("host_id")
-@click.option("--stop/--no-stop", default=True, help="Stop the host once it is empty.")
-@click.option("--timeout", default=120.0, show_default=True)
-@nats_options
-def drain(host_id: str, stop: bool, timeout: float, lattice_name: str, **kwargs: Any) -> None:
-    """Move HOST_ID's replicas elsewhere (the controller does), then stop it."""
-    nats = make_nats_options(kwargs, "lattice-cli")
-
-    async def action(client: LatticeClient) -> str:
-        resolved = await resolve_host(client, host_id)
-        await client.drain_host(resolved)
-        progress(f"draining {resolved}: waiting for its replicas to move ...")
-        deadline = time.monotonic() + timeout
-        while _still_placed(await client.inventory(resolved)):
-            if time.monotonic() > deadline:
-                raise click.ClickException(
-                    f"{resolved} still runs components or placed providers after {timeout} s"
-                )
-            await asyncio.sleep(0.2)
-        if stop:
-            await client.stop_host(resolved)
-        return resolved
-
-    resolved = run(with_client(nats, lattice_name, action))
-    click.echo(f"{resolved} drained" + (" and stopping" if stop else ""))
-
-
-def _still_placed(inventory: HostInventory) -> bool:
-    """Replicas the controller has yet to move: components, and providers a spec placed
-    (a provider started by hand stays: no controller would move it)."""
-    return bool(inventory.components) or any(
-        p.annotations.get(annotation.APP) for p in inventory.providers
-    )
-
-
 def _json(status: AppStatus | None) -> dict[str, Any] | None:
     return status.model_dump(mode="json") if status else None
 
 
-COMMANDS = (apply, versions, deploy_app, undeploy, delete, status, drain)
-APP_GET_COMMANDS = (get_apps,)
+COMMANDS = (apply, versions, deploy_app, undeploy, delete, status)
+VERBS = {"get": (get_apps,)}

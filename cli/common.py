@@ -1,11 +1,15 @@
-"""Shared pieces of the ``lattice`` CLI: NATS options, output, errors, host lookup."""
+"""Shared pieces of the ``lattice`` CLI: connecting, output, KEY=VALUE flags, host lookup.
+
+Commands raise; they do not print their own errors: ``cli.errors`` turns every
+failure into one line at the top of the command.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -13,19 +17,23 @@ from typing import Any, TypeVar
 
 import click
 
-from host.errors import HostError
 from lattice.auth import auth_dir, creds_path
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
 from lattice.errors import LatticeError
-from lattice.subjects import DEFAULT_LATTICE, Subjects
+from lattice.options import DEFAULT_NATS_URL, NatsFlags
+from lattice.options import nats_options as nats_options
+from lattice.pairs import BadPair, parse_pair
+from lattice.subjects import Subjects
 
 T = TypeVar("T")
-DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+# What click.option returns: a function that adds a parameter to a command.
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 DEFAULT_STATE_DIR = Path(".state")
+CLIENT_NAME = "lattice-cli"
 
 
-def _setup_logging(verbose: int) -> None:
+def setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
@@ -33,78 +41,27 @@ def _setup_logging(verbose: int) -> None:
 
 
 def default_nats_url() -> str:
-    """$WASMLATTICE_NATS_URL, else the server `lattice up` started here, else localhost."""
-    env = os.environ.get("WASMLATTICE_NATS_URL")
-    if env:
-        return env
+    """Without --nats-url or $WASMLATTICE_NATS_URL: the server `lattice up` started here."""
     recorded = DEFAULT_STATE_DIR / "nats-url"
     if recorded.exists():
         return recorded.read_text().strip()
     return DEFAULT_NATS_URL
 
 
-def nats_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--nats-url and auth/TLS options, shared by every command that connects."""
-    options = [
-        click.option("--nats-url", default=None, help="NATS server URL [default: local]."),
-        click.option("--nats-user", default=None, envvar="WASMLATTICE_NATS_USER"),
-        click.option("--nats-password", default=None, envvar="WASMLATTICE_NATS_PASSWORD"),
-        click.option("--nats-token", default=None, envvar="WASMLATTICE_NATS_TOKEN"),
-        click.option(
-            "--nats-creds",
-            default=None,
-            envvar="WASMLATTICE_NATS_CREDS",
-            help="NATS credentials file [default: lattice up's, for its server].",
-        ),
-        click.option("--tls-ca", default=None, help="CA file to verify the NATS server."),
-        click.option("--tls-cert", default=None, help="Client certificate for NATS."),
-        click.option("--tls-key", default=None, help="Client key for NATS."),
-        click.option(
-            "--lattice",
-            "lattice_name",
-            default="default",
-            show_default=True,
-            envvar="WASMLATTICE_LATTICE",
-            help="Lattice name.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def make_nats_options(kwargs: dict[str, Any], name: str, role: str | None = "admin") -> NatsOptions:
+def connection(nats: NatsFlags, name: str = CLIENT_NAME, role: str | None = "admin") -> NatsOptions:
     """Options from the flags; without any credentials, ``role``'s from `lattice up`."""
-    explicit_url = kwargs.pop("nats_url")
-    url = explicit_url or default_nats_url()
-    user, password, token = (
-        kwargs.pop("nats_user"),
-        kwargs.pop("nats_password"),
-        kwargs.pop("nats_token"),
-    )
-    creds = kwargs.pop("nats_creds")
-    if not (user or token or creds) and role is not None:
-        creds = _local_creds(url, role)
-    return NatsOptions(
-        url=url,
-        user=user,
-        password=password,
-        token=token,
-        credentials_file=creds,
-        tls_ca_file=kwargs.pop("tls_ca"),
-        tls_cert_file=kwargs.pop("tls_cert"),
-        tls_key_file=kwargs.pop("tls_key"),
-        name=name,
-    )
+    options = nats.options(name, default_url=default_nats_url())
+    if role is None or options.user or options.token or options.credentials_file:
+        return options
+    creds = _local_creds(options.url, role, nats.lattice)
+    return dataclasses.replace(options, credentials_file=creds) if creds else options
 
 
-def _local_creds(url: str, role: str) -> str | None:
+def _local_creds(url: str, role: str, lattice: str) -> str | None:
     """The creds `lattice up` issued here for ``role``, when talking to the server it runs."""
     recorded = DEFAULT_STATE_DIR / "nats-url"
     if not recorded.exists() or recorded.read_text().strip() != url:
         return None
-    context = click.get_current_context(silent=True)
-    lattice = str((context.params if context else {}).get("lattice_name") or DEFAULT_LATTICE)
     path = creds_path(auth_dir(DEFAULT_STATE_DIR), lattice, role, role)
     return str(path.resolve()) if path.exists() else None
 
@@ -114,22 +71,50 @@ output_option = click.option(
 )
 
 
+def key_values(
+    ctx: click.Context, param: click.Parameter, texts: tuple[str, ...] | str | None
+) -> Any:
+    """Click callback for KEY=VALUE flags and arguments: each becomes a (key, value) pair.
+
+    A bad one is a usage error naming the flag. Use with ``metavar="KEY=VALUE"``.
+    """
+    if texts is None:
+        return None
+    try:
+        if isinstance(texts, str):
+            return parse_pair(texts)
+        return tuple(parse_pair(text) for text in texts)
+    except BadPair as exc:
+        raise click.BadParameter(str(exc), ctx, param) from exc
+
+
+def key_value_option(*decls: str, help: str) -> Decorator:
+    """A repeatable KEY=VALUE flag; the command receives a tuple of (key, value) pairs."""
+    return click.option(
+        *decls,
+        multiple=True,
+        callback=key_values,
+        metavar="KEY=VALUE",
+        help=f"{help} (repeatable).",
+    )
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; project errors become one clear line, exit 1."""
-    try:
-        return asyncio.run(coro)
-    except (HostError, LatticeError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    """Run a command's coroutine (its errors reach ``cli.errors``)."""
+    return asyncio.run(coro)
 
 
-async def with_client(
-    options: NatsOptions, lattice_name: str, action: Callable[[LatticeClient], Awaitable[T]]
-) -> T:
-    nc = await connect(options, reconnect=False)
-    try:
-        return await action(LatticeClient(nc, Subjects(lattice=lattice_name)))
-    finally:
-        await nc.close()
+def with_client(nats: NatsFlags, action: Callable[[LatticeClient], Awaitable[T]]) -> T:
+    """Connect, run ``action`` with a client of the lattice, close: one command's work."""
+
+    async def session() -> T:
+        nc = await connect(connection(nats), reconnect=False)
+        try:
+            return await action(LatticeClient(nc, Subjects(lattice=nats.lattice)))
+        finally:
+            await nc.close()
+
+    return run(session())
 
 
 def emit(output: str, data: Any, table: Callable[[], None]) -> None:

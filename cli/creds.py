@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -21,17 +20,18 @@ from cli.common import DEFAULT_STATE_DIR
 from lattice.auth import ROLES, AuthStore
 from lattice.connection import NatsOptions, connect
 from lattice.kv import open_bucket
+from lattice.options import NatsFlags
 from lattice.subjects import Subjects
 
 # Client options that only make sense against a server `lattice up` did not start.
 CLIENT_AUTH_FLAGS = {
-    "nats_user": "--nats-user",
-    "nats_password": "--nats-password",
-    "nats_token": "--nats-token",
-    "nats_creds": "--nats-creds",
-    "tls_ca": "--tls-ca",
-    "tls_cert": "--tls-cert",
-    "tls_key": "--tls-key",
+    "user": "--nats-user",
+    "password": "--nats-password",
+    "token": "--nats-token",
+    "credentials_file": "--nats-creds",
+    "tls_ca_file": "--tls-ca",
+    "tls_cert_file": "--tls-cert",
+    "tls_key_file": "--tls-key",
 }
 
 
@@ -49,9 +49,9 @@ class LocalAuth:
         )
 
 
-def refuse_client_auth_flags(kwargs: dict[str, Any]) -> None:
+def refuse_client_auth_flags(nats: NatsFlags) -> None:
     """`lattice up` secures the server it starts itself: these flags would secure nothing."""
-    given = [flag for key, flag in CLIENT_AUTH_FLAGS.items() if kwargs.get(key)]
+    given = [flag for field, flag in CLIENT_AUTH_FLAGS.items() if getattr(nats, field)]
     if given:
         raise click.UsageError(
             f"{', '.join(given)} only apply with --nats-url (a server lattice up does not "
@@ -129,3 +129,7 @@ def creds(role: str, name: str | None, state_dir: Path, lattice_name: str, to_st
         click.echo(path.read_text(), nl=False)
     else:
         click.echo(str(path))
+
+
+COMMANDS = (creds,)
+VERBS: dict[str, tuple[click.Command, ...]] = {}

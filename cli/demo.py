@@ -9,29 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from catalog.kinds import HTTP_SERVER, KEYVALUE
+from catalog.kinds import KEYVALUE
 from host.errors import FetchError
 from lattice.connection import NatsOptions, connect
-from lattice.messages import Link, ScaleComponent
+from lattice.messages import Link, ScaleComponent, http_route
 from lattice.state import LatticeState
 
 if TYPE_CHECKING:
     from host.daemon import HostDaemon
 
 DEMO_BUCKET = "demo-counter"
-
-
-def http_route(component_id: str, path: str) -> Link:
-    """The link that routes HTTP under ``path`` to a component."""
-    return Link(
-        source_id=HTTP_SERVER,
-        target=component_id,
-        namespace="wasmlattice",
-        package="http",
-        interfaces=["incoming-handler"],
-        name=component_id,
-        config={"path": path},
-    )
 
 
 def demo_links() -> list[Link]:
@@ -57,7 +44,6 @@ async def deploy_demo(
         if not path.exists():
             raise FetchError(f"demo component {path} is missing: build it with `make components`")
     nc = await connect(admin, reconnect=False) if admin is not None else daemon.nc
-    assert nc is not None
     try:
         state = LatticeState(nc, daemon.subjects, source="client")
         for link in demo_links():

@@ -10,57 +10,43 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
 from catalog import annotations as annotation
 from catalog.kinds import PLACED_KINDS
 from cli.common import (
     emit,
-    make_nats_options,
+    key_value_option,
     nats_options,
     output_option,
     print_table,
     progress,
     resolve_host,
-    run,
     with_client,
 )
 from lattice.client import LatticeClient
 from lattice.messages import StartProvider
-
-
-def _pair(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ValueError(f"config {text!r} is not KEY=VALUE")
-    return key.strip(), value
+from lattice.options import NatsFlags
 
 
 @click.command("provider")
 @click.argument("provider_id")
 @click.argument("kind", type=click.Choice(sorted(PLACED_KINDS)))
-@click.option("--config", "config_pairs", multiple=True, help="KEY=VALUE (repeatable).")
+@key_value_option("--config", "config_pairs", help="Config")
 @click.option("--host", "host_wanted", default=None, help="Host id or name.")
 @nats_options
 @output_option
 def start_provider(
     provider_id: str,
     kind: str,
-    config_pairs: tuple[str, ...],
+    config_pairs: tuple[tuple[str, str], ...],
     host_wanted: str | None,
     output: str,
-    lattice_name: str,
-    **kwargs: Any,
+    nats: NatsFlags,
 ) -> None:
     """Run provider PROVIDER_ID of KIND on a host, which restarts it when it fails."""
-    try:
-        config = dict(_pair(text) for text in config_pairs)
-        request = StartProvider.model_validate(
-            {"provider_id": provider_id, "kind": kind, "config": config}
-        )
-    except (ValidationError, ValueError) as exc:
-        raise click.BadParameter(str(exc)) from exc
-    nats = make_nats_options(kwargs, "lattice-cli")
+    request = StartProvider.model_validate(
+        {"provider_id": provider_id, "kind": kind, "config": dict(config_pairs)}
+    )
 
     async def action(client: LatticeClient) -> dict[str, Any]:
         host_id = await resolve_host(client, host_wanted)
@@ -68,7 +54,7 @@ def start_provider(
         described = await client.start_provider(host_id, request)
         return {"host_id": host_id, **described.model_dump(mode="json")}
 
-    result = run(with_client(nats, lattice_name, action))
+    result = with_client(nats, action)
     emit(
         output,
         result,
@@ -81,28 +67,24 @@ def start_provider(
 @click.option("--host", "host_wanted", default=None, help="Host id or name.")
 @nats_options
 @output_option
-def stop_provider(
-    provider_id: str, host_wanted: str | None, output: str, lattice_name: str, **kwargs: Any
-) -> None:
+def stop_provider(provider_id: str, host_wanted: str | None, output: str, nats: NatsFlags) -> None:
     """Stop provider PROVIDER_ID on the host that runs it."""
-    nats = make_nats_options(kwargs, "lattice-cli")
 
     async def action(client: LatticeClient) -> dict[str, Any]:
         host_id = await resolve_host(client, host_wanted)
         described = await client.stop_provider(host_id, provider_id)
         return {"host_id": host_id, **described.model_dump(mode="json")}
 
-    result = run(with_client(nats, lattice_name, action))
+    result = with_client(nats, action)
     emit(output, result, lambda: click.echo(f"stopped {provider_id} on {result['host_id']}"))
 
 
 @click.command("providers")
 @nats_options
 @output_option
-def get_providers(output: str, lattice_name: str, **kwargs: Any) -> None:
+def get_providers(output: str, nats: NatsFlags) -> None:
     """Out-of-process providers, by the host that supervises them."""
-    nats = make_nats_options(kwargs, "lattice-cli")
-    inventories = run(with_client(nats, lattice_name, lambda client: client.hosts()))
+    inventories = with_client(nats, lambda client: client.hosts())
     rows = [
         [
             inv.host_id,
@@ -127,3 +109,7 @@ def get_providers(output: str, lattice_name: str, **kwargs: Any) -> None:
             ["HOST", "PROVIDER", "KIND", "PID", "HEALTHY", "RESTARTS", "APP"], rows
         ),
     )
+
+
+COMMANDS: tuple[click.Command, ...] = ()
+VERBS = {"start": (start_provider,), "stop": (stop_provider,), "get": (get_providers,)}

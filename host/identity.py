@@ -9,6 +9,8 @@ import socket
 import uuid
 from pathlib import Path
 
+from lattice.pairs import parse_pairs
+
 LABEL_ENV_PREFIX = "WASMLATTICE_LABEL_"
 
 _ADJECTIVES = (
@@ -79,13 +81,6 @@ def friendly_name(host_id: str) -> str:
     return f"{_ADJECTIVES[digest[0] % len(_ADJECTIVES)]}-{_NOUNS[digest[1] % len(_NOUNS)]}"
 
 
-def parse_label(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise ValueError(f"label {text!r} is not KEY=VALUE")
-    return key.strip(), value.strip()
-
-
 def builtin_labels() -> dict[str, str]:
     return {
         "os": platform.system().lower(),
@@ -100,7 +95,5 @@ def host_labels(explicit: list[str], environ: dict[str, str] | None = None) -> d
     for name, value in (environ if environ is not None else dict(os.environ)).items():
         if name.startswith(LABEL_ENV_PREFIX) and len(name) > len(LABEL_ENV_PREFIX):
             labels[name[len(LABEL_ENV_PREFIX) :].lower()] = value
-    for text in explicit:
-        key, value = parse_label(text)
-        labels[key] = value
+    labels.update(parse_pairs(explicit, "label"))
     return labels

@@ -14,9 +14,10 @@ was asked to run it (``provider.start``) only owns the process:
 - it replaces a process that exits, or fails ``HEALTH_FAILURES`` checks in a row,
   after a backoff doubling from 0.25 s to 10 s (back to 0.25 s once a process
   stayed up ``STABLE_S``);
-- it stops it by pid (SIGTERM, then SIGKILL) on ``provider.stop`` and when the
-  host shuts down. A host killed outright cannot do that, so the process also
-  watches its parent pid and exits when the host is gone: no orphans.
+- it stops it by pid (SIGTERM, then SIGKILL: ``lattice.process``) on
+  ``provider.stop`` and when the host shuts down. A host killed outright cannot
+  do that, so the process also watches its parent pid and exits when the host is
+  gone: no orphans.
 
 Events: ``provider_started``, ``provider_stopped``, ``provider_restarted``,
 ``provider_health_failed``. Links live in JetStream, so a restart changes nothing
@@ -54,6 +55,8 @@ from lattice.events import (
     ProviderStopped,
 )
 from lattice.messages import Empty, ProviderDescription, StartProvider
+from lattice.options import command_line
+from lattice.process import kill_process, spawn, stop_process_async, wait_exit
 from lattice.provider_messages import health_operation
 from lattice.rpc import request_ok
 from lattice.subjects import Subjects
@@ -215,6 +218,7 @@ class ProviderSupervisor:
     # -- processes -----------------------------------------------------------------------
 
     def _command(self, entry: Supervised) -> list[str]:
+        nats_args, _ = command_line(self.nats, self.subjects.lattice)
         args = [
             sys.executable,
             "-m",
@@ -222,10 +226,7 @@ class ProviderSupervisor:
             entry.request.kind,
             "--provider-id",
             entry.provider_id,
-            "--nats-url",
-            self.nats.url,
-            "--lattice",
-            self.subjects.lattice,
+            *nats_args,
             "--subject-prefix",
             self.subjects.prefix,
             "--instance-id",
@@ -238,27 +239,12 @@ class ProviderSupervisor:
         traces, _ = tracing.exporters()
         if traces:  # the host's spans and its providers' go to the same place
             args += ["--traces", traces]
-        for flag, value in (
-            ("--nats-creds", self.nats.credentials_file),
-            ("--tls-ca", self.nats.tls_ca_file),
-            ("--tls-cert", self.nats.tls_cert_file),
-            ("--tls-key", self.nats.tls_key_file),
-        ):
-            if value:
-                args += [flag, value]
         return args
 
     def _environment(self, entry: Supervised) -> dict[str, str]:
-        env = {**os.environ, **launch_env(entry.request.kind, entry.request.config)}
         # Secrets travel in the environment: a command line is visible to every user.
-        for name, value in (
-            ("WASMLATTICE_NATS_USER", self.nats.user),
-            ("WASMLATTICE_NATS_PASSWORD", self.nats.password),
-            ("WASMLATTICE_NATS_TOKEN", self.nats.token),
-        ):
-            if value:
-                env[name] = value
-        return env
+        _, nats_env = command_line(self.nats, self.subjects.lattice)
+        return {**os.environ, **launch_env(entry.request.kind, entry.request.config), **nats_env}
 
     def _spawn(self, entry: Supervised) -> None:
         """Start a new process for ``entry`` (synchronously: no await between fork and record)."""
@@ -266,39 +252,31 @@ class ProviderSupervisor:
         entry.healthy = entry.ever_healthy = False
         self.log_dir.mkdir(parents=True, exist_ok=True)
         rotate_log(entry.log_path)
-        with open(entry.log_path, "ab") as out:
-            try:
-                # A session of its own: Ctrl-C at the host's terminal reaches the host,
-                # which stops the provider in order.
-                entry.process = subprocess.Popen(
-                    self._command(entry),
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=self._environment(entry),
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                entry.process = None
-                raise ProviderError(f"cannot run {sys.executable}: {exc}") from exc
+        try:
+            # A group of its own: Ctrl-C at the host's terminal reaches the host,
+            # which stops the provider in order.
+            entry.process = spawn(
+                self._command(entry),
+                log=entry.log_path,
+                own_group=True,
+                env=self._environment(entry),
+            )
+        except OSError as exc:
+            entry.process = None
+            raise ProviderError(f"cannot run {sys.executable}: {exc}") from exc
         entry.spawned_at = time.monotonic()
         log.info("provider %s started as pid %s", entry.provider_id, entry.pid)
 
     async def _terminate(self, entry: Supervised) -> None:
         """SIGTERM, wait up to STOP_TIMEOUT_S, then SIGKILL; always reaps the process."""
-        process = entry.process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        if not await _exited(process, STOP_TIMEOUT_S):
-            log.warning("provider %s ignored SIGTERM: killing it", entry.provider_id)
-            self._terminate_now(entry)
+        if entry.process is not None and not await stop_process_async(
+            entry.process, STOP_TIMEOUT_S
+        ):
+            log.warning("provider %s ignored SIGTERM: it was killed", entry.provider_id)
 
     def _terminate_now(self, entry: Supervised) -> None:
-        process = entry.process
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait()
+        if entry.process is not None:
+            kill_process(entry.process)
 
     # -- health and restarts -------------------------------------------------------------
 
@@ -374,7 +352,7 @@ class ProviderSupervisor:
                     await self._publish(ProviderHealthFailed(source=self.host_id, data=failure))
                     return f"failed {failures} health checks: {error}"
             if entry.process is not None:
-                await _exited(entry.process, HEALTH_INTERVAL_S)
+                await wait_exit(entry.process, HEALTH_INTERVAL_S, EXIT_POLL_S)
         return "halted"
 
     def _about(self, entry: Supervised, model: type[C], **extra: Any) -> C:
@@ -394,17 +372,6 @@ def _log_crash(task: asyncio.Task[None]) -> None:
     # A supervising loop ends when halted (or cancelled); an exception is a bug to see.
     if not task.cancelled() and task.exception() is not None:
         log.error("%s stopped supervising", task.get_name(), exc_info=task.exception())
-
-
-async def _exited(process: subprocess.Popen[bytes], seconds: float) -> bool:
-    """Wait up to ``seconds`` for the process to exit (and reap it); True if it did."""
-    # Polling keeps the process a plain Popen (spawned without an await, so a
-    # cancelled start never loses a pid) and notices a crash within EXIT_POLL_S.
-    for _ in range(max(1, round(seconds / EXIT_POLL_S))):
-        if process.poll() is not None:
-            return True
-        await asyncio.sleep(EXIT_POLL_S)
-    return process.poll() is not None
 
 
 def _exit_reason(entry: Supervised, code: int | None) -> str:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgpack
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from catalog.kinds import PLACED_KINDS
+from catalog.kinds import HTTP_SERVER, PLACED_KINDS
 from lattice.errors import BadMessage
 
 M = TypeVar("M", bound=BaseModel)
@@ -80,6 +80,19 @@ class Link(Message):
     @property
     def key(self) -> str:
         return link_key(self.source_id, self.namespace, self.package, self.name)
+
+
+def http_route(component_id: str, path: str) -> Link:
+    """The link that routes HTTP under ``path`` to a component (one per component)."""
+    return Link(
+        source_id=HTTP_SERVER,
+        target=component_id,
+        namespace="wasmlattice",
+        package="http",
+        interfaces=["incoming-handler"],
+        name=component_id,
+        config={"path": path},
+    )
 
 
 def link_key(source_id: str, namespace: str, package: str, name: str) -> str:

@@ -8,9 +8,7 @@ key-value data live there) and keeps its data under ``store_dir``.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lattice.errors import LatticeError
+from lattice.process import STOP_TIMEOUT_S, kill_process, spawn, stop_process
 
 
 def nats_server_binary() -> str:
@@ -37,21 +36,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def process_alive(pid: int) -> bool:
-    """True while ``pid`` runs; an exited but unreaped (zombie) process counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, under another user
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False  # gone between the two checks
 
 
 def port_is_open(host: str, port: int) -> bool:
@@ -102,12 +86,9 @@ class NatsServer:
             *self.extra_args,
         ]
         log_path = self.log_file or self.store_dir / "nats-server.log"
-        with open(log_path, "ab") as log:
-            # start_new_session: Ctrl-C in the terminal reaches us, not the server;
-            # we stop it ourselves so JetStream shuts down cleanly.
-            self.process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        # A group of its own: Ctrl-C in the terminal reaches us, not the server;
+        # we stop it ourselves so JetStream shuts down cleanly.
+        self.process = spawn(args, log=log_path, own_group=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -124,20 +105,12 @@ class NatsServer:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the server by its pid; idempotent."""
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Stop the server by its pid (SIGTERM, then SIGKILL); idempotent."""
+        if self.process is not None:
+            stop_process(self.process, timeout_s)
 
     def kill(self) -> None:
         """SIGKILL, for tests of an abrupt server loss."""
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            kill_process(self.process)

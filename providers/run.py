@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,16 +35,15 @@ import click
 from lattice import tracing
 from lattice.connection import NatsOptions, connect
 from lattice.errors import ConnectError
-from lattice.subjects import DEFAULT_LATTICE, DEFAULT_PREFIX, Subjects
+from lattice.options import NatsFlags, nats_options
+from lattice.process import stop_on_signals, watch_parent
+from lattice.subjects import DEFAULT_PREFIX, Subjects
 from providers.keyvalue import KeyValueError
 from providers.redis_kv import DEFAULT_PREFIX as DEFAULT_KEY_PREFIX
 from providers.redis_kv import RedisKeyValue, redacted
 from providers.remote import serve_keyvalue
 
 log = logging.getLogger("providers.run")
-
-# How often a provider with --parent-pid checks that its parent still lives.
-PARENT_POLL_S = 0.5
 
 
 class StartupError(Exception):
@@ -72,17 +69,10 @@ def main() -> None:
 
 
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
+    """The NATS flags (``lattice.options``, shared with the CLI) and the provider's own."""
+    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         click.option("--provider-id", required=True, help="The id components link to."),
-        click.option("--nats-url", envvar="WASMLATTICE_NATS_URL", default="nats://127.0.0.1:4222"),
-        click.option("--nats-user", envvar="WASMLATTICE_NATS_USER", default=None),
-        click.option("--nats-password", envvar="WASMLATTICE_NATS_PASSWORD", default=None),
-        click.option("--nats-token", envvar="WASMLATTICE_NATS_TOKEN", default=None),
-        click.option("--nats-creds", default=None, help="NATS credentials file."),
-        click.option("--tls-ca", default=None),
-        click.option("--tls-cert", default=None),
-        click.option("--tls-key", default=None),
-        click.option("--lattice", envvar="WASMLATTICE_LATTICE", default=DEFAULT_LATTICE),
+        nats_options,
         click.option("--subject-prefix", default=DEFAULT_PREFIX),
         click.option("--instance-id", default=None, help="This process's health subject."),
         click.option("--parent-pid", type=int, default=None, help="Exit when it is gone."),
@@ -102,19 +92,10 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _run_options(kw: dict[str, Any]) -> RunOptions:
     provider_id = kw["provider_id"]
-    nats = NatsOptions(
-        url=kw["nats_url"],
-        user=kw["nats_user"],
-        password=kw["nats_password"],
-        token=kw["nats_token"],
-        credentials_file=kw["nats_creds"],
-        tls_ca_file=kw["tls_ca"],
-        tls_cert_file=kw["tls_cert"],
-        tls_key_file=kw["tls_key"],
-        name=f"provider-{provider_id}",
-    )
+    flags: NatsFlags = kw["nats"]
+    nats = flags.options(name=f"provider-{provider_id}")
     try:
-        subjects = Subjects(lattice=kw["lattice"], prefix=kw["subject_prefix"])
+        subjects = Subjects(lattice=flags.lattice, prefix=kw["subject_prefix"])
         subjects.provider(provider_id, "kv")  # checks the id
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
@@ -201,18 +182,17 @@ async def _serve_on_nats(options: RunOptions, backend: RedisKeyValue) -> None:
 async def _until_stopped(parent_pid: int | None) -> str:
     """Wait for SIGTERM/SIGINT or, with ``parent_pid``, for the parent to go away."""
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    while not stop.is_set():
-        # A dead parent's children are re-parented, so our parent pid changes.
-        if parent_pid is not None and os.getppid() != parent_pid:
-            return f"parent process {parent_pid} is gone"
-        try:
-            await asyncio.wait_for(stop.wait(), PARENT_POLL_S)
-        except TimeoutError:
-            continue
-    return "signal received"
+    stop_on_signals(stop.set)
+    waits: set[asyncio.Task[Any]] = {asyncio.create_task(stop.wait(), name="provider-stop-signal")}
+    if parent_pid is not None:
+        waits.add(asyncio.create_task(watch_parent(parent_pid), name="provider-parent-watch"))
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+        await asyncio.wait(waits)
+    return "signal received" if stop.is_set() else f"parent process {parent_pid} is gone"
 
 
 if __name__ == "__main__":

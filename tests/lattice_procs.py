@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from lattice.client import LatticeClient
 from lattice.natsd import free_port
+from lattice.process import kill_process, spawn, stop_process
 
 LATTICE = str(Path(sys.executable).parent / "lattice")
 
@@ -55,9 +55,8 @@ class HostProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.compile_cache is not None:
             (self.state_dir / "compile-cache").symlink_to(self.compile_cache)
-        log = open(self.state_dir / "host.log", "wb")
-        self.process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+        self.process = spawn(
+            args, log=self.state_dir / "host.log", append=False, env={**os.environ, **self.env}
         )
         return self
 
@@ -69,17 +68,12 @@ class HostProcess:
         return (self.state_dir / "host.log").read_text(errors="replace")
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            kill_process(self.process)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.process is not None:
+            stop_process(self.process, timeout_s=15)
 
 
 @contextmanager

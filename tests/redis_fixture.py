@@ -17,6 +17,7 @@ import pytest
 
 from lattice.messages import StartProvider
 from lattice.natsd import free_port, port_is_open
+from lattice.process import spawn, stop_process
 
 
 @dataclass
@@ -37,8 +38,7 @@ class RedisServer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--save", "", "--appendonly", "no", "--dir", str(self.work_dir)]
-        with open(self.work_dir / "redis.log", "ab") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self.process = spawn(args, log=self.work_dir / "redis.log")
         deadline = time.monotonic() + timeout_s
         while not port_is_open("127.0.0.1", self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -55,15 +55,8 @@ class RedisServer:
         )
 
     def stop(self) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if self.process is not None:
+            stop_process(self.process)
 
 
 @pytest.fixture

@@ -12,13 +12,12 @@ import aiohttp
 import aiohttp.web
 import pytest
 
-from cli.demo import http_route
 from host.daemon import HostConfig, HostDaemon
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
 from lattice.errors import RemoteError, RequestTimeout
 from lattice.events import ComponentScaleFailed, LatticeEvent
-from lattice.messages import Link, LinkRef, Reply, ScaleComponent, decode
+from lattice.messages import Link, LinkRef, Reply, ScaleComponent, decode, http_route
 from lattice.natsd import NatsServer
 from lattice.subjects import Subjects
 

@@ -11,10 +11,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from cli.demo import http_route
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
-from lattice.messages import Link, ScaleComponent
+from lattice.messages import Link, ScaleComponent, http_route
 from lattice.natsd import NatsServer
 from tests.lattice_procs import HostProcess, host_processes, wait_for_hosts
 from tests.redis_fixture import RedisServer, redis_server

@@ -10,11 +10,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from cli.demo import http_route
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
 from lattice.kv import open_bucket
-from lattice.messages import Link, ScaleComponent
+from lattice.messages import Link, ScaleComponent, http_route
 from lattice.natsd import NatsServer, free_port
 from tests.lattice_procs import HostProcess, host_processes, wait_for_hosts
 

@@ -26,15 +26,23 @@ import msgpack
 import pytest
 import redis
 
-from cli.demo import http_route
 from host.daemon import HostConfig, HostDaemon
 from host.supervisor import rotate_log
 from lattice.client import LatticeClient
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.errors import RemoteError
 from lattice.events import LatticeEvent, ProviderHealthFailed, ProviderRestarted
-from lattice.messages import Empty, Link, Reply, ScaleComponent, StartProvider, decode
-from lattice.natsd import NatsServer, free_port, process_alive
+from lattice.messages import (
+    Empty,
+    Link,
+    Reply,
+    ScaleComponent,
+    StartProvider,
+    decode,
+    http_route,
+)
+from lattice.natsd import NatsServer, free_port
+from lattice.process import kill_process, process_alive, spawn
 from lattice.provider_messages import KV_OPERATION, health_operation
 from lattice.rpc import request
 from lattice.subjects import Subjects
@@ -253,11 +261,6 @@ def provider_command(nats_url: str, redis_url: str, *extra: str) -> list[str]:
     ]
 
 
-def spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
-    with open(log_path, "wb") as log:
-        return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-
-
 def test_provider_process_refuses_to_start_without_redis_or_nats(
     nats_server: NatsServer, redis_server: RedisServer
 ) -> None:
@@ -280,7 +283,7 @@ async def test_provider_process_serves_and_exits_cleanly_on_sigterm(
 ) -> None:
     process = spawn(
         provider_command(nats_server.url, redis_server.url, "--instance-id", "solo"),
-        tmp_path / "provider.log",
+        log=tmp_path / "provider.log",
     )
     try:
         remote = RemoteKeyValue(nc, SUBJECTS, PROVIDER)
@@ -296,9 +299,7 @@ async def test_provider_process_serves_and_exits_cleanly_on_sigterm(
         assert await asyncio.to_thread(process.wait, 10) == 0
         assert "stopping: signal received" in (tmp_path / "provider.log").read_text()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_process(process)
 
 
 # -- supervised by a host ------------------------------------------------------------------

@@ -10,7 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from lattice.natsd import free_port, process_alive
+from lattice.natsd import free_port
+from lattice.process import process_alive
 
 REPO = Path(__file__).resolve().parent.parent
 

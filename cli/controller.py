@@ -1,0 +1,46 @@
+"""``lattice controller``: run a controller (``controller.service``) in this process."""
+
+from __future__ import annotations
+
+import click
+
+from cli.common import connection, nats_options, run
+from controller.service import Controller
+from lattice.connection import NatsOptions, connect
+from lattice.options import NatsFlags
+from lattice.process import stop_on_signals
+from lattice.subjects import Subjects
+
+
+@click.command("controller")
+@nats_options
+@click.option(
+    "--host-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2.5,
+    show_default=True,
+    help="Seconds without a heartbeat before a host counts as gone.",
+)
+@click.option("--controller-id", default=None, help="Id in the leader lease [default: random].")
+def controller_command(host_timeout: float, controller_id: str | None, nats: NatsFlags) -> None:
+    """Run a controller: reconcile deployed specs (several may run; one acts)."""
+    options = connection(nats, "lattice-controller", role="controller")
+    run(_run_controller(options, Subjects(lattice=nats.lattice), host_timeout, controller_id))
+
+
+async def _run_controller(
+    nats: NatsOptions, subjects: Subjects, host_timeout: float, controller_id: str | None
+) -> None:
+    nc = await connect(nats)
+    controller = Controller(nc, subjects, controller_id=controller_id, host_timeout_s=host_timeout)
+    stop_on_signals(controller.request_stop)
+    try:
+        await controller.start()
+        click.echo(f"controller {controller.controller_id} on lattice {subjects.lattice}")
+        await controller.run()
+    finally:
+        await nc.drain()
+
+
+COMMANDS = (controller_command,)
+VERBS: dict[str, tuple[click.Command, ...]] = {}
