@@ -128,6 +128,14 @@ def host_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--host-id", default=None, help="Stable host id [default: kept in state dir]."
         ),
         click.option("--heartbeat", default=1.0, show_default=True, help="Heartbeat seconds."),
+        click.option("--policy", type=click.Path(path_type=Path), help="Policy file (YAML/JSON)."),
+        click.option(
+            "--policy-subject",
+            is_flag=False,
+            flag_value="",
+            metavar="[SUBJECT]",
+            help="Ask a policy service on SUBJECT [default: the lattice's policy subject].",
+        ),
         click.option(
             "--traces",
             default=None,
@@ -159,6 +167,8 @@ def _host_config(kwargs: dict[str, Any], nats: NatsOptions) -> HostConfig:
         http_host=kwargs["http_host"],
         http_port=kwargs["http_port"],
         heartbeat_s=kwargs["heartbeat"],
+        policy_file=kwargs["policy"],
+        policy_subject=kwargs["policy_subject"],
     )
 
 

@@ -234,4 +234,5 @@ EVENT_TYPES = (
     "provider_stopped",
     "provider_restarted",
     "provider_health_failed",
+    "policy_denied",
 )
