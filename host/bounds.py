@@ -72,11 +72,11 @@ def check_label_put(labels: Mapping[str, str], key: str, value: str, limits: Hos
         )
 
 
-def check_count(what: str, current: int, limit: int) -> None:
-    """LimitExceeded if one more ``what`` would not fit under ``limit``."""
+def check_count(things: str, current: int, limit: int) -> None:
+    """LimitExceeded if one more of ``things`` (a plural) would go over ``limit``."""
     if current >= limit:
         raise LimitExceeded(
-            f"host runs {current} {what}s, its limit: stop one first or raise the limit"
+            f"host runs {current} {things}, its limit: stop one first or raise the limit"
         )
 
 

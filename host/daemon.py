@@ -228,6 +228,9 @@ class HostDaemon:
                 )
             )
         await self.publish("host_started", self.inventory().model_dump(mode="json"))
+        # The server has the subscriptions once start() returns: a request sent
+        # right away on another connection finds this host.
+        await self.nc.flush()
 
     async def run(self) -> None:
         """Serve until ``request_stop()``; then shut down. The heartbeat is a named task."""
@@ -388,7 +391,7 @@ class HostDaemon:
         """Start or update the component, within limits.max_components."""
         known = set(self.runtime.components) | self._starting
         if component_id not in known:
-            check_count("component", len(known), self.config.limits.max_components)
+            check_count("components", len(known), self.config.limits.max_components)
         self._starting.add(component_id)
         try:
             await self.runtime.start(spec)

@@ -154,7 +154,7 @@ class ProviderSupervisor:
         if current is not None and current.request == request:
             return current.describe()
         if current is None:  # a replacement takes no extra slot
-            check_count("provider process", len(self.providers), self.max_providers)
+            check_count("provider processes", len(self.providers), self.max_providers)
         entry = Supervised(request, self.log_dir / f"{provider_id}.log")
         # Who holds the id while the new process starts: the one it replaces, or itself.
         holder = current or entry
