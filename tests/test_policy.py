@@ -33,6 +33,9 @@ from lattice.natsd import NatsServer
 from lattice.policy_messages import PolicyDecision, PolicyRequest, serve_policy
 from lattice.subjects import Subjects
 from tests.lattice_procs import LATTICE
+from tests.redis_fixture import RedisServer, redis_server
+
+__all__ = ["redis_server"]  # a fixture: imported to be found by pytest
 
 PIN = "ab" * 32
 SUBJECTS = Subjects()
@@ -271,6 +274,21 @@ async def test_a_policy_file_denies_a_provider_kind(
     assert daemon.supervisor.providers == {}
     assert not (daemon.config.state_dir / "providers" / "p.log").exists()  # nothing spawned
     await sub.unsubscribe()
+
+
+async def test_a_policy_file_checks_where_a_provider_connects(
+    start_host: Callable[..., Any], nc: Connection, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text("providers:\n  kinds: [keyvalue-redis]\n  config_hosts: ['127.0.0.1']\n")
+    daemon = await start_host(policy_file=policy_file)
+    client = LatticeClient(nc)
+    elsewhere = redis("redis://:secret@10.1.2.3:6379/0")
+    with pytest.raises(RemoteError, match=r"config redis_url points to 10\.1\.2\.3:6379") as caught:
+        await client.start_provider("host-a", elsewhere)
+    assert "secret" not in str(caught.value)
+    started = await client.start_provider("host-a", redis_server.provider("kv"))
+    assert started.healthy and sorted(daemon.supervisor.providers) == ["kv"]
 
 
 async def test_a_policy_service_decides(
