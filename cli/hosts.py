@@ -131,6 +131,14 @@ def host_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Heartbeat seconds.",
         ),
+        click.option("--policy", type=click.Path(path_type=Path), help="Policy file (YAML/JSON)."),
+        click.option(
+            "--policy-subject",
+            is_flag=False,
+            flag_value="",
+            metavar="[SUBJECT]",
+            help="Ask a policy service on SUBJECT [default: the lattice's policy subject].",
+        ),
         click.option(
             "--artifact-dir",
             "artifact_dirs",
@@ -169,6 +177,8 @@ def _host_config(kwargs: dict[str, Any], nats: NatsOptions, lattice: str) -> Hos
         http_port=kwargs["http_port"],
         heartbeat_s=kwargs["heartbeat"],
         artifact_dirs=list(kwargs["artifact_dirs"]) or None,
+        policy_file=kwargs["policy"],
+        policy_subject=kwargs["policy_subject"],
     )
 
 

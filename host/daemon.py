@@ -10,7 +10,10 @@ controller's business (a restarted host gets its replicas back from it).
 ``HostDaemon.start(config)`` builds a running daemon: it connects, builds the
 runtime, the HTTP server and the provider supervisor, then the daemon, which
 starts answering; if any step fails, what was built is closed again and the
-error raised (``HttpUnavailable`` when the HTTP port is taken, say).
+error raised (``HttpUnavailable`` when the HTTP port is taken, say). Starts of
+components and providers pass the host's policy first (``host.policy``), and
+labels, components and providers stay within ``HostConfig.bounds``
+(``host.bounds``), the heartbeat within the server's max payload.
 ``run()`` serves until ``request_stop()``. ``shutdown()`` is idempotent and
 graceful: stop taking new work (control and HTTP), let in-flight calls finish,
 say ``host_stopped``, then close the connection.
@@ -30,13 +33,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from host.bounds import (
+    ENVELOPE_BYTES,
+    HostBounds,
+    check_count,
+    check_label_put,
+    check_labels,
+    fit_inventory,
+)
 from host.component_request import plan_component
 from host.control import ControlInterface, component_key
 from host.errors import HttpUnavailable
 from host.exports import CodecCache, ExportServer, RemoteCalls
 from host.identity import friendly_name, host_labels, stable_host_id
 from host.keyed_locks import KeyedLocks
-from host.runtime.components import HostRuntime
+from host.policy import DEFAULT_POLICY_TIMEOUT_S, PolicyGate, PolicyService, load_policy
+from host.runtime.components import ComponentSpec, HostRuntime
 from host.runtime.loader import DEFAULT_FETCH_TIMEOUT_S, DEFAULT_MAX_BYTES, LoadPolicy
 from host.runtime.pool import HostLimits
 from host.supervisor import ProviderSupervisor
@@ -67,7 +79,7 @@ from lattice.messages import (
 from lattice.responder import Responder
 from lattice.rpc import serve
 from lattice.state import LatticeState
-from lattice.subjects import Subjects
+from lattice.subjects import Subjects, check_token
 from providers.http_server import HttpLimits, HttpServer
 from providers.keyvalue import KeyValueBackend, MemoryKeyValue, NatsKeyValue
 from providers.remote import RemoteKeyValue, remote_backend_name
@@ -98,8 +110,15 @@ class HostConfig:
     artifact_dirs: list[Path] | None = None
     max_component_bytes: int = DEFAULT_MAX_BYTES
     fetch_timeout_s: float = DEFAULT_FETCH_TIMEOUT_S
+    # What this host may start (host.policy): a file, and/or a service to ask
+    # ("" asks on the lattice's policy subject, Subjects.policy).
+    policy_file: Path | None = None
+    policy_subject: str | None = None
+    policy_timeout_s: float = DEFAULT_POLICY_TIMEOUT_S
     # Caps whatever a scale request asks for: concurrency, worker threads, loads at once.
     limits: HostLimits = field(default_factory=HostLimits)
+    # Labels, annotations, components and provider processes this host takes.
+    bounds: HostBounds = field(default_factory=HostBounds)
 
 
 class HostDaemon:
@@ -115,6 +134,7 @@ class HostDaemon:
         http: HttpServer,
         supervisor: ProviderSupervisor,
         exports: ExportServer,
+        policy: PolicyGate,
     ) -> None:
         self.config = config
         self.subjects = config.subjects
@@ -128,6 +148,11 @@ class HostDaemon:
         # Out-of-process providers this host runs.
         self.supervisor = supervisor
         self.exports = exports
+        self.policy = policy
+        # Components being started, counted against bounds.max_components with those running.
+        self._starting: set[str] = set()
+        # What the last heartbeat left out to fit (host.bounds.fit_inventory), logged on change.
+        self._left_out: list[str] = []
         self._desired: dict[str, ScaleComponent] = {}
         self.started_at = time.time()
         self.draining = False
@@ -151,6 +176,10 @@ class HostDaemon:
         """Connect, build the parts, start answering; on failure nothing is left running."""
         host_id = resolve_host_id(config)
         subjects = config.subjects
+        # Refused before connecting: labels over the bounds, a bad policy file or subject.
+        check_labels(host_labels(config.labels), config.bounds)
+        local_policy = load_policy(config.policy_file) if config.policy_file else None
+        policy_subject = _policy_subject(config)
         async with contextlib.AsyncExitStack() as undo:
             nc = await connect(config.nats)
             undo.push_async_callback(_close_connection, nc)
@@ -188,12 +217,24 @@ class HostDaemon:
             await _start_http(http)
             publish = functools.partial(_publish, nc, subjects)
             supervisor = ProviderSupervisor(
-                nc, subjects, config.nats, host_id, config.state_dir / "providers", publish
+                nc,
+                subjects,
+                config.nats,
+                host_id,
+                config.state_dir / "providers",
+                publish,
+                max_providers=config.bounds.max_providers,
             )
             undo.push_async_callback(supervisor.close)
             state = LatticeState(nc, subjects, host_id)
             exports = ExportServer(nc, subjects, runtime, codecs, host_id)
-            daemon = cls(config, host_id, nc, state, runtime, http, supervisor, exports)
+            service = (
+                PolicyService(nc, policy_subject, config.policy_timeout_s)
+                if policy_subject
+                else None
+            )
+            policy = PolicyGate(host_id, publish, local_policy, service)
+            daemon = cls(config, host_id, nc, state, runtime, http, supervisor, exports, policy)
             # From here on, the daemon's own shutdown closes everything.
             undo.pop_all()
         try:
@@ -220,6 +261,9 @@ class HostDaemon:
             subject = self.subjects.events(model.event_type())
             self._responders.append(await Responder.start(self.nc, subject, self._on_state_event))
         await self.publish(HostStarted(source=self.host_id, data=self.inventory()))
+        # The server has the subscriptions once start() returns: a request sent
+        # right away on another connection finds this host.
+        await self.nc.flush()
 
     async def run(self) -> None:
         """Serve until ``request_stop()``; then shut down. The heartbeat is a named task."""
@@ -274,6 +318,21 @@ class HostDaemon:
             await asyncio.sleep(self.config.heartbeat_s)
 
     def inventory(self) -> HostInventory:
+        """What runs here, cut down if need be to fit the server's max payload."""
+        full = self._inventory()
+        budget = self.nc.max_payload - ENVELOPE_BYTES if self.nc.max_payload else 0
+        fitted, left_out = fit_inventory(full, budget)
+        if left_out != self._left_out:
+            self._left_out = left_out
+            if left_out:
+                log.warning(
+                    "inventory over the max payload (%s bytes): left out %s",
+                    self.nc.max_payload,
+                    ", ".join(left_out),
+                )
+        return fitted
+
+    def _inventory(self) -> HostInventory:
         components = []
         for running in self.runtime.components.values():
             pool = running.pool
@@ -344,6 +403,9 @@ class HostDaemon:
             if component_id in self.runtime.components:
                 await self.runtime.stop(component_id)
             return
+        if self._desired.get(component_id) != request:  # a re-bind was admitted before
+            check_labels(request.annotations, self.config.bounds, "annotation")
+            await self.policy.check_component(request, self.labels)
         links, links_in = await self.state.links_of(component_id)
         named_config = {}
         for name in request.config_names:
@@ -352,12 +414,23 @@ class HostDaemon:
                 named_config[name] = values
         plan = plan_component(request, links, links_in, named_config)
         self._bind_remote_providers(plan.remote_providers)
-        await self.runtime.start(plan.spec)
+        await self._start_counted(component_id, plan.spec)
         await self.exports.serve(component_id)
         self._desired[component_id] = request
         self.http.routes.remove_component(component_id)
         for route in plan.routes:
             self.http.routes.add(route)
+
+    async def _start_counted(self, component_id: str, spec: ComponentSpec) -> None:
+        """Start or update the component, within bounds.max_components."""
+        known = set(self.runtime.components) | self._starting
+        if component_id not in known:
+            check_count("components", len(known), self.config.bounds.max_components)
+        self._starting.add(component_id)
+        try:
+            await self.runtime.start(spec)
+        finally:
+            self._starting.discard(component_id)
 
     def _bind_remote_providers(self, provider_ids: tuple[str, ...]) -> None:
         """A keyvalue backend per out-of-process provider that links call (providers/remote.py).
@@ -375,6 +448,7 @@ class HostDaemon:
         return self._desired.get(component_id)
 
     def set_label(self, key: str, value: str) -> None:
+        check_label_put(self.labels, key, value, self.config.bounds)
         self.labels[key] = value
 
     def delete_label(self, key: str) -> bool:
@@ -384,6 +458,10 @@ class HostDaemon:
         self.draining = True
 
     async def start_provider(self, request: StartProvider) -> ProviderDescription:
+        running = self.supervisor.providers.get(request.provider_id)
+        if running is None or running.request != request:  # a repeated start was admitted
+            check_labels(request.annotations, self.config.bounds, "annotation")
+            await self.policy.check_provider(request, self.labels)
         return await self.supervisor.start(request)
 
     async def stop_provider(self, provider_id: str) -> ProviderDescription | None:
@@ -410,6 +488,16 @@ def resolve_host_id(config: HostConfig) -> str:
     """
     bound = bound_host_id(config.nats.credentials_file, config.host_id)
     return bound or stable_host_id(config.state_dir, config.host_id, str(config.http_port))
+
+
+def _policy_subject(config: HostConfig) -> str | None:
+    """The subject to ask the policy service on, None without one; checked."""
+    if config.policy_subject is None:
+        return None
+    subject = config.policy_subject or config.subjects.policy
+    for token in subject.split("."):
+        check_token("policy subject token", token)
+    return subject
 
 
 async def _start_http(http: HttpServer) -> None:

@@ -15,6 +15,9 @@ input (fix the component or the spec) from a transient fault (retrying helps)::
     ├── UnknownComponent            no component with that id runs on this host
     ├── MissingConfig               a scale request names config that does not exist
     ├── HttpUnavailable             the host cannot listen on its HTTP address
+    ├── PolicyDenied                the host's policy refuses to start this
+    ├── PolicyFileError             the policy file cannot be read or is invalid
+    ├── LimitExceeded               over one of the host's bounds (labels, components...)
     └── CallError                   one call failed; the host keeps serving
         ├── ComponentTrapped        the guest trapped (bug in the component)
         ├── DeadlineExceeded        the call ran past its execution deadline
@@ -108,6 +111,22 @@ class HttpUnavailable(HostError):
         self.host = host
         self.port = port
         self.reason = reason
+
+
+class PolicyDenied(HostError):
+    """The host's policy (file or service, ``host.policy``) refuses to start something."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"denied by policy: {reason}")
+        self.reason = reason
+
+
+class PolicyFileError(HostError):
+    """The policy file cannot be read, parsed or validated."""
+
+
+class LimitExceeded(HostError):
+    """A request would take the host over one of its bounds (``host.bounds.HostBounds``)."""
 
 
 class CallError(HostError):

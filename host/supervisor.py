@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from host.bounds import HostBounds, check_count
 from host.errors import HostError
 from lattice import tracing
 from lattice.connection import Connection, NatsOptions
@@ -136,6 +137,7 @@ class ProviderSupervisor:
         host_id: str,
         log_dir: Path,
         publish: Publish,
+        max_providers: int = HostBounds.max_providers,
     ) -> None:
         self.nc = nc
         self.subjects = subjects
@@ -143,6 +145,7 @@ class ProviderSupervisor:
         self.host_id = host_id
         self.log_dir = log_dir
         self._publish = publish
+        self.max_providers = max_providers
         self.providers: dict[str, Supervised] = {}
         self._closed = False
 
@@ -165,6 +168,8 @@ class ProviderSupervisor:
         current = self.providers.get(provider_id)
         if current is not None and current.request == request:
             return current.describe()
+        if current is None:  # a replacement takes no extra slot
+            check_count("provider processes", len(self.providers), self.max_providers)
         entry = Supervised(request, self.log_dir / f"{provider_id}.log")
         # Who holds the id while the new process starts: the one it replaces, or itself.
         holder = current or entry

@@ -141,6 +141,22 @@ class HostDraining(EventBase[HostRef]):
     type: Literal["host_draining"] = "host_draining"
 
 
+class Denial(Message):
+    """What a host's policy refused to start (host.policy), and why."""
+
+    host_id: str
+    what: Literal["start_component", "start_provider"]
+    reason: str
+    component_id: str | None = None
+    source: str | None = None  # redacted
+    provider_id: str | None = None
+    kind: str | None = None
+
+
+class PolicyDenied(EventBase[Denial]):
+    type: Literal["policy_denied"] = "policy_denied"
+
+
 class LabelsChanged(EventBase[HostLabels]):
     type: Literal["labels_changed"] = "labels_changed"
 
@@ -205,7 +221,8 @@ LatticeEvent = Annotated[
     | ProviderStarted
     | ProviderStopped
     | ProviderRestarted
-    | ProviderHealthFailed,
+    | ProviderHealthFailed
+    | PolicyDenied,
     Field(discriminator="type"),
 ]
 

@@ -10,6 +10,7 @@ Layout (``P`` = prefix, default ``wasmlattice``; ``L`` = lattice name, default
                                          only under its own id: see lattice.auth)
     P.L.rpc.<component-id>.<interface>   component invocations (queue group per component)
     P.L.prov.<provider-id>.<operation>   out-of-process providers (queue group per provider)
+    P.L.policy                           a policy service's decisions (request/reply)
 
 JetStream KV buckets: ``P-L-links``, ``P-L-config``, ``P-L-specs``, ``P-L-lease``.
 """
@@ -97,6 +98,13 @@ class Subjects:
 
     def provider_all(self, provider_id: str) -> str:
         return f"{self.root}.prov.{check_token('provider id', provider_id)}.>"
+
+    # -- policy ------------------------------------------------------------------
+
+    @property
+    def policy(self) -> str:
+        """Where hosts ask a policy service (host.policy) unless told another subject."""
+        return f"{self.root}.policy"
 
     # -- JetStream buckets ---------------------------------------------------
 

@@ -24,6 +24,9 @@ from tests.lattice_procs import HostProcess, wait_for_hosts
 LATTICE = Path(sys.executable).parent / "lattice"
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
 def lattice(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(LATTICE), *args],
@@ -101,7 +104,7 @@ async def test_component_file_missing(
         finally:
             await nc.close()
         # Inside the host's artifact directories (./build): missing, not refused.
-        missing = str(Path("build/components/nope.wasm").resolve())
+        missing = str(REPO / "build" / "components" / "nope.wasm")
         result = lattice("scale", "component", "x", missing, "--nats-url", nats_server.url)
     finally:
         host.stop()

@@ -79,9 +79,14 @@ class Workers:
             if self._alive == 0:
                 return True
             self._on_last_exit = lambda: loop.call_soon_threadsafe(exited.set)
+        deadline = loop.time() + timeout_s
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(exited.wait(), timeout_s)
-        return self._alive == 0
+        # A thread counts itself out just before it returns: give each the moment it
+        # takes to end, so no caller sees a pool's thread still listed as alive.
+        while any(t.is_alive() for t in self._threads) and loop.time() < deadline:
+            await asyncio.sleep(0.001)
+        return not any(t.is_alive() for t in self._threads)
 
     def _run(self) -> None:
         try:
