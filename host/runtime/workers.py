@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -84,9 +85,9 @@ class Workers:
             await asyncio.wait_for(exited.wait(), timeout_s)
         # A thread counts itself out just before it returns: give each the moment it
         # takes to end, so no caller sees a pool's thread still listed as alive.
-        while any(t.is_alive() for t in self._threads) and loop.time() < deadline:
-            await asyncio.sleep(0.001)
-        return not any(t.is_alive() for t in self._threads)
+        threads = list(self._threads)
+        await asyncio.to_thread(_join_all, threads, max(0.0, deadline - loop.time()))
+        return not any(t.is_alive() for t in threads)
 
     def _run(self) -> None:
         try:
@@ -122,6 +123,13 @@ class Workers:
             with self._lock:
                 self._idle += 1
             _deliver(loop, future, value, error=error)
+
+
+def _join_all(threads: list[threading.Thread], timeout_s: float) -> None:
+    """Join every thread, all within ``timeout_s`` together."""
+    deadline = time.monotonic() + timeout_s
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _deliver(
