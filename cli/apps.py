@@ -20,6 +20,7 @@ from cli.common import (
     run,
     with_client,
 )
+from controller.admission import admit
 from deploy.errors import ManifestError
 from deploy.manifest import load_manifest_file
 from lattice.client import LatticeClient
@@ -50,6 +51,7 @@ def apply(path: Path, no_deploy: bool, output: str, lattice_name: str, **kwargs:
 
     async def action(client: LatticeClient) -> dict[str, Any]:
         store = _store(client)
+        await admit(store, spec)  # reserved buckets, routes of other apps
         await store.put(spec.name, spec.version, text, base_dir=base_dir)
         if not no_deploy:
             await store.deploy(spec.name, spec.version)

@@ -46,6 +46,7 @@ class LinkView:
     interfaces: tuple[str, ...]
     config: Pairs
     app: str
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,6 @@ class ComponentStatus:
 class AppStatus:
     app: str
     version: str
-    state: str  # "deployed" | "reconciling" | "failed"
+    state: str  # "deployed" | "reconciling" | "failed" | "invalid" (its spec cannot be used)
     components: tuple[ComponentStatus, ...] = ()
     reasons: tuple[str, ...] = ()

@@ -2,9 +2,15 @@
 
 Inputs are gathered here (heartbeats, host events, links and specs from JetStream)
 and fed to the pure ``reconcile()``; its commands go to the ``Executor``. A pass
-runs on every relevant event (debounced) and on a periodic tick, which is also
-what notices a host whose heartbeats stopped. Only the lease holder acts; the
-others keep their view warm so a takeover is immediate.
+runs on every relevant event and on a periodic tick, which is also what notices a
+host whose heartbeats stopped. Events are coalesced: a pass waits until none came
+for ``debounce_s``, or at most ``tick_s``, so a storm of N events costs a pass per
+tick, not per event. Only the lease holder acts; the others keep their view warm
+so a takeover is immediate.
+
+A stored spec is untrusted input (the bucket can be written without the CLI): one
+that cannot be read, parsed or admitted (``controller.admission``), whatever it
+raises, marks its own app ``invalid`` with the reason and the other apps go on.
 """
 
 from __future__ import annotations
@@ -16,21 +22,26 @@ import uuid
 from dataclasses import asdict
 from typing import Any
 
+from controller.admission import SpecRefused, lattice_problems, parse_stored
 from controller.executor import Executor
 from controller.model import AppStatus, HostView, LinkView, Observed, ProviderReplica, Replicas
 from controller.reconcile import Plan, reconcile
 from deploy.errors import ManifestError
-from deploy.manifest import load_manifest
+from deploy.manifest import spec_digest
 from deploy.model import AppSpec
+from deploy.names import app_of
 from lattice.client import LatticeClient
 from lattice.connection import Connection
 from lattice.errors import BadMessage, LatticeError
 from lattice.lease import Lease
 from lattice.messages import Event, HostInventory, decode
-from lattice.specs import SpecStore
+from lattice.specs import AppIndex, SpecStore
 from lattice.subjects import Subjects
 
 log = logging.getLogger(__name__)
+
+# A reason longer than this is cut: it is shown in status and stored with it.
+MAX_REASON = 2000
 
 
 class Controller:
@@ -42,6 +53,7 @@ class Controller:
         controller_id: str | None = None,
         host_timeout_s: float = 2.5,
         tick_s: float = 0.5,
+        debounce_s: float = 0.05,
         lease_ttl_s: float = 3.0,
     ) -> None:
         self.nc = nc
@@ -49,6 +61,7 @@ class Controller:
         self.controller_id = controller_id or "ctl-" + uuid.uuid4().hex[:8]
         self.host_timeout_s = host_timeout_s
         self.tick_s = tick_s
+        self.debounce_s = debounce_s
         self.client = LatticeClient(nc, self.subjects)
         self.specs = SpecStore(nc, self.subjects, source=self.controller_id)
         self.lease = Lease(nc, self.subjects, self.controller_id, lease_ttl_s)
@@ -57,8 +70,10 @@ class Controller:
         self.links: dict[str, LinkView] = {}
         self.apps: list[AppSpec] = []
         self.spec_errors: dict[str, str] = {}
-        self._specs_cache: dict[tuple[str, str, str | None], AppSpec] = {}
+        # A stored spec's parse (or why it failed), by app, version, base dir and digest.
+        self._specs_cache: dict[tuple[str, str, str | None, str], AppSpec | str] = {}
         self.last_plan: Plan | None = None
+        self.passes = 0  # reconcile passes run, for tests and metrics
         self._published_status: dict[str, dict[str, Any]] = {}
         self._wake = asyncio.Event()
         self._links_dirty = True
@@ -141,7 +156,11 @@ class Controller:
 
     async def _refresh_links(self) -> None:
         self._links_dirty = False
-        links = await self.client.links()
+        try:
+            links = await self.client.links()
+        except BaseException:
+            self._links_dirty = True  # read again next pass
+            raise
         self.links = {
             link.key: LinkView(
                 link.key,
@@ -149,35 +168,75 @@ class Controller:
                 tuple(link.interfaces),
                 tuple(sorted(link.config.items())),
                 link.annotations.get("app", ""),
+                link.source_id,
             )
             for link in links
         }
 
     async def _refresh_specs(self) -> None:
         self._specs_dirty = False
+        try:
+            indexes = await self.specs.apps()
+        except BaseException:
+            self._specs_dirty = True  # read again next pass
+            raise
         apps = []
         errors = {}
-        for index in await self.specs.apps():
+        cache: dict[tuple[str, str, str | None, str], AppSpec | str] = {}
+        for index in indexes:
+            if index.problem:
+                errors[index.name] = index.problem
+                continue
             if index.deployed is None:
                 continue
             try:
-                version, text = await self.specs.get(index.name, index.deployed)
-                base_dir = next((v.base_dir for v in index.versions if v.version == version), None)
-                apps.append(self._parsed(index.name, version, text, base_dir))
-            except (ManifestError, LatticeError) as exc:
-                errors[index.name] = str(exc)
+                loaded = await self._load(index, cache)
+            except LatticeError as exc:
+                if exc.retryable:
+                    # NATS failed, not the spec: keep what we had (or fail the pass
+                    # rather than take the app's replicas for orphans), read again.
+                    self._specs_dirty = True
+                    previous = next((a for a in self.apps if a.name == index.name), None)
+                    if previous is None:
+                        raise
+                    loaded = previous
+                else:
+                    loaded = _cut(str(exc))
+            except Exception as exc:  # e.g. a text that is not UTF-8
+                loaded = _cut(f"its spec cannot be read: {type(exc).__name__}: {exc}")
+            if isinstance(loaded, str):
+                errors[index.name] = loaded
+            else:
+                apps.append(loaded)
         self.apps = apps
         self.spec_errors = errors
+        self._specs_cache = cache  # only what is deployed now stays cached
 
-    def _parsed(self, app: str, version: str, text: str, base_dir: str | None) -> AppSpec:
-        """Parse a stored spec once: a stored version never changes."""
-        key = (app, version, base_dir)
-        spec = self._specs_cache.get(key)
-        if spec is None:
-            spec = self._specs_cache[key] = load_manifest(
-                text, f"{app}@{version}", base_dir=base_dir
-            )
-        return spec
+    async def _load(
+        self, index: AppIndex, cache: dict[tuple[str, str, str | None, str], AppSpec | str]
+    ) -> AppSpec | str:
+        """The deployed spec of ``index``, or why it cannot be used; parsed once per text."""
+        version, text = await self.specs.get(index.name, index.deployed)
+        base_dir = next((v.base_dir for v in index.versions if v.version == version), None)
+        key = (index.name, version, base_dir, spec_digest(text))
+        loaded = self._specs_cache.get(key)
+        if loaded is None:
+            loaded = self._parse(index.name, version, text, base_dir)
+        cache[key] = loaded
+        return loaded
+
+    def _parse(self, app: str, version: str, text: str, base_dir: str | None) -> AppSpec | str:
+        try:
+            spec = parse_stored(app, version, text, base_dir)
+            problems = lattice_problems(spec, self.subjects)
+            if problems:
+                raise SpecRefused(app, problems)
+            return spec
+        except (ManifestError, SpecRefused) as exc:
+            return _cut(str(exc))
+        except Exception as exc:  # RecursionError, MemoryError...: whatever it is, not ours
+            log.warning("stored spec %s@%s cannot be loaded", app, version, exc_info=True)
+            return _cut(f"its spec cannot be loaded: {type(exc).__name__}: {exc}")
 
     # -- acting ------------------------------------------------------------------------
 
@@ -218,15 +277,31 @@ class Controller:
                 await asyncio.wait_for(self._wake.wait(), self._next_wait())
             except TimeoutError:
                 pass
+            await self._settle()
             self._forget_lost_hosts()
-            self._wake.clear()
-            await asyncio.sleep(0.02)  # debounce a burst of events into one pass
             try:
                 await self.reconcile_once()
             except LatticeError as exc:
                 log.warning("reconcile pass failed: %s", exc)
+            except Exception:  # a bug in one pass must not end every later one
+                log.exception("reconcile pass failed")
+
+    async def _settle(self) -> None:
+        """Coalesce a burst of events into one pass: return once no event came for
+        ``debounce_s``, or ``tick_s`` after the first, whichever is sooner."""
+        deadline = time.monotonic() + self.tick_s
+        while not self._stop.is_set():
+            self._wake.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(self.debounce_s, remaining))
+            except TimeoutError:
+                return
 
     async def reconcile_once(self) -> Plan | None:
+        self.passes += 1
         if self._specs_dirty:
             await self._refresh_specs()
         if self._links_dirty:
@@ -252,7 +327,7 @@ class Controller:
                 await self.specs.put_status(app, record)
                 self._published_status[app] = record
         for app, error in self.spec_errors.items():
-            record = {"app": app, "state": "failed", "reasons": [error], "components": []}
+            record = {"app": app, "state": "invalid", "reasons": [error], "components": []}
             if self._published_status.get(app) != record:
                 await self.specs.put_status(app, record)
                 self._published_status[app] = record
@@ -285,7 +360,7 @@ def status_record(status: AppStatus, errors: dict[tuple[str, str, str], str]) ->
     failures = [
         f"{component} on {host}: {error}"
         for (_, host, component), error in sorted(errors.items())
-        if component.startswith(f"{status.app}-")
+        if app_of(component) == status.app
     ]
     if failures:
         record["state"] = "failed"
@@ -293,3 +368,7 @@ def status_record(status: AppStatus, errors: dict[tuple[str, str, str], str]) ->
     record["reasons"] = list(record["reasons"])
     record["components"] = [dict(c) for c in record["components"]]
     return record
+
+
+def _cut(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON else reason[:MAX_REASON] + " ..."

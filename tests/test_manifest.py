@@ -623,8 +623,15 @@ def test_link_source_rules() -> None:
         wasm(), cap("web", "http-server:1", route()), cap("web2", "httpserver:1", route())
     )
     assert "(a component takes one), at line 22" in str(error)
-    both = load(wasm(), wasm("other"), cap("web", "http-server:1", route() + route("other")))
+    path_b = PATH_A.replace("/a", "/b")
+    both = load(
+        wasm(), wasm("other"), cap("web", "http-server:1", route() + route("other", path_b))
+    )
     assert [link.target for link in both.links] == ["hello", "other"]
+    # One route table per host: one path (and Host) leads to one component.
+    same_path = cap("web", "http-server:1", route() + route("other"))
+    error = fails(wasm(), wasm("other"), same_path)
+    assert "duplicate HTTP route */a: declared already at line" in str(error)
 
 
 def test_no_project_imports_in_deploy() -> None:
