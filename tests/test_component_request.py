@@ -12,7 +12,6 @@ from lattice.messages import Link, ScaleComponent
 from lattice.subjects import Subjects
 from providers.http_server import Route
 
-
 RESERVED = Subjects().owns_bucket
 
 
