@@ -8,9 +8,8 @@ for ``debounce_s``, or at most ``tick_s``, so a storm of N events costs a pass p
 tick, not per event. Only the lease holder acts; the others keep their view warm
 so a takeover is immediate.
 
-A stored spec is untrusted input (the bucket can be written without the CLI): one
-that cannot be read, parsed or admitted (``controller.admission``), whatever it
-raises, marks its own app ``invalid`` with the reason and the other apps go on.
+A stored spec is untrusted input (``controller.spec_loader``): one that cannot be
+used marks its own app ``invalid`` with the reason, and the other apps go on.
 """
 
 from __future__ import annotations
@@ -22,12 +21,10 @@ import uuid
 from dataclasses import asdict
 from typing import Any
 
-from controller.admission import SpecRefused, lattice_problems, parse_stored
 from controller.executor import Executor
 from controller.model import AppStatus, HostView, LinkView, Observed, ProviderReplica, Replicas
 from controller.reconcile import Plan, reconcile
-from deploy.errors import ManifestError
-from deploy.manifest import spec_digest
+from controller.spec_loader import SpecLoader
 from deploy.model import AppSpec
 from deploy.names import app_of
 from lattice.client import LatticeClient
@@ -35,13 +32,10 @@ from lattice.connection import Connection
 from lattice.errors import BadMessage, LatticeError
 from lattice.lease import Lease
 from lattice.messages import Event, HostInventory, decode
-from lattice.specs import AppIndex, SpecStore
+from lattice.specs import SpecStore
 from lattice.subjects import Subjects
 
 log = logging.getLogger(__name__)
-
-# A reason longer than this is cut: it is shown in status and stored with it.
-MAX_REASON = 2000
 
 
 class Controller:
@@ -64,14 +58,13 @@ class Controller:
         self.debounce_s = debounce_s
         self.client = LatticeClient(nc, self.subjects)
         self.specs = SpecStore(nc, self.subjects, source=self.controller_id)
+        self.loader = SpecLoader(self.specs)
         self.lease = Lease(nc, self.subjects, self.controller_id, lease_ttl_s)
         self.executor = Executor(self.client, confirm_window_s=max(5.0, 3 * host_timeout_s))
         self.hosts: dict[str, HostView] = {}
         self.links: dict[str, LinkView] = {}
         self.apps: list[AppSpec] = []
         self.spec_errors: dict[str, str] = {}
-        # A stored spec's parse (or why it failed), by app, version, base dir and digest.
-        self._specs_cache: dict[tuple[str, str, str | None, str], AppSpec | str] = {}
         self.last_plan: Plan | None = None
         self.passes = 0  # reconcile passes run, for tests and metrics
         self._published_status: dict[str, dict[str, Any]] = {}
@@ -176,67 +169,13 @@ class Controller:
     async def _refresh_specs(self) -> None:
         self._specs_dirty = False
         try:
-            indexes = await self.specs.apps()
+            loaded = await self.loader.load(self.apps)
         except BaseException:
             self._specs_dirty = True  # read again next pass
             raise
-        apps = []
-        errors = {}
-        cache: dict[tuple[str, str, str | None, str], AppSpec | str] = {}
-        for index in indexes:
-            if index.problem:
-                errors[index.name] = index.problem
-                continue
-            if index.deployed is None:
-                continue
-            try:
-                loaded = await self._load(index, cache)
-            except LatticeError as exc:
-                if exc.retryable:
-                    # NATS failed, not the spec: keep what we had (or fail the pass
-                    # rather than take the app's replicas for orphans), read again.
-                    self._specs_dirty = True
-                    previous = next((a for a in self.apps if a.name == index.name), None)
-                    if previous is None:
-                        raise
-                    loaded = previous
-                else:
-                    loaded = _cut(str(exc))
-            except Exception as exc:  # e.g. a text that is not UTF-8
-                loaded = _cut(f"its spec cannot be read: {type(exc).__name__}: {exc}")
-            if isinstance(loaded, str):
-                errors[index.name] = loaded
-            else:
-                apps.append(loaded)
-        self.apps = apps
-        self.spec_errors = errors
-        self._specs_cache = cache  # only what is deployed now stays cached
-
-    async def _load(
-        self, index: AppIndex, cache: dict[tuple[str, str, str | None, str], AppSpec | str]
-    ) -> AppSpec | str:
-        """The deployed spec of ``index``, or why it cannot be used; parsed once per text."""
-        version, text = await self.specs.get(index.name, index.deployed)
-        base_dir = next((v.base_dir for v in index.versions if v.version == version), None)
-        key = (index.name, version, base_dir, spec_digest(text))
-        loaded = self._specs_cache.get(key)
-        if loaded is None:
-            loaded = self._parse(index.name, version, text, base_dir)
-        cache[key] = loaded
-        return loaded
-
-    def _parse(self, app: str, version: str, text: str, base_dir: str | None) -> AppSpec | str:
-        try:
-            spec = parse_stored(app, version, text, base_dir)
-            problems = lattice_problems(spec, self.subjects)
-            if problems:
-                raise SpecRefused(app, problems)
-            return spec
-        except (ManifestError, SpecRefused) as exc:
-            return _cut(str(exc))
-        except Exception as exc:  # RecursionError, MemoryError...: whatever it is, not ours
-            log.warning("stored spec %s@%s cannot be loaded", app, version, exc_info=True)
-            return _cut(f"its spec cannot be loaded: {type(exc).__name__}: {exc}")
+        self._specs_dirty = self._specs_dirty or not loaded.complete
+        self.apps = list(loaded.apps)
+        self.spec_errors = loaded.errors
 
     # -- acting ------------------------------------------------------------------------
 
@@ -368,7 +307,3 @@ def status_record(status: AppStatus, errors: dict[tuple[str, str, str], str]) ->
     record["reasons"] = list(record["reasons"])
     record["components"] = [dict(c) for c in record["components"]]
     return record
-
-
-def _cut(reason: str) -> str:
-    return reason if len(reason) <= MAX_REASON else reason[:MAX_REASON] + " ..."

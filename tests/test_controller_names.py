@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from controller.service import Controller
+from controller.spec_loader import SpecLoader
+from deploy import locate
 from lattice.client import LatticeClient
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.kv import open_bucket
@@ -207,6 +209,35 @@ async def status_of_store(specs: SpecStore, app: str) -> str:
 
 async def _is_invalid(specs: SpecStore, app: str) -> bool:
     return await status_of_store(specs, app) == "invalid"
+
+
+async def test_any_unusable_spec_fails_its_own_app_only(
+    nc: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    specs = SpecStore(nc, LatticeClient(nc).subjects)
+    good = manifest("good", "v1", Path("/c.wasm"))
+    bad = {
+        "deep": (DEEP, "the manifest nests deeper than 64 levels"),
+        "huge": (good + "#" * 300_000, "the manifest is 30"),
+        "yaml": ("a: [", "YAML syntax error"),
+        "schema": (good.replace("kind: Application", "kind: Pod"), "kind: Input should be"),
+        "binary": ("replaced below", "its spec cannot be read: UnicodeDecodeError"),
+    }
+    for app, (text, _) in {"good": (good, ""), **bad}.items():
+        await specs.put(app, "v1", text.replace("name: good", f"name: {app}"))
+        await specs.deploy(app, "v1")
+    bucket = await open_bucket(nc, specs.subjects.specs_bucket)
+    await bucket.put("binary.v.v1", b"\xff\xfe not utf-8")  # rewritten in place
+    loaded = await SpecLoader(specs).load([])
+    assert [a.name for a in loaded.apps] == ["good"] and loaded.complete
+    assert sorted(loaded.errors) == sorted(bad)
+    for app, (_, reason) in bad.items():
+        assert reason in loaded.errors[app], (app, loaded.errors[app])
+    # Without the depth bound, PyYAML's composer overflows the stack: still one app's fault.
+    monkeypatch.setattr(locate, "MAX_DEPTH", 100_000)
+    loaded = await SpecLoader(specs).load([])
+    assert [a.name for a in loaded.apps] == ["good"]
+    assert loaded.errors["deep"].startswith("its spec cannot be loaded: RecursionError")
 
 
 async def test_a_deep_spec_fails_its_app_only_in_every_controller(
