@@ -19,6 +19,7 @@ from cli.common import (
     print_table,
     with_client,
 )
+from controller.admission import admit
 from deploy.manifest import load_manifest_file
 from lattice.app_status import AppStatus
 from lattice.client import LatticeClient
@@ -43,6 +44,7 @@ def apply(path: Path, no_deploy: bool, output: str, nats: NatsFlags) -> None:
 
     async def action(client: LatticeClient) -> dict[str, Any]:
         store = _store(client)
+        await admit(store, spec)  # reserved buckets, routes of other apps
         await store.put(spec.name, spec.version, text, base_dir=base_dir)
         if not no_deploy:
             await store.deploy(spec.name, spec.version)

@@ -46,6 +46,7 @@ class LinkView:
     interfaces: tuple[str, ...]
     config: Pairs
     app: str
+    source: str = ""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,11 @@ Rules:
 - A scale command in flight (``pending``) counts as done until it is confirmed by a
   heartbeat or expires, so it is not re-issued every pass.
 - Components and links annotated with an app that is no longer deployed are removed.
+- Ids are scoped per app (``deploy.names.scoped_id``: ``<app>--<name>``), so two apps
+  never name the same component, provider or link. An HTTP route (path prefix and
+  Host, ``deploy.names.route_key``) has one owner app: the app whose route link is in
+  the lattice already, else the first claimant by name. Another app claiming it gets
+  no link for it, and a reason naming the owner in its status (it never takes it over).
 - Out-of-process providers (capabilities of a placed kind) are placed like components by
   their scaler, but at most one per host; on a config change each host replaces its
   provider process, the new one serving before the old one stops.
@@ -46,6 +51,7 @@ from controller.model import (
     ProviderReplica,
 )
 from deploy.model import AppSpec, CapabilityDecl, ComponentDecl, Scaler, Spread
+from deploy.names import RouteKey, route_key, routes, scoped_id
 from lattice.app_status import AppState, AppStatus, ComponentStatus
 
 
@@ -56,7 +62,23 @@ class Plan:
 
 
 def component_id(app: str, component: str) -> str:
-    return f"{app}-{component}"
+    return scoped_id(app, component)
+
+
+def route_owners(apps: Sequence[AppSpec], observed: Observed) -> dict[RouteKey, str]:
+    """The app owning each route some app claims: one holding it now, else the first
+    claimant by name (so the owner does not depend on the order apps are listed)."""
+    claims: dict[RouteKey, set[str]] = {}
+    for app in apps:
+        for key, _ in routes(app):
+            claims.setdefault(key, set()).add(app.name)
+    held: dict[RouteKey, set[str]] = {}
+    for link in observed.links.values():
+        if link.source == HTTP_SERVER and link.app:
+            held.setdefault(route_key(dict(link.config)), set()).add(link.app)
+    return {
+        key: min(claimants & held.get(key, set()) or claimants) for key, claimants in claims.items()
+    }
 
 
 def revision(app: AppSpec, decl: ComponentDecl) -> str:
@@ -182,12 +204,12 @@ def reconcile(
     wanted_components: set[str] = set()
     wanted_providers: set[str] = set()
     wanted_links: set[str] = set()
+    owners = route_owners(apps, observed)
     for app in apps:
-        link_commands, link_keys = _links(app, observed)
+        link_commands, link_keys, app_reasons = _links(app, observed, owners)
         commands.extend(link_commands)
         wanted_links |= link_keys
         component_states = []
-        app_reasons: list[str] = []
         busy = bool(link_commands)
         for decl in app.components:
             if decl.scaler is None:
@@ -406,12 +428,24 @@ def _scale(app: AppSpec, decl: ComponentDecl, host_id: str, count: int, rev: str
     )
 
 
-def _links(app: AppSpec, observed: Observed) -> tuple[list[PutLinkCommand], set[str]]:
+def _links(
+    app: AppSpec, observed: Observed, owners: Mapping[RouteKey, str]
+) -> tuple[list[PutLinkCommand], set[str], list[str]]:
+    """The app's link commands, the keys of its links, and its route conflicts."""
     providers = {c.name: c.provider for c in app.capabilities}
     commands = []
     keys = set()
+    conflicts = []
     for decl in app.links:
         if providers.get(decl.source) == HTTP_SERVER:
+            route = route_key(dict(decl.source_config))
+            owner = owners.get(route, app.name)
+            if owner != app.name:
+                conflicts.append(
+                    f"{decl.target}: HTTP route {route} is owned by app '{owner}' "
+                    "(choose another path or host)"
+                )
+                continue
             # HTTP routes: one link per target component, configured by the source side.
             target = component_id(app.name, decl.target)
             command = PutLinkCommand(
@@ -430,7 +464,7 @@ def _links(app: AppSpec, observed: Observed) -> tuple[list[PutLinkCommand], set[
             config = decl.target_config
             placed = placed_kind(target)
             if placed is not None and placed.serves is not None:
-                # Calls go to the contract's remote backend, served by provider <app>-<name>.
+                # Calls go to the contract's remote backend, served by provider <app>--<name>.
                 provider_id = component_id(app.name, decl.target)
                 target = placed.serves
                 config = tuple(sorted({**dict(config), "provider": provider_id}.items()))
@@ -447,11 +481,16 @@ def _links(app: AppSpec, observed: Observed) -> tuple[list[PutLinkCommand], set[
         keys.add(command.link_key)
         existing = observed.links.get(command.link_key)
         wanted = LinkView(
-            command.link_key, command.target, command.interfaces, command.config, app.name
+            command.link_key,
+            command.target,
+            command.interfaces,
+            command.config,
+            app.name,
+            command.source_id,
         )
         if existing != wanted:
             commands.append(command)
-    return commands, keys
+    return commands, keys, conflicts
 
 
 def _orphans(

@@ -2,9 +2,14 @@
 
 Inputs are gathered here (heartbeats, host events, links and specs from JetStream)
 and fed to the pure ``reconcile()``; its commands go to the ``Executor``. A pass
-runs on every relevant event (debounced) and on a periodic tick, which is also
-what notices a host whose heartbeats stopped. Only the lease holder acts; the
-others keep their view warm so a takeover is immediate.
+runs on every relevant event and on a periodic tick, which is also what notices a
+host whose heartbeats stopped. Events are coalesced: a pass waits until none came
+for ``debounce_s``, or at most ``tick_s``, so a storm of N events costs a pass per
+tick, not per event. Only the lease holder acts; the others keep their view warm
+so a takeover is immediate.
+
+A stored spec is untrusted input (``controller.spec_loader``): one that cannot be
+used marks its own app ``invalid`` with the reason, and the other apps go on.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ from catalog import annotations as annotation
 from controller.executor import Executor
 from controller.model import HostView, LinkView, Observed, ProviderReplica, Replicas
 from controller.reconcile import Plan, reconcile
-from deploy.errors import ManifestError
-from deploy.manifest import load_manifest
+from controller.spec_loader import SpecLoader
 from deploy.model import AppSpec
+from deploy.names import app_of
 from lattice.app_status import AppStatus
 from lattice.client import LatticeClient
 from lattice.connection import Connection
@@ -67,6 +72,7 @@ class Controller:
         controller_id: str | None = None,
         host_timeout_s: float = 2.5,
         tick_s: float = 0.5,
+        debounce_s: float = 0.05,
         lease_ttl_s: float = 3.0,
     ) -> None:
         self.nc = nc
@@ -74,16 +80,18 @@ class Controller:
         self.controller_id = controller_id or "ctl-" + uuid.uuid4().hex[:8]
         self.host_timeout_s = host_timeout_s
         self.tick_s = tick_s
+        self.debounce_s = debounce_s
         self.client = LatticeClient(nc, self.subjects)
         self.specs = SpecStore(nc, self.subjects, source=self.controller_id)
+        self.loader = SpecLoader(self.specs)
         self.lease = Lease(nc, self.subjects, self.controller_id, lease_ttl_s)
         self.executor = Executor(self.client, confirm_window_s=max(5.0, 3 * host_timeout_s))
         self.hosts: dict[str, HostView] = {}
         self.links: dict[str, LinkView] = {}
         self.apps: list[AppSpec] = []
         self.spec_errors: dict[str, str] = {}
-        self._specs_cache: dict[tuple[str, str, str | None], AppSpec] = {}
         self.last_plan: Plan | None = None
+        self.passes = 0  # reconcile passes run, for tests and metrics
         self._published_status: dict[str, AppStatus] = {}
         self._wake = asyncio.Event()
         self._links_dirty = True
@@ -154,7 +162,11 @@ class Controller:
 
     async def _refresh_links(self) -> None:
         self._links_dirty = False
-        links = await self.client.links()
+        try:
+            links = await self.client.links()
+        except BaseException:
+            self._links_dirty = True  # read again next pass
+            raise
         self.links = {
             link.key: LinkView(
                 link.key,
@@ -162,35 +174,21 @@ class Controller:
                 tuple(link.interfaces),
                 tuple(sorted(link.config.items())),
                 link.annotations.get(annotation.APP, ""),
+                link.source_id,
             )
             for link in links
         }
 
     async def _refresh_specs(self) -> None:
         self._specs_dirty = False
-        apps = []
-        errors = {}
-        for index in await self.specs.apps():
-            if index.deployed is None:
-                continue
-            try:
-                version, text = await self.specs.get(index.name, index.deployed)
-                base_dir = next((v.base_dir for v in index.versions if v.version == version), None)
-                apps.append(self._parsed(index.name, version, text, base_dir))
-            except (ManifestError, LatticeError) as exc:
-                errors[index.name] = str(exc)
-        self.apps = apps
-        self.spec_errors = errors
-
-    def _parsed(self, app: str, version: str, text: str, base_dir: str | None) -> AppSpec:
-        """Parse a stored spec once: a stored version never changes."""
-        key = (app, version, base_dir)
-        spec = self._specs_cache.get(key)
-        if spec is None:
-            spec = self._specs_cache[key] = load_manifest(
-                text, f"{app}@{version}", base_dir=base_dir
-            )
-        return spec
+        try:
+            loaded = await self.loader.load(self.apps)
+        except BaseException:
+            self._specs_dirty = True  # read again next pass
+            raise
+        self._specs_dirty = self._specs_dirty or not loaded.complete
+        self.apps = list(loaded.apps)
+        self.spec_errors = loaded.errors
 
     # -- acting ------------------------------------------------------------------------
 
@@ -231,15 +229,31 @@ class Controller:
                 await asyncio.wait_for(self._wake.wait(), self._next_wait())
             except TimeoutError:
                 pass
+            await self._settle()
             self._forget_lost_hosts()
-            self._wake.clear()
-            await asyncio.sleep(0.02)  # debounce a burst of events into one pass
             try:
                 await self.reconcile_once()
             except LatticeError as exc:
                 log.warning("reconcile pass failed: %s", exc)
+            except Exception:  # a bug in one pass must not end every later one
+                log.exception("reconcile pass failed")
+
+    async def _settle(self) -> None:
+        """Coalesce a burst of events into one pass: return once no event came for
+        ``debounce_s``, or ``tick_s`` after the first, whichever is sooner."""
+        deadline = time.monotonic() + self.tick_s
+        while not self._stop.is_set():
+            self._wake.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(self.debounce_s, remaining))
+            except TimeoutError:
+                return
 
     async def reconcile_once(self) -> Plan | None:
+        self.passes += 1
         if self._specs_dirty:
             await self._refresh_specs()
         if self._links_dirty:
@@ -262,7 +276,7 @@ class Controller:
         for status in plan.status.values():
             await self._put_status(with_failures(status, errors))
         for app, error in self.spec_errors.items():
-            await self._put_status(AppStatus(app=app, state="failed", reasons=(error,)))
+            await self._put_status(AppStatus(app=app, state="invalid", reasons=(error,)))
 
     async def _put_status(self, status: AppStatus) -> None:
         if self._published_status.get(status.app) != status:
@@ -300,7 +314,7 @@ def with_failures(status: AppStatus, errors: dict[tuple[str, str, str], str]) ->
     failures = [
         f"{component} on {host}: {error}"
         for (_, host, component), error in sorted(errors.items())
-        if component.startswith(f"{status.app}-")
+        if app_of(component) == status.app
     ]
     if not failures:
         return status

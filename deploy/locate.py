@@ -2,6 +2,13 @@
 
 A YAML node tree keeps the line of every value; a pydantic error location such as
 ``('spec', 'components', 1, 'name')`` is walked down that tree to report the line.
+
+Parsing is bounded, since a stored spec is read by every controller and one that
+exhausts the stack or the memory would take every app down with it: at most
+``MAX_MANIFEST_BYTES`` of text, ``MAX_DEPTH`` levels of nesting (checked while
+composing, before PyYAML's recursive composer can overflow the stack) and
+``MAX_VALUES`` values once aliases are expanded (an alias bomb is small as text);
+a recursive alias is refused. Each is a ``ManifestSyntaxError``.
 """
 
 from __future__ import annotations
@@ -25,13 +32,23 @@ from deploy.errors import (
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
 
+# A wadm manifest is a few kB and some ten levels deep.
+MAX_MANIFEST_BYTES = 256 * 1024
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
+
 
 def parse_yaml(text: str, source: str) -> tuple[yaml.Node, Any]:
     """The composed node tree and the plain data built from it."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_MANIFEST_BYTES:
+        message = f"the manifest is {size} bytes: at most {MAX_MANIFEST_BYTES} are accepted"
+        raise ManifestSyntaxError([Problem(message, source=source)])
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(text, source)
         if root is None:
             raise ManifestSyntaxError([Problem("the manifest is empty", source=source)])
+        _check_expanded_size(root, source)
         _check_duplicate_keys(root, source)
         return root, _construct(root)
     except yaml.MarkedYAMLError as e:
@@ -40,6 +57,70 @@ def parse_yaml(text: str, source: str) -> tuple[yaml.Node, Any]:
         raise ManifestSyntaxError([Problem(_yaml_message(e), line=line, source=source)]) from e
     except yaml.YAMLError as e:
         raise ManifestSyntaxError([Problem(f"not YAML: {e}", source=source)]) from e
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A SafeLoader whose composer refuses nesting deeper than ``MAX_DEPTH``."""
+
+    def __init__(self, text: str, source: str) -> None:
+        super().__init__(text)
+        self.source = source
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]
+                message = f"the manifest nests deeper than {MAX_DEPTH} levels"
+                raise ManifestSyntaxError([Problem(message, line=line, source=self.source)])
+            node: yaml.Node | None = super().compose_node(parent, index)
+            return node
+        finally:
+            self.depth -= 1
+
+
+def _compose(text: str, source: str) -> yaml.Node | None:
+    loader = _BoundedLoader(text, source)
+    try:
+        node: yaml.Node | None = loader.get_single_node()
+        return node
+    finally:
+        loader.dispose()
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expanded_size(root: yaml.Node, source: str) -> None:
+    """Count values as if every alias were a copy (iteratively: no recursion limit)."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            on_path.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > MAX_VALUES:
+                message = f"the manifest holds more than {MAX_VALUES} values (aliases expanded)"
+                raise ManifestSyntaxError([Problem(message, source=source)])
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            line = node.start_mark.line + 1
+            message = "a recursive alias (a value containing itself) is not allowed"
+            raise ManifestSyntaxError([Problem(message, line=line, source=source)])
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
 
 
 def _construct(root: yaml.Node) -> Any:

@@ -24,9 +24,10 @@ sees what the earlier ones accepted:
 
 What is accepted, ignored and refused (*ext* marks this project's extensions):
 
-- accepted: ``apiVersion``, ``kind``, ``metadata.name`` (a lattice token: letters, digits,
-  '-', '_'), ``metadata.annotations`` (``version`` required, ``description``, others kept);
-  component ``name`` (a lattice token), ``type`` (``component``, older ``actor``,
+- accepted: ``apiVersion``, ``kind``, ``metadata.name`` (a name as ``deploy.names`` says:
+  lowercase letters, digits, single '-'), ``metadata.annotations`` (``version`` required,
+  in ``deploy.names``' charset; ``description``, others kept);
+  component ``name`` (a name, as the app's), ``type`` (``component``, older ``actor``,
   ``capability``), ``properties.image`` and ``properties.config``; *ext* component
   ``sha256`` and ``max_concurrency``, capability ``provider`` (then ``image`` may be left
   out; *ext* ``provider: keyvalue-redis`` is a provider process the controller places with
@@ -36,13 +37,15 @@ What is accepted, ignored and refused (*ext* marks this project's extensions):
   ``interfaces``, ``name``, ``target`` as a name with older ``target_config`` or as
   ``{name, config}``, ``source.config`` or older ``source_config``).
 - ignored (validated, then dropped): ``spec.policies``, ``metadata.labels``,
-  ``properties.id`` (component ids are ``<app>-<name>`` here), scalers on built-in
+  ``properties.id`` (component ids are ``<app>--<name>`` here), scalers on built-in
   capabilities (they run on every host); a ``daemonscaler``'s spread weights are kept
   but mean nothing (every matching host gets ``instances``), so they are not checked.
 - refused: unknown fields and trait types, OCI image references (no registry client),
   capabilities other than the built-in http-server and keyvalue providers, ``secrets``,
   a named config without ``properties`` (wadm's config managed outside the manifest),
-  links from a keyvalue capability, a manifest without a scaler on a component.
+  links from a keyvalue capability, a manifest without a scaler on a component, two
+  HTTP routes of one app with the same path and Host, a manifest beyond the bounds of
+  ``deploy.locate`` (size, nesting, values).
 
 Config values are strings in wadm; YAML numbers and booleans are accepted and turned
 into strings (``true``/``false`` for booleans). Named configs are merged, a later name
@@ -66,6 +69,7 @@ from catalog.kinds import (
     KINDS,
     placed_kind,
 )
+from deploy.dump import dump_spec, pairs, spec_from_dump
 from deploy.errors import (
     ManifestError,
     ManifestFileError,
@@ -83,6 +87,7 @@ from deploy.model import (
     Scaler,
     Spread,
 )
+from deploy.names import route_key
 from deploy.schema import (
     CapabilityProperties,
     ComponentEntry,
@@ -155,48 +160,6 @@ def spec_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def dump_spec(spec: AppSpec) -> dict[str, Any]:
-    """A JSON-able dict of ``spec`` (pairs become objects); ``spec_from_dump`` inverts it."""
-    return {
-        "name": spec.name,
-        "version": spec.version,
-        "description": spec.description,
-        "annotations": dict(spec.annotations),
-        "components": [_dump_component(c) for c in spec.components],
-        "capabilities": [
-            {
-                "name": c.name,
-                "provider": c.provider,
-                "config": dict(c.config),
-                "scaler": _dump_scaler(c.scaler),
-            }
-            for c in spec.capabilities
-        ],
-        "links": [_dump_link(link) for link in spec.links],
-    }
-
-
-def spec_from_dump(data: dict[str, Any]) -> AppSpec:
-    """The ``AppSpec`` that ``dump_spec`` turned into ``data``."""
-    return AppSpec(
-        name=data["name"],
-        version=data["version"],
-        description=data.get("description", ""),
-        annotations=_pairs(data.get("annotations", {})),
-        components=tuple(_undump_component(c) for c in data.get("components", [])),
-        capabilities=tuple(
-            CapabilityDecl(
-                c["name"],
-                c["provider"],
-                _pairs(c.get("config", {})),
-                _undump_scaler(c.get("scaler")),
-            )
-            for c in data.get("capabilities", [])
-        ),
-        links=tuple(_undump_link(link) for link in data.get("links", [])),
-    )
-
-
 # -- normalisation and cross-checks ---------------------------------------------------
 
 
@@ -237,7 +200,7 @@ class _Normaliser:
             capabilities=tuple(capabilities),
             links=tuple(link.decl for link in links),
             description=annotations.description,
-            annotations=_pairs(annotations.model_dump(exclude_unset=True)),
+            annotations=pairs(annotations.model_dump(exclude_unset=True)),
         )
 
     def _problem(self, kind: type[ManifestError], loc: Loc, message: str) -> None:
@@ -509,8 +472,18 @@ class _Normaliser:
             line = self.report.line_of(first[key])
             message = f"duplicate link: {what}, at line {line}"
             self._problem(ManifestReferenceError, link.loc, message)
-        else:
-            first[key] = link.loc
+            return
+        first[key] = link.loc
+        if kinds.get(decl.source) == HTTP_SERVER:
+            # Every host serves one route table: one route, one component.
+            route = route_key(dict(decl.source_config))
+            claimed = ("route", str(route))
+            if claimed in first:
+                line = self.report.line_of(first[claimed])
+                message = f"duplicate HTTP route {route}: declared already at line {line}"
+                self._problem(ManifestReferenceError, link.loc, message)
+            else:
+                first[claimed] = link.loc
 
 
 def _provider_of_image(image: str) -> str | None:
@@ -551,77 +524,3 @@ def _either(items: Sequence[str], conjunction: str = "or") -> str:
 
 _SUPPORTED_CAPABILITIES = _supported_capabilities()
 
-
-# -- dump -----------------------------------------------------------------------------
-
-
-def _pairs(mapping: dict[str, Any]) -> Pairs:
-    return tuple(sorted((str(k), str(v)) for k, v in mapping.items()))
-
-
-def _dump_scaler(scaler: Scaler | None) -> dict[str, Any] | None:
-    if scaler is None:
-        return None
-    spreads = [
-        {"name": s.name, "requirements": dict(s.requirements), "weight": s.weight}
-        for s in scaler.spreads
-    ]
-    return {"kind": scaler.kind, "instances": scaler.instances, "spreads": spreads}
-
-
-def _undump_scaler(data: dict[str, Any] | None) -> Scaler | None:
-    if data is None:
-        return None
-    spreads = tuple(
-        Spread(x["name"], _pairs(x.get("requirements", {})), x.get("weight", 100))
-        for x in data.get("spreads", [])
-    )
-    return Scaler(data["kind"], data["instances"], spreads)
-
-
-def _dump_component(c: ComponentDecl) -> dict[str, Any]:
-    return {
-        "name": c.name,
-        "source": c.source,
-        "sha256": c.sha256,
-        "config": dict(c.config),
-        "scaler": _dump_scaler(c.scaler),
-        "max_concurrency": c.max_concurrency,
-    }
-
-
-def _undump_component(data: dict[str, Any]) -> ComponentDecl:
-    return ComponentDecl(
-        name=data["name"],
-        source=data["source"],
-        sha256=data.get("sha256"),
-        config=_pairs(data.get("config", {})),
-        scaler=_undump_scaler(data.get("scaler")),
-        max_concurrency=data.get("max_concurrency"),
-    )
-
-
-def _dump_link(link: LinkDecl) -> dict[str, Any]:
-    return {
-        "source": link.source,
-        "target": link.target,
-        "namespace": link.namespace,
-        "package": link.package,
-        "interfaces": list(link.interfaces),
-        "name": link.name,
-        "source_config": dict(link.source_config),
-        "target_config": dict(link.target_config),
-    }
-
-
-def _undump_link(data: dict[str, Any]) -> LinkDecl:
-    return LinkDecl(
-        source=data["source"],
-        target=data["target"],
-        namespace=data["namespace"],
-        package=data["package"],
-        interfaces=tuple(data["interfaces"]),
-        name=data.get("name", "default"),
-        source_config=_pairs(data.get("source_config", {})),
-        target_config=_pairs(data.get("target_config", {})),
-    )

@@ -22,8 +22,8 @@ from deploy.errors import (
     ManifestSchemaError,
 )
 from deploy.locate import Report, validate
+from deploy.names import check_name, check_version, link_part_problem
 
-_TOKEN = re.compile(r"^[-_a-zA-Z0-9]+$")
 _SHA256 = re.compile(r"^(sha256:)?[0-9a-fA-F]{64}$")
 
 
@@ -36,9 +36,10 @@ def stringify(value: object) -> str:
     raise ValueError("must be a string, number or boolean")
 
 
-def token(value: str) -> str:
-    if not _TOKEN.match(value):
-        raise ValueError(f"'{value}' is not a lattice token: use letters, digits, '-' and '_'")
+def link_part(value: str) -> str:
+    problem = link_part_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -61,8 +62,10 @@ def capability_kind(value: str) -> str:
 
 
 ConfigValue = Annotated[str, BeforeValidator(stringify)]
-Token = Annotated[str, AfterValidator(token)]
+# App and component names: scoped into lattice ids, see deploy.names.
+Name = Annotated[str, AfterValidator(check_name)]
 NonEmpty = Annotated[str, Field(min_length=1)]
+LinkPart = Annotated[str, Field(min_length=1), AfterValidator(link_part)]
 
 
 class Strict(BaseModel):
@@ -88,13 +91,11 @@ class Annotations(BaseModel):
     def _check_version(cls, value: str) -> str:
         if not value or any(c.isspace() for c in value):
             raise ValueError("must be a non-empty string without spaces")
-        if value == "latest":
-            raise ValueError("'latest' is not allowed as a version (as in wadm)")
-        return value
+        return check_version(value)
 
 
 class Metadata(Strict):
-    name: Token
+    name: Name
     annotations: Annotations
     labels: dict[str, StrictStr] = Field(default_factory=dict)  # ignored
 
@@ -105,7 +106,7 @@ class Trait(Strict):
 
 
 class ComponentEntry(Strict):
-    name: Token
+    name: Name
     type: Literal["component", "actor", "capability"]
     properties: dict[str, Any]
     traits: list[Trait] = Field(default_factory=list)
@@ -125,7 +126,7 @@ class Manifest(Strict):
 
 class ComponentProperties(Strict):
     image: NonEmpty
-    id: str | None = None  # ignored: component ids are "<app>-<name>" here
+    id: str | None = None  # ignored: component ids are "<app>--<name>" here
     config: list[ConfigProperty] = Field(default_factory=list)
     secrets: list[Any] = Field(default_factory=list)  # refused when not empty
     sha256: str | None = Field(default=None, pattern=_SHA256.pattern)  # ext
@@ -181,10 +182,10 @@ class LinkTarget(ConfigDefinition):
 
 
 class LinkProperties(Strict):
-    namespace: NonEmpty
-    package: NonEmpty
+    namespace: LinkPart
+    package: LinkPart
     interfaces: list[NonEmpty] = Field(min_length=1)
-    name: NonEmpty = "default"
+    name: LinkPart = "default"
     target: LinkTarget
     target_config: list[ConfigProperty] = Field(default_factory=list)  # older wadm
     source: ConfigDefinition = Field(default_factory=ConfigDefinition)

@@ -16,7 +16,8 @@ The rules, in one place:
   request's own values; a later layer wins.
 - **links from the component**: to a provider kind (``keyvalue``...) they bind
   the provider's interfaces, with the link's config; ``provider=X`` on a
-  keyvalue link sends calls to the out-of-process provider X. To another
+  keyvalue link sends calls to the out-of-process provider X. A keyvalue link
+  naming a bucket that is ``reserved`` (the lattice's own) is refused. To another
   component, each interface becomes an import served by that component.
 - **links to the component** from the http-server are its routes (config
   ``path``, default ``/``, and optional ``host``).
@@ -24,7 +25,7 @@ The rules, in one place:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from catalog.kinds import HTTP_SERVER, KEYVALUE
@@ -36,6 +37,7 @@ from lattice.subjects import check_token
 from providers import contracts
 from providers.config_provider import merge_config
 from providers.http_server import Route
+from providers.keyvalue import check_buckets
 from providers.remote import remote_backend_name
 
 # Instances are created lazily up to this many concurrent calls per component.
@@ -59,14 +61,21 @@ def plan_component(
     links: Sequence[Link],
     links_in: Sequence[Link],
     named_config: Mapping[str, Mapping[str, str]],
+    *,
+    reserved: Callable[[str], bool],
 ) -> ComponentPlan:
     """The spec and routes of ``request``, given the links from and to its component.
 
     ``named_config`` holds the values of (at least) every name in
     ``request.config_names``; a name without values raises ``MissingConfig``.
+    ``reserved`` says which buckets no keyvalue link may name (``Subjects.owns_bucket``);
+    naming one raises ``ValueError``.
     """
     component_id = request.component_id
     provider_links = [link for link in links if link.target in contracts.PROVIDER_INTERFACES]
+    for link in provider_links:
+        if link.target == "keyvalue":
+            check_buckets(link.config, reserved)
     link_specs = tuple(_provider_link(link) for link in provider_links)
     spec = ComponentSpec(
         component_id=component_id,

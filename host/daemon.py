@@ -412,7 +412,9 @@ class HostDaemon:
             values = await self.state.get_config(name)
             if values is not None:
                 named_config[name] = values
-        plan = plan_component(request, links, links_in, named_config)
+        plan = plan_component(
+            request, links, links_in, named_config, reserved=self.subjects.owns_bucket
+        )
         self._bind_remote_providers(plan.remote_providers)
         await self._start_counted(component_id, plan.spec)
         await self.exports.serve(component_id)

@@ -13,7 +13,8 @@ from pydantic import Field
 
 from lattice.messages import Message
 
-AppState = Literal["deployed", "reconciling", "failed"]
+# "invalid": the stored spec cannot be used (the reason says why); the app runs nothing new.
+AppState = Literal["deployed", "reconciling", "failed", "invalid"]
 
 
 class ComponentStatus(Message):

@@ -12,7 +12,9 @@ Layout (``P`` = prefix, default ``wasmlattice``; ``L`` = lattice name, default
     P.L.prov.<provider-id>.<operation>   out-of-process providers (queue group per provider)
     P.L.policy                           a policy service's decisions (request/reply)
 
-JetStream KV buckets: ``P-L-links``, ``P-L-config``, ``P-L-specs``, ``P-L-lease``.
+JetStream KV buckets: ``P-L-links``, ``P-L-config``, ``P-L-specs``, ``P-L-lease``. Every
+bucket named ``P-...`` is reserved to lattices (``owns_bucket``): a component's keyvalue
+link may not name one, whatever its lattice.
 """
 
 from __future__ import annotations
@@ -110,6 +112,10 @@ class Subjects:
 
     def bucket(self, purpose: str) -> str:
         return f"{self.prefix}-{self.lattice}-{purpose}"
+
+    def owns_bucket(self, name: str) -> bool:
+        """Whether ``name`` is (or could be) a lattice's own bucket, of any lattice name."""
+        return name.startswith(f"{self.prefix}-")
 
     @property
     def links_bucket(self) -> str:

@@ -7,12 +7,14 @@ share data. Link config keys:
 - ``bucket``: the backend bucket every identifier maps to, unless ...
 - ``bucket.<identifier>``: the backend bucket for that identifier.
 
-An identifier with no mapping is ``no-such-store``: no ambient access.
+An identifier with no mapping is ``no-such-store``: no ambient access. A mapping
+to a reserved bucket (the lattice's own state: specs, links, config, lease) is
+refused when the link is bound (``check_buckets``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol, TypeVar
 
 from lattice.errors import LatticeError
@@ -46,6 +48,16 @@ def resolve_bucket(identifier: str, link_config: Mapping[str, str]) -> str:
     if default:
         return default
     raise KeyValueError("no-such-store", f"no bucket is linked for identifier {identifier!r}")
+
+
+def check_buckets(link_config: Mapping[str, str], reserved: Callable[[str], bool]) -> None:
+    """Refuse a link config mapping an identifier to a ``reserved`` bucket (ValueError)."""
+    for key, bucket in sorted(link_config.items()):
+        if (key == "bucket" or key.startswith("bucket.")) and reserved(bucket):
+            raise ValueError(
+                f"keyvalue link config {key}={bucket!r} names a reserved bucket: "
+                "it holds the lattice's own state"
+            )
 
 
 class MemoryKeyValue:

@@ -9,7 +9,10 @@ from host.errors import MissingConfig
 from host.runtime.components import LinkSpec
 from host.runtime.pool import Limits
 from lattice.messages import Link, ScaleComponent
+from lattice.subjects import Subjects
 from providers.http_server import Route
+
+RESERVED = Subjects().owns_bucket
 
 
 def request(**fields: object) -> ScaleComponent:
@@ -41,7 +44,7 @@ def test_limits_allow_at_least_the_replicas(
     count: int, max_concurrency: int | None, instances: int
 ) -> None:
     asked = request(count=count, max_concurrency=max_concurrency, deadline_s=2.5, memory_mb=64)
-    plan = plan_component(asked, [], [], {})
+    plan = plan_component(asked, [], [], {}, reserved=RESERVED)
     assert plan.spec.limits == Limits(
         max_concurrency=instances, deadline_s=2.5, memory_bytes=64 * 2**20
     )
@@ -56,14 +59,14 @@ def test_config_layers_named_configs_in_order_then_the_request() -> None:
         "unused": {"greeting": "ignored"},
     }
     asked = request(config_names=["base", "site"], config={"size": "l"})
-    plan = plan_component(asked, [], [], named)
+    plan = plan_component(asked, [], [], named, reserved=RESERVED)
     assert dict(plan.spec.config) == {"greeting": "hello", "colour": "blue", "size": "l"}
 
 
 def test_a_missing_named_config_is_a_clear_error() -> None:
     asked = request(config_names=["base", "nope"])
     with pytest.raises(MissingConfig, match="'app' uses named config 'nope', which does not exist"):
-        plan_component(asked, [], [], {"base": {}})
+        plan_component(asked, [], [], {"base": {}}, reserved=RESERVED)
 
 
 def test_routes_come_from_http_server_links_to_the_component() -> None:
@@ -75,7 +78,7 @@ def test_routes_come_from_http_server_links_to_the_component() -> None:
         # A component calling this one is no route.
         Link(source_id="front", target="app", namespace="demo", package="greet", interfaces=["g"]),
     ]
-    plan = plan_component(request(), [], links_in, {})
+    plan = plan_component(request(), [], links_in, {}, reserved=RESERVED)
     assert plan.routes == (
         Route("app", "/api", None),
         Route("app", "/v2", "example.com"),
@@ -98,7 +101,7 @@ def test_provider_links_bind_providers_and_component_links_name_targets() -> Non
         ),
         Link(source_id="app", target="clock", namespace="demo", package="time", interfaces=["t"]),
     ]
-    plan = plan_component(request(), links, [], {})
+    plan = plan_component(request(), links, [], {}, reserved=RESERVED)
     assert plan.spec.links == (
         LinkSpec("keyvalue", {"bucket": "b"}),
         LinkSpec("logging", {}),
@@ -115,7 +118,7 @@ def test_a_keyvalue_link_to_a_provider_process_uses_its_remote_backend() -> None
     links = [
         Link(source_id="app", target="keyvalue", config={"bucket": "b", "provider": "redis-1"}),
     ]
-    plan = plan_component(request(), links, [], {})
+    plan = plan_component(request(), links, [], {}, reserved=RESERVED)
     assert plan.spec.links == (
         LinkSpec("keyvalue", {"bucket": "b", "provider": "redis-1", "backend": "provider:redis-1"}),
     )
@@ -125,4 +128,20 @@ def test_a_keyvalue_link_to_a_provider_process_uses_its_remote_backend() -> None
 def test_a_bad_provider_id_is_refused() -> None:
     links = [Link(source_id="app", target="keyvalue", config={"provider": "a.b"})]
     with pytest.raises(ValueError, match=r"invalid provider id 'a\.b'"):
-        plan_component(request(), links, [], {})
+        plan_component(request(), links, [], {}, reserved=RESERVED)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"bucket": "wasmlattice-default-specs"},
+        {"bucket": "mine", "bucket.cache": "wasmlattice-default-links"},
+        {"bucket": "wasmlattice-other-lease", "provider": "redis-1"},
+    ],
+)
+def test_a_keyvalue_link_naming_a_lattice_bucket_is_refused(config: dict[str, str]) -> None:
+    links = [Link(source_id="app", target="keyvalue", config=config)]
+    with pytest.raises(ValueError, match="names a reserved bucket"):
+        plan_component(request(), links, [], {}, reserved=RESERVED)
+    custom = Subjects(prefix="acme").owns_bucket
+    assert custom("acme-default-config") and not custom("wasmlattice-default-config")

@@ -170,7 +170,7 @@ async def test_apply_places_replicas_as_the_spread_says(
     await lattice.apply(manifest("shop", "v1", components["hello-wat"]))
 
     async def placed() -> bool:
-        return await lattice.placement("shop-web") == {"eu-1": 1, "eu-2": 1, "us-1": 1}
+        return await lattice.placement("shop--web") == {"eu-1": 1, "eu-2": 1, "us-1": 1}
 
     await wait_until(placed, what="2:1 spread over eu and us")
     await wait_until(lambda: _is(lattice, "shop", "deployed"), what="status deployed")
@@ -197,16 +197,16 @@ async def test_sigkill_of_a_host_heals_on_survivors(
     await lattice.apply(manifest("shop", "v1", components["hello-wat"], instances=4))
 
     async def spread() -> bool:
-        return sum((await lattice.placement("shop-web")).values()) == 4
+        return sum((await lattice.placement("shop--web")).values()) == 4
 
     await wait_until(spread, what="4 replicas")
-    victim = next(h for h, n in (await lattice.placement("shop-web")).items() if h != "us-1")
+    victim = next(h for h, n in (await lattice.placement("shop--web")).items() if h != "us-1")
     survivor = next(h for h in ("eu-1", "eu-2") if h != victim)
     hosts[victim].kill()
     killed = time.monotonic()
 
     async def healed() -> bool:
-        placed = await lattice.placement("shop-web")
+        placed = await lattice.placement("shop--web")
         return (
             victim not in placed
             and placed.get(survivor) == 3
@@ -262,7 +262,7 @@ async def test_drain_moves_replicas_without_failed_requests(
     drained = await drain_during(hammer, "eu-1", nats_server.url)
     assert drained.returncode == 0, drained.stderr
     assert failures == []
-    placed = await lattice.placement("shop-web")
+    placed = await lattice.placement("shop--web")
     assert "eu-1" not in placed and placed["eu-2"] == 2
     process = hosts["eu-1"].process
     assert process is not None and process.wait(15) == 0
@@ -314,7 +314,7 @@ async def test_undeploy_removes_replicas_and_routes(
     await lattice.specs.undeploy("shop")
 
     async def gone() -> bool:
-        return await lattice.placement("shop-web") == {} and not [
+        return await lattice.placement("shop--web") == {} and not [
             link
             for link in await lattice.client.links()
             if link.annotations.get(annotation.APP) == "shop"
@@ -373,7 +373,7 @@ async def test_controller_failover(
         await lattice.apply(manifest("shop", "v2", components["hello-wat"], instances=6))
 
         async def six() -> bool:
-            return sum((await lattice.placement("shop-web")).values()) == 6
+            return sum((await lattice.placement("shop--web")).values()) == 6
 
         await wait_until(six, what="v2 scaled by the new leader")
         assert (await specs.index("shop"))[0] is not None
@@ -465,7 +465,7 @@ async def test_a_placed_provider_fails_over_and_the_count_goes_on(
         found = {}
         for host in await lattice.client.hosts():
             for provider in host.providers:
-                if provider.provider_id == "tally-store":
+                if provider.provider_id == "tally--store":
                     found[host.host_id] = provider.healthy
         return found
 

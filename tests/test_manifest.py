@@ -623,8 +623,15 @@ def test_link_source_rules() -> None:
         wasm(), cap("web", "http-server:1", route()), cap("web2", "httpserver:1", route())
     )
     assert "(a component takes one), at line 22" in str(error)
-    both = load(wasm(), wasm("other"), cap("web", "http-server:1", route() + route("other")))
+    path_b = PATH_A.replace("/a", "/b")
+    both = load(
+        wasm(), wasm("other"), cap("web", "http-server:1", route() + route("other", path_b))
+    )
     assert [link.target for link in both.links] == ["hello", "other"]
+    # One route table per host: one path (and Host) leads to one component.
+    same_path = cap("web", "http-server:1", route() + route("other"))
+    error = fails(wasm(), wasm("other"), same_path)
+    assert "duplicate HTTP route */a: declared already at line" in str(error)
 
 
 def test_no_project_imports_in_deploy() -> None:
@@ -633,3 +640,38 @@ def test_no_project_imports_in_deploy() -> None:
             if line.startswith(("import ", "from ")):
                 module = line.split()[1].split(".")[0]
                 assert module not in {"host", "lattice", "providers", "controller"}, path
+
+
+# -- bounds: a stored spec is read by every controller ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: " + "[" * 500 + "]" * 500, "t.yaml:1: the manifest nests deeper than 64 levels"),
+        ('{"a": ' * 500 + "1" + "}" * 500, "t.yaml:1: the manifest nests deeper than 64 levels"),
+        (
+            "a:\n" + "".join("  " * i + "b:\n" for i in range(1, 500)),
+            "t.yaml:64: the manifest nests deeper than 64 levels",
+        ),
+        ("a: &a [*a]\n", "t.yaml:1: a recursive alias (a value containing itself) is not"),
+        ("x: " + "y" * 300_000, "t.yaml: the manifest is 300003 bytes: at most 262144"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n"
+                for p, n in zip("abcde", "bcdef", strict=True)
+            ),
+            "t.yaml: the manifest holds more than 100000 values (aliases expanded)",
+        ),
+    ],
+)
+def test_a_manifest_beyond_the_bounds_is_a_syntax_error(text: str, message: str) -> None:
+    with pytest.raises(ManifestSyntaxError) as info:
+        load_manifest(text, "t.yaml")
+    assert str(info.value).startswith(message)
+
+
+def test_within_the_bounds_aliases_still_work() -> None:
+    spec = load(wasm(image="&img /c/hello.wasm"), wasm("other", image="*img"))
+    assert [c.source for c in spec.components] == ["/c/hello.wasm", "/c/hello.wasm"]

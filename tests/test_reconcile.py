@@ -37,12 +37,12 @@ def host(
     draining: bool = False,
     rev: str = REV,
 ) -> HostView:
-    components = {"shop-checkout": Replicas(running, rev, "shop")} if running else {}
+    components = {"shop--checkout": Replicas(running, rev, "shop")} if running else {}
     return HostView(host_id, {"zone": zone}, seen, draining, components)
 
 
 def scale(host_id: str, count: int, source: str = "/c.wasm", rev: str = REV) -> ScaleCommand:
-    return ScaleCommand(host_id, "shop-checkout", count, source, rev, "shop", "v1")
+    return ScaleCommand(host_id, "shop--checkout", count, source, rev, "shop", "v1")
 
 
 def hosts(*views: HostView) -> Observed:
@@ -87,8 +87,8 @@ def test_dead_host_replicas_move_to_survivors() -> None:
 def test_in_flight_commands_are_not_reissued_until_they_expire() -> None:
     observed = hosts(host("a", "eu"), host("c", "us"))
     pending = {
-        ("scale", "a", "shop-checkout"): Pending(2, REV, NOW + 5),
-        ("scale", "c", "shop-checkout"): Pending(1, REV, NOW - 1),
+        ("scale", "a", "shop--checkout"): Pending(2, REV, NOW + 5),
+        ("scale", "c", "shop--checkout"): Pending(1, REV, NOW - 1),
     }
     plan = reconcile([app()], observed, pending, NOW, TIMEOUT)
     assert plan.commands == (scale("c", 1),)
@@ -156,7 +156,7 @@ def test_links_are_put_first_and_orphans_removed() -> None:
     rev = revision(spec, spec.components[0])
     assert plan.commands == (
         PutLinkCommand(
-            "shop-checkout",
+            "shop--checkout",
             "keyvalue",
             "wasi",
             "keyvalue",
@@ -167,22 +167,22 @@ def test_links_are_put_first_and_orphans_removed() -> None:
         ),
         PutLinkCommand(
             "http-server",
-            "shop-checkout",
+            "shop--checkout",
             "wasi",
             "http",
             ("incoming-handler",),
-            "shop-checkout",
+            "shop--checkout",
             (("path", "/shop"),),
             "shop",
         ),
-        ScaleCommand("a", "shop-checkout", 1, "/c.wasm", rev, "shop", "v1"),
+        ScaleCommand("a", "shop--checkout", 1, "/c.wasm", rev, "shop", "v1"),
         DeleteLinkCommand("old/wasi:keyvalue/default"),
     )
 
 
 def test_undeployed_app_replicas_are_stopped() -> None:
     plan = reconcile([], hosts(host("a", "eu", 2)), {}, NOW, TIMEOUT)
-    assert plan.commands == (ScaleCommand("a", "shop-checkout", 0, "", "", "shop", ""),)
+    assert plan.commands == (ScaleCommand("a", "shop--checkout", 0, "", "", "shop", ""),)
 
 
 def test_thousand_apps_over_hundred_hosts_is_deterministic() -> None:

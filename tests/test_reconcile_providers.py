@@ -36,7 +36,7 @@ def host(
     seen: float = NOW,
     draining: bool = False,
 ) -> HostView:
-    providers = {"shop-store": ProviderReplica(rev, app_name, healthy)} if provider else {}
+    providers = {"shop--store": ProviderReplica(rev, app_name, healthy)} if provider else {}
     return HostView(host_id, {"zone": zone}, seen, draining, {}, providers)
 
 
@@ -46,11 +46,11 @@ def run(
     config: tuple[tuple[str, str], ...] = CONFIG,
     rev: str = REV,
 ) -> ProviderCommand:
-    return ProviderCommand(host_id, "shop-store", True, "keyvalue-redis", config, rev, "shop")
+    return ProviderCommand(host_id, "shop--store", True, "keyvalue-redis", config, rev, "shop")
 
 
 def stop(host_id: str, app_name: str = "shop") -> ProviderCommand:
-    return ProviderCommand(host_id, "shop-store", False, app=app_name)
+    return ProviderCommand(host_id, "shop--store", False, app=app_name)
 
 
 def providers(plan_commands: tuple[object, ...]) -> list[object]:
@@ -66,8 +66,8 @@ def test_a_provider_is_placed_on_a_matching_host_and_links_lead_to_it() -> None:
     assert providers(plan.commands) == [run("a")]
     (link,) = [c for c in plan.commands if isinstance(c, PutLinkCommand)]
     # The component's link goes to the keyvalue contract, served by provider shop-store.
-    assert (link.source_id, link.target) == ("shop-counter", "keyvalue")
-    assert dict(link.config) == {"b": "x", "provider": "shop-store"}
+    assert (link.source_id, link.target) == ("shop--counter", "keyvalue")
+    assert dict(link.config) == {"b": "x", "provider": "shop--store"}
     # Links, then providers, then component replicas.
     kinds = [type(c).__name__ for c in plan.commands]
     assert kinds == ["PutLinkCommand", "ProviderCommand", "ScaleCommand"]
@@ -96,7 +96,7 @@ def test_a_dead_hosts_provider_moves_to_a_survivor() -> None:
 
 
 def test_an_in_flight_start_is_not_reissued() -> None:
-    pending = {("provider", "a", "shop-store"): Pending(1, REV, NOW + 5)}
+    pending = {("provider", "a", "shop--store"): Pending(1, REV, NOW + 5)}
     plan = reconcile([app()], hosts(host("a"), host("b")), pending, NOW, TIMEOUT)
     assert providers(plan.commands) == []
 
