@@ -545,9 +545,10 @@ def stop_host(
 
 
 from cli import apps as cli_apps  # noqa: E402 - the subcommand modules need `main`
+from cli import artifacts as cli_artifacts  # noqa: E402
 from cli import state as cli_lattice  # noqa: E402
 
-for _command in (*cli_lattice.COMMANDS, *cli_apps.COMMANDS):
+for _command in (*cli_lattice.COMMANDS, *cli_apps.COMMANDS, *cli_artifacts.COMMANDS):
     main.add_command(_command)
 for _command in cli_apps.APP_GET_COMMANDS:
     get.add_command(_command)

@@ -9,7 +9,8 @@ Layout (``P`` = prefix, default ``wasmlattice``; ``L`` = lattice name, default
     P.L.rpc.<component-id>.<interface>   component invocations (queue group per component)
     P.L.prov.<provider-id>.<operation>   out-of-process providers (queue group per provider)
 
-JetStream KV buckets: ``P-L-links``, ``P-L-config``, ``P-L-specs``, ``P-L-lease``.
+JetStream KV buckets: ``P-L-links``, ``P-L-config``, ``P-L-specs``, ``P-L-lease``; the
+object store ``P-L-artifacts`` (component bytes, named by digest).
 """
 
 from __future__ import annotations
@@ -102,3 +103,7 @@ class Subjects:
     @property
     def lease_bucket(self) -> str:
         return self.bucket("lease")
+
+    @property
+    def artifacts_bucket(self) -> str:
+        return self.bucket("artifacts")
