@@ -70,7 +70,7 @@ class ArtifactStore:
                 self._opened = await js.object_store(self.bucket)
             except jserr.BucketNotFoundError:
                 config = ObjectStoreConfig(bucket=self.bucket, storage=StorageType.FILE)
-                self._opened = await js.create_object_store(config=config)
+                self._opened = await js.create_object_store(self.bucket, config=config)
         except (nats.errors.Error, jserr.Error) as exc:
             raise ArtifactFailure(f"cannot open the object store {self.bucket}: {exc}") from exc
         return self._opened

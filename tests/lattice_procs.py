@@ -32,6 +32,8 @@ class HostProcess:
     env: dict[str, str] = field(default_factory=dict)
     # The test session's shared compile cache, linked in so components compile once.
     compile_cache: Path | None = None
+    # The working directory (its build/ and examples/ are artifact dirs); None: the test's.
+    cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> HostProcess:
@@ -57,7 +59,7 @@ class HostProcess:
             (self.state_dir / "compile-cache").symlink_to(self.compile_cache)
         log = open(self.state_dir / "host.log", "wb")
         self.process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+            args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, cwd=self.cwd
         )
         return self
 
