@@ -30,7 +30,7 @@ from lattice.connection import NatsOptions, connect
 from lattice.natsd import NatsServer, free_port
 from lattice.specs import SpecStore
 from tests.lattice_procs import HostProcess, wait_for_hosts
-from tests.registry_fixture import Registry
+from tests.registry_fixture import Registry, TokenProxy
 
 LATTICE = str(Path(sys.executable).parent / "lattice")
 HELLO = b"Hello from wasmlattice!\n"
@@ -500,3 +500,33 @@ async def test_apply_refuses_what_it_cannot_pin(
         assert await SpecStore(nc, LatticeClient(nc).subjects).apps() == []
     finally:
         await nc.close()
+
+
+async def test_bearer_token_flow_and_blob_redirects(
+    registry: Registry, components: dict[str, Path], tmp_path: Path
+) -> None:
+    creds = {"WASMLATTICE_REGISTRY_USER": "alice", "WASMLATTICE_REGISTRY_PASSWORD": "s3cret-pw"}
+    proxy = await TokenProxy(registry).start()
+    try:
+        ref = f"{proxy.host}/team/hello:1"
+        code, _, err = await lattice("push", str(components["hello-wat"]), ref, env=creds)
+        assert code == 0, err
+        out_file = tmp_path / "hello.wasm"
+        code, _, err = await lattice("pull", ref, "-o", str(out_file), env=creds)
+        assert code == 0, err  # the blob came through a same-host redirect
+        assert out_file.read_bytes() == components["hello-wat"].read_bytes()
+        assert proxy.tokens_issued >= 2
+        wrong = {**creds, "WASMLATTICE_REGISTRY_PASSWORD": "nope"}
+        code, out, err = await lattice("pull", ref, env=wrong)
+        assert code == 1 and "refused the credentials for user 'alice'" in error_line(err)
+        assert "nope" not in out + err
+    finally:
+        await proxy.stop()
+    elsewhere = await TokenProxy(registry, redirect_elsewhere=True).start()
+    try:
+        ref = f"{elsewhere.host}/team/hello:1"
+        code, _, err = await lattice("pull", ref, "-o", os.devnull, env=creds)
+        assert code == 1
+        assert "redirected a download to a non-https URL" in error_line(err)
+    finally:
+        await elsewhere.stop()
