@@ -19,7 +19,7 @@ up: components
 	$(BIN)/lattice up
 
 test: components
-	command -v redis-server >/dev/null && command -v openssl >/dev/null || (apt-get update && apt-get install -y redis-server openssl)
+	command -v redis-server >/dev/null && command -v openssl >/dev/null && command -v docker-registry >/dev/null && command -v htpasswd >/dev/null || (apt-get update && apt-get install -y redis-server openssl docker-registry apache2-utils)
 	$(BIN)/python -m pytest -q
 
 bench: components

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from cli.artifacts import make_registry_options, pin_sources, registry_errors, registry_options
 from cli.common import (
     emit,
     nats_options,
@@ -20,11 +21,11 @@ from cli.common import (
     with_client,
 )
 from controller.admission import admit
-from deploy.manifest import load_manifest_file
+from deploy.manifest import load_manifest, load_manifest_file
 from lattice.app_status import AppStatus
 from lattice.client import LatticeClient
 from lattice.options import NatsFlags
-from lattice.specs import AppIndex, SpecStore
+from lattice.specs import AppIndex, SpecError, SpecStore
 
 
 def _store(client: LatticeClient) -> SpecStore:
@@ -35,22 +36,32 @@ def _store(client: LatticeClient) -> SpecStore:
 @click.option("-f", "--file", "path", required=True, type=click.Path(path_type=Path))
 @click.option("--no-deploy", is_flag=True, help="Store the version without deploying it.")
 @nats_options
+@registry_options
 @output_option
-def apply(path: Path, no_deploy: bool, output: str, nats: NatsFlags) -> None:
-    """Validate a spec (wadm OAM Application), store it as a new version and deploy it."""
+def apply(path: Path, no_deploy: bool, output: str, nats: NatsFlags, **kwargs: Any) -> None:
+    """Validate a spec (wadm OAM Application), store it as a new version and deploy it.
+
+    Components are pinned first: a registry tag to its digest, a file or URL to a copy
+    in the lattice's object store, so every host runs the same bytes.
+    """
     spec = load_manifest_file(path)
     text = path.read_text()
     base_dir = str(path.resolve().parent)
+    registry = make_registry_options(kwargs)
 
     async def action(client: LatticeClient) -> dict[str, Any]:
         store = _store(client)
+        await _refuse_existing(store, spec.name, spec.version)
         await admit(store, spec)  # reserved buckets, routes of other apps
-        await store.put(spec.name, spec.version, text, base_dir=base_dir)
+        pinned = await pin_sources(text, base_dir, client, registry)
+        load_manifest(pinned, str(path), base_dir=base_dir)  # still valid once pinned
+        await store.put(spec.name, spec.version, pinned, base_dir=base_dir)
         if not no_deploy:
             await store.deploy(spec.name, spec.version)
         return {"app": spec.name, "version": spec.version, "deployed": not no_deploy}
 
-    result = with_client(nats, action)
+    with registry_errors():
+        result = with_client(nats, action)
     verb = "stored" if no_deploy else "deployed"
     emit(
         output,
@@ -59,6 +70,15 @@ def apply(path: Path, no_deploy: bool, output: str, nats: NatsFlags) -> None:
             f"{result['app']} {result['version']} {verb} (see `lattice status {result['app']}`)"
         ),
     )
+
+
+async def _refuse_existing(store: SpecStore, app: str, version: str) -> None:
+    """Refuse a stored version before uploading anything for it."""
+    try:
+        await store.get(app, version)
+    except SpecError:
+        return  # not stored yet
+    raise SpecError(f"{app} version {version} exists already: bump the version")
 
 
 @click.command("versions")

@@ -11,11 +11,22 @@ from __future__ import annotations
 
 import click
 
-from cli import apps, components, config, controller, creds, events, hosts, links, providers
+from cli import (
+    apps,
+    artifacts,
+    components,
+    config,
+    controller,
+    creds,
+    events,
+    hosts,
+    links,
+    providers,
+)
 from cli.common import setup_logging
 from cli.errors import LatticeGroup
 
-NOUNS = (hosts, controller, components, links, config, apps, providers, events, creds)
+NOUNS = (hosts, controller, components, links, config, apps, providers, events, creds, artifacts)
 
 
 @click.group(cls=LatticeGroup)

@@ -40,7 +40,10 @@ What is accepted, ignored and refused (*ext* marks this project's extensions):
   ``properties.id`` (component ids are ``<app>--<name>`` here), scalers on built-in
   capabilities (they run on every host); a ``daemonscaler``'s spread weights are kept
   but mean nothing (every matching host gets ``instances``), so they are not checked.
-- refused: unknown fields and trait types, OCI image references (no registry client),
+- component images: a file path (relative to the spec), a ``file://`` or http(s) URL, an
+  OCI reference (``registry/repo:tag`` or ``@sha256:...``) or a lattice object
+  (``nats-object://sha256:...``); see ``deploy.sources``.
+- refused: unknown fields and trait types,
   capabilities other than the built-in http-server and keyvalue providers, ``secrets``,
   a named config without ``properties`` (wadm's config managed outside the manifest),
   links from a keyvalue capability, a manifest without a scaler on a component, two
@@ -56,7 +59,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +101,7 @@ from deploy.schema import (
     Trait,
     validate_top,
 )
+from deploy.sources import ObjectSource, OciSource, UnknownScheme, UrlSource, classify
 
 __all__ = [
     "API_VERSION",
@@ -117,13 +120,6 @@ KIND = "Application"
 PROVIDERS = BUILTIN_CAPABILITIES
 _SCALERS = {"spreadscaler": "spread", "daemonscaler": "daemon"}
 _TRAITS = (*_SCALERS, "link")
-# registry host (with a dot, or localhost), optional port, repository, then a tag or digest
-_OCI_REFERENCE = re.compile(
-    r"^(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+)(:\d+)?/[a-z0-9._/-]+"
-    r"(:\w[\w.-]{0,127}|@sha256:[0-9a-f]{64})$",
-    re.IGNORECASE,
-)
-
 Pairs = tuple[tuple[str, str], ...]
 
 
@@ -277,27 +273,18 @@ class _Normaliser:
 
     def _source(self, image: str, loc: Loc) -> str | None:
         """The component's source as the host loader takes it, or None (refused)."""
-        scheme, sep, _ = image.partition("://")
-        scheme = scheme.lower() if sep else ""
-        if scheme in ("file", "http", "https"):
-            return image
-        if scheme and scheme != "oci":
-            message = (
-                f"unsupported URL scheme '{scheme}://': use a file path, file:// or http(s)://"
-            )
+        source = classify(image, self.base_dir)
+        if isinstance(source, UnknownScheme):
+            message = f"unsupported URL scheme '{source.scheme}://': {source.hint}"
             self._problem(UnsupportedFeatureError, loc, message)
             return None
-        path = image
-        if self.base_dir is not None and not Path(image).is_absolute():
-            path = os.path.normpath(self.base_dir / image)
-        if scheme == "oci" or (_OCI_REFERENCE.match(image) and not Path(path).exists()):
-            message = (
-                f"'{image}' is an OCI image reference: pulling from registries is not "
-                "supported; use a file path, a file:// or an http(s):// URL"
-            )
-            self._problem(UnsupportedFeatureError, loc, message)
-            return None
-        return path
+        if isinstance(source, OciSource):
+            return str(source.reference)
+        if isinstance(source, ObjectSource):
+            return str(source)
+        if isinstance(source, UrlSource):
+            return source.url
+        return source.path
 
     def _flatten(self, configs: Iterable[tuple[list[ConfigProperty], Loc]]) -> Pairs:
         """Named configs merged into one mapping (a later name wins), as sorted pairs."""

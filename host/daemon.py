@@ -52,6 +52,7 @@ from host.runtime.components import ComponentSpec, HostRuntime
 from host.runtime.loader import DEFAULT_FETCH_TIMEOUT_S, DEFAULT_MAX_BYTES, LoadPolicy
 from host.runtime.pool import HostLimits
 from host.supervisor import ProviderSupervisor
+from lattice.artifacts import ArtifactStore
 from lattice.auth import bound_host_id
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.errors import LatticeError
@@ -201,6 +202,7 @@ class HostDaemon:
                     config.state_dir,
                     config.max_component_bytes,
                     config.fetch_timeout_s,
+                    objects=ArtifactStore(nc, subjects).get,
                 ),
                 limits=config.limits,
             )

@@ -12,9 +12,10 @@ Layout (``P`` = prefix, default ``wasmlattice``; ``L`` = lattice name, default
     P.L.prov.<provider-id>.<operation>   out-of-process providers (queue group per provider)
     P.L.policy                           a policy service's decisions (request/reply)
 
-JetStream KV buckets: ``P-L-links``, ``P-L-config``, ``P-L-specs``, ``P-L-lease``. Every
-bucket named ``P-...`` is reserved to lattices (``owns_bucket``): a component's keyvalue
-link may not name one, whatever its lattice.
+JetStream KV buckets: ``P-L-links``, ``P-L-config``, ``P-L-specs``, ``P-L-lease``; the
+object store ``P-L-artifacts`` (component bytes, named by digest). Every bucket named
+``P-...`` is reserved to lattices (``owns_bucket``): a component's keyvalue link may not
+name one, whatever its lattice.
 """
 
 from __future__ import annotations
@@ -132,3 +133,7 @@ class Subjects:
     @property
     def lease_bucket(self) -> str:
         return self.bucket("lease")
+
+    @property
+    def artifacts_bucket(self) -> str:
+        return self.bucket("artifacts")

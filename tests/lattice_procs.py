@@ -32,6 +32,8 @@ class HostProcess:
     env: dict[str, str] = field(default_factory=dict)
     # The test session's shared compile cache, linked in so components compile once.
     compile_cache: Path | None = None
+    # The working directory (its build/ and examples/ are artifact dirs); None: the test's.
+    cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> HostProcess:
@@ -56,7 +58,11 @@ class HostProcess:
         if self.compile_cache is not None:
             (self.state_dir / "compile-cache").symlink_to(self.compile_cache)
         self.process = spawn(
-            args, log=self.state_dir / "host.log", append=False, env={**os.environ, **self.env}
+            args,
+            log=self.state_dir / "host.log",
+            append=False,
+            env={**os.environ, **self.env},
+            cwd=self.cwd,
         )
         return self
 

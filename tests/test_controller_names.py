@@ -142,21 +142,23 @@ async def test_spec_keys_cannot_alias_and_a_bad_index_hides_no_app(
 
 
 async def test_apply_refuses_a_taken_route_and_a_reserved_bucket(
-    nats_server: NatsServer, nc: Connection, tmp_path: Path
+    nats_server: NatsServer, nc: Connection, tmp_path: Path, components: dict[str, Path]
 ) -> None:
+    # apply uploads each component (lattice.artifacts): it must be a real one.
+    wasm = components["hello-wat"]
     def apply(name: str, text: str) -> subprocess.CompletedProcess[str]:
         path = tmp_path / f"{name}.yaml"
         path.write_text(text)
         return cli(nats_url, "apply", "-f", str(path))
 
     nats_url = nats_server.url
-    assert apply("owner", manifest("owner", "v1", Path("/c.wasm"), path="/")).returncode == 0
-    taken = apply("thief", manifest("thief", "v1", Path("/c.wasm"), path="/"))
+    assert apply("owner", manifest("owner", "v1", wasm, path="/")).returncode == 0
+    taken = apply("thief", manifest("thief", "v1", wasm, path="/"))
     assert taken.returncode != 0
     assert "HTTP route */ (to 'web') is owned by app 'owner'" in taken.stderr
     # The owner itself may roll a new version on its route; another path is free.
-    assert apply("owner2", manifest("owner", "v2", Path("/c.wasm"), path="/")).returncode == 0
-    assert apply("other", manifest("thief", "v1", Path("/c.wasm"), path="/t")).returncode == 0
+    assert apply("owner2", manifest("owner", "v2", wasm, path="/")).returncode == 0
+    assert apply("other", manifest("thief", "v1", wasm, path="/t")).returncode == 0
     specs_bucket = LatticeClient(nc).subjects.specs_bucket
     reserved = apply("kv", kv_manifest("kv", specs_bucket))
     assert reserved.returncode != 0

@@ -317,17 +317,19 @@ def test_component_sources(tmp_path: Path) -> None:
     assert spec.components[0].source == str(tmp_path.resolve().parent / "x" / "a.wasm")
 
 
-def test_oci_references_are_refused_unless_the_path_exists(tmp_path: Path) -> None:
-    for image in (
-        "oci://ghcr.io/x/y:1.0",
-        "ghcr.io/x/y:1.0",
-        "localhost:5000/y@sha256:" + "a" * 64,
+def test_oci_references_are_sources_unless_the_path_exists(tmp_path: Path) -> None:
+    digest = "sha256:" + "a" * 64
+    for image, source in (
+        ("oci://ghcr.io/x/y:1.0", "ghcr.io/x/y:1.0"),
+        ("ghcr.io/x/y:1.0", "ghcr.io/x/y:1.0"),
+        (f"localhost:5000/y@{digest}", f"localhost:5000/y@{digest}"),
+        (f"nats-object://{digest}", f"nats-object://{digest}"),
     ):
-        error = fails(wasm(image=f"'{image}'"))
-        assert isinstance(error, UnsupportedFeatureError)
-        assert "spec.components[0].properties.image: " in str(error)
-        assert "is an OCI image reference" in str(error)
+        spec = load_manifest(HEAD + wasm(image=f"'{image}'"), base_dir=tmp_path)
+        assert spec.components[0].source == source
     assert "unsupported URL scheme 's3://'" in str(fails(wasm(image="s3://b/c.wasm")))
+    bad_object = fails(wasm(image="nats-object://sha256:abc"))
+    assert "unsupported URL scheme 'nats-object://': expected" in str(bad_object)
     (tmp_path / "ghcr.io" / "x").mkdir(parents=True)
     (tmp_path / "ghcr.io" / "x" / "y:1.0").write_bytes(b"\0asm")
     spec = load_manifest(HEAD + wasm(image="ghcr.io/x/y:1.0"), base_dir=tmp_path)

@@ -1,4 +1,4 @@
-"""Read a component's bytes from an artifact file or an http(s) URL, with an optional pin.
+"""Read a component's bytes from an artifact file, a URL, a registry or the lattice, with a pin.
 
 Whoever can send ``component.scale`` chooses the source, so a source is a request
 to read something on or near this host, and the loader treats it as such:
@@ -11,6 +11,17 @@ to read something on or near this host, and the loader treats it as such:
 - **URLs** are fetched in chunks under the same cap and a timeout; a redirect is
   refused rather than followed (it could point anywhere, internal services too),
   and no error carries the response body.
+- **OCI references** (``registry/repo:tag`` or ``@sha256:...``) are pulled with
+  ``deploy.oci`` under the same cap and timeout: plain HTTP only for registries listed
+  as insecure, redirects followed only for blob downloads and only to https or the
+  registry itself, every blob checked against its digest.
+- **Lattice objects** (``nats-object://sha256:<hex>``) are read from the lattice's
+  object store (``lattice.artifacts``, given to the policy as ``objects``) and
+  checked against their name.
+- Pulled and fetched-by-digest bytes go into a content-addressed cache,
+  ``<state_dir>/artifacts/sha256/<hex>`` (``deploy.blobs``): a host that restarts,
+  or starts the same digest again, reads the cache instead of the network. A tag is
+  looked up every time (tags move); specs store digests (``lattice apply`` pins them).
 - **The header comes first**: bytes that are not a component are refused before
   any digest is computed, and no error carries a digest or bytes of the source.
   Otherwise a pin would be an oracle: "pin mismatch, got <digest>" of
@@ -26,15 +37,20 @@ import hmac
 import os
 import re
 import stat
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import SplitResult, unquote, urlsplit
 
 import aiohttp
 
+from deploy import oci
+from deploy.blobs import ContentCache
+from deploy.oci_auth import RegistryOptions
+from deploy.sources import ObjectSource, OciSource, Reference, UnknownScheme, classify
 from host.errors import DigestMismatch, FetchError, InvalidComponent, SourceRefused
+from lattice.artifacts import ArtifactFailure, ArtifactMissing, ArtifactRefused
 from lattice.redact import redacted
 
 DEFAULT_MAX_BYTES = 64 * 2**20
@@ -48,6 +64,9 @@ CORE_MODULE_PREAMBLE = b"\x01\x00\x00\x00"
 COMPONENT_PREAMBLE = b"\x0d\x00\x01\x00"
 _PIN = re.compile(r"[0-9a-f]{64}")
 
+# (sha256 hex, max bytes) -> the bytes of a lattice object (``lattice.artifacts``).
+ObjectFetcher = Callable[[str, int], Awaitable[bytes]]
+
 
 @dataclass(frozen=True)
 class LoadPolicy:
@@ -56,6 +75,12 @@ class LoadPolicy:
     artifact_dirs: tuple[Path, ...]
     max_bytes: int = DEFAULT_MAX_BYTES
     fetch_timeout_s: float = DEFAULT_FETCH_TIMEOUT_S
+    # Registries: insecure ones, credentials (from the environment by default).
+    registry: RegistryOptions = field(default_factory=RegistryOptions.from_env)
+    # Where pulled blobs are kept by digest; None: no cache.
+    cache_dir: Path | None = None
+    # How lattice objects are read; None: nats-object:// sources are refused.
+    objects: ObjectFetcher | None = None
 
     @classmethod
     def of(
@@ -64,10 +89,18 @@ class LoadPolicy:
         state_dir: Path | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         fetch_timeout_s: float = DEFAULT_FETCH_TIMEOUT_S,
+        *,
+        registry: RegistryOptions | None = None,
+        objects: ObjectFetcher | None = None,
     ) -> LoadPolicy:
-        """A policy for ``artifact_dirs``, or for the default dirs if None."""
+        """A policy for ``artifact_dirs``, or for the default dirs if None; the blob
+        cache lives in ``state_dir/artifacts``."""
         dirs = default_artifact_dirs(state_dir) if artifact_dirs is None else artifact_dirs
-        return cls(tuple(dirs), max_bytes, fetch_timeout_s)
+        registry = registry or RegistryOptions.from_env(
+            timeout_s=fetch_timeout_s, max_bytes=max_bytes
+        )
+        cache_dir = state_dir / "artifacts" if state_dir is not None else None
+        return cls(tuple(dirs), max_bytes, fetch_timeout_s, registry, cache_dir, objects)
 
     def allows(self, resolved: Path) -> bool:
         """Whether ``resolved`` (symlink-free, absolute) lies inside an artifact dir."""
@@ -97,24 +130,15 @@ async def fetch_component(
     policy = policy or LoadPolicy.of()
     shown = redacted(source)
     expected = _pin(sha256)
-    try:
-        parts = urlsplit(source) if "://" in source else None
-    except ValueError:
-        raise SourceRefused(f"{shown} is not a valid URL") from None
-    scheme = parts.scheme.lower() if parts is not None else ""
+    kind = classify(source)
     try:
         async with asyncio.timeout(policy.fetch_timeout_s):
-            if scheme in ("http", "https"):
-                data = await _fetch_url(source, shown, policy.max_bytes)
-            elif parts is None or scheme == "file":
-                path = Path(source) if parts is None else _file_url_path(parts, shown)
-                loop = asyncio.get_running_loop()
-                data = await loop.run_in_executor(executor, read_artifact, path, shown, policy)
+            if isinstance(kind, OciSource):
+                data = await _pull(kind.reference, policy, executor)
+            elif isinstance(kind, ObjectSource):
+                data = await _fetch_object(kind, policy, executor)
             else:
-                raise SourceRefused(
-                    f"{shown}: unsupported source scheme {scheme!r} "
-                    "(use a path, a file:// or an http(s):// URL)"
-                )
+                data = await _fetch_plain(source, shown, kind, policy, executor)
     except TimeoutError:
         raise FetchError(f"timed out after {policy.fetch_timeout_s:g} s fetching {shown}") from None
     check_component_bytes(data, shown)
@@ -123,6 +147,25 @@ async def fetch_component(
         if not hmac.compare_digest(actual, expected):
             raise DigestMismatch(shown)
     return data
+
+
+async def _fetch_plain(
+    source: str, shown: str, kind: object, policy: LoadPolicy, executor: Executor | None
+) -> bytes:
+    """A path, or a file:// or http(s):// URL."""
+    try:
+        parts = urlsplit(source) if "://" in source else None
+    except ValueError:
+        raise SourceRefused(f"{shown} is not a valid URL") from None
+    scheme = parts.scheme.lower() if parts is not None else ""
+    if scheme in ("http", "https"):
+        return await _fetch_url(source, shown, policy.max_bytes)
+    if parts is None or scheme == "file":
+        path = Path(source) if parts is None else _file_url_path(parts, shown)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, read_artifact, path, shown, policy)
+    hint = f": {kind.hint}" if isinstance(kind, UnknownScheme) else ""
+    raise SourceRefused(f"{shown}: unsupported source scheme {scheme!r}{hint}")
 
 
 def check_component_bytes(wasm: bytes, source: str) -> None:
@@ -271,3 +314,47 @@ def _describe(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientPayloadError):
         return "the response body was cut short or malformed"
     return type(exc).__name__
+
+
+# -- registries and the lattice's object store ---------------------------------------------
+
+
+async def _pull(reference: Reference, policy: LoadPolicy, executor: Executor | None) -> bytes:
+    """The component layer of an OCI artifact (translated into the host's errors)."""
+    cache = ContentCache(policy.cache_dir) if policy.cache_dir is not None else None
+    try:
+        async with oci.registry_client(policy.registry, cache, executor) as client:
+            return (await client.pull(reference)).wasm
+    except oci.NotAComponent as exc:
+        raise InvalidComponent(str(exc)) from None
+    except oci.ArtifactDigestError as exc:
+        raise DigestMismatch(str(exc)) from None
+    except (oci.ArtifactTooLarge, oci.RegistryRefused) as exc:
+        raise SourceRefused(str(exc)) from None
+    except oci.RegistryError as exc:
+        raise FetchError(str(exc)) from None
+
+
+async def _fetch_object(
+    source: ObjectSource, policy: LoadPolicy, executor: Executor | None
+) -> bytes:
+    """A lattice object, from the blob cache if this host has read it before."""
+    if policy.objects is None:
+        raise SourceRefused(f"{source}: this host reads no lattice objects (not on a lattice)")
+    cache = ContentCache(policy.cache_dir) if policy.cache_dir is not None else None
+    loop = asyncio.get_running_loop()
+    if cache is not None:
+        found = await loop.run_in_executor(executor, cache.get, source.sha256, policy.max_bytes)
+        if found is not None:
+            return found
+    try:
+        data = await policy.objects(source.sha256, policy.max_bytes)
+    except ArtifactMissing as exc:
+        raise FetchError(f"{exc} (was the spec applied with `lattice apply`?)") from None
+    except ArtifactRefused as exc:
+        raise SourceRefused(str(exc)) from None
+    except ArtifactFailure as exc:
+        raise FetchError(str(exc)) from None
+    if cache is not None:
+        await loop.run_in_executor(executor, cache.put, source.sha256, data)
+    return data
