@@ -3,8 +3,8 @@
 Every message on the lattice is one of these models (or a lattice event,
 ``lattice.events``), validated on receipt. A reply is always a ``Reply``: ``ok``
 with ``data``, or an error with a code (``bad_request``, ``not_found``, ``failed``,
-``unavailable``) and a message that names what is wrong, with any URL in it
-redacted (``Reply.failure``).
+``unavailable``) and a one-line message that names what is wrong, with any URL
+in it redacted (``Reply.failure``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from catalog.kinds import HTTP_SERVER, PLACED_KINDS
 from lattice.errors import BadMessage
-from lattice.redact import redacted_text
+from lattice.redact import printable, redacted_text
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -241,5 +241,9 @@ class Reply(Message):
 
     @staticmethod
     def failure(code: ErrorCode, error: str) -> Reply:
-        """An error reply; a URL in ``error`` leaves without its secrets (``lattice.redact``)."""
-        return Reply(ok=False, code=code, error=redacted_text(error))
+        """An error reply: ``error`` on one line, and any URL in it without its secrets.
+
+        Errors quote what a request held (a field name, a source), so the escaping
+        (``lattice.redact.printable``) keeps a request from writing lines of its own.
+        """
+        return Reply(ok=False, code=code, error=printable(redacted_text(error)))
