@@ -45,17 +45,13 @@ CODES = {"bad_request", "not_found", "failed", "unavailable"}
 
 # Every integer msgpack can carry.
 integers = st.integers(min_value=-(2**63), max_value=2**64 - 1)
-scalars = (
-    st.none()
-    | st.booleans()
-    | integers
-    | st.floats(allow_nan=True)
-    | st.text(max_size=40)
-)
+scalars = st.none() | st.booleans() | integers | st.floats(allow_nan=True) | st.text(max_size=40)
 msgpack_values = st.recursive(
     scalars | st.binary(max_size=40),
-    lambda inner: st.lists(inner, max_size=5)
-    | st.dictionaries(st.text(max_size=10) | integers, inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(st.text(max_size=10) | integers, inner, max_size=5)
+    ),
     max_leaves=20,
 )
 
@@ -117,16 +113,14 @@ scale_requests = st.fixed_dictionaries(
         "config_names": st.lists(st.text(max_size=8), max_size=3),
     },
 )
+
+
 def packed(value: Any) -> bytes:
     data: bytes = msgpack.packb(value, use_bin_type=True)
     return data
 
 
-payloads = (
-    st.binary(max_size=200)
-    | msgpack_values.map(packed)
-    | field_maps.map(packed)
-)
+payloads = st.binary(max_size=200) | msgpack_values.map(packed) | field_maps.map(packed)
 operations = st.sampled_from(OPERATIONS) | st.text(
     alphabet="abcdefghijklmnopqrstuvwxyz.*>", max_size=20
 )
@@ -247,8 +241,10 @@ TOP = {
 }
 yaml_values = st.recursive(
     scalars | st.sampled_from(VOCABULARY),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(VOCABULARY) | st.text(max_size=8), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(VOCABULARY) | st.text(max_size=8), inner, max_size=5)
+    ),
     max_leaves=25,
 )
 
@@ -260,9 +256,9 @@ def assert_loads_or_refuses_clearly(text: str) -> None:
         assert exc.problems, "a ManifestError names at least one problem"
         for problem in exc.problems:
             assert problem.source == SOURCE and problem.message, problem
-            assert (
-                problem.line is not None or problem.path or "empty" in problem.message
-            ), f"no location: {problem}"
+            assert problem.line is not None or problem.path or "empty" in problem.message, (
+                f"no location: {problem}"
+            )
         assert str(exc).startswith(SOURCE)
 
 
@@ -304,11 +300,11 @@ def test_example_manifests_cut_or_spliced_as_text_load_or_are_located_errors(
 
 def _mutate(node: Any, data: st.DataObject) -> Any:
     """``node`` with one value somewhere inside replaced, deleted or duplicated."""
-    children: list[Any] = (
-        list(node) if isinstance(node, dict) else list(range(len(node)))
-        if isinstance(node, list)
-        else []
-    )
+    children: list[Any] = []
+    if isinstance(node, dict):
+        children = list(node)
+    elif isinstance(node, list):
+        children = list(range(len(node)))
     if not children or data.draw(st.integers(0, 3), label="stop here") == 0:
         return data.draw(yaml_values, label="replacement")
     at = data.draw(st.sampled_from(children), label="step")
