@@ -14,6 +14,7 @@ import click
 
 from cli.artifacts import make_registry_options, pin_sources, registry_errors, registry_options
 from cli.common import (
+    echo,
     emit,
     nats_options,
     output_option,
@@ -167,9 +168,9 @@ def status(app: str, output: str, nats: NatsFlags) -> None:
         state: str = record.state if record else "unknown (no controller has reported)"
         if index.deployed is None:
             state = "undeployed"
-        click.echo(f"{app} {index.deployed or '-'}: {state}")
+        echo(f"{app} {index.deployed or '-'}: {state}")
         for reason in record.reasons if record else ():
-            click.echo(f"  ! {reason}")
+            echo(f"  ! {reason}")
         rows = [
             [
                 c.component,

@@ -24,6 +24,7 @@ from lattice.errors import LatticeError
 from lattice.options import DEFAULT_NATS_URL, NatsFlags
 from lattice.options import nats_options as nats_options
 from lattice.pairs import BadPair, parse_pair
+from lattice.redact import SafeFormatter, printable
 from lattice.subjects import Subjects
 
 T = TypeVar("T")
@@ -35,9 +36,10 @@ CLIENT_NAME = "lattice-cli"
 
 def setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
-    )
+    # Redacted, one line per message: a host's log quotes sources, URLs and guests' output.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def default_nats_url() -> str:
@@ -117,7 +119,21 @@ def with_client(nats: NatsFlags, action: Callable[[LatticeClient], Awaitable[T]]
     return run(session())
 
 
+# -- output ---------------------------------------------------------------------------
+#
+# Names, labels, reasons and errors printed here came from the lattice, where anyone
+# who can publish may have put terminal escapes or newlines in them. Human output
+# goes through ``echo`` / ``print_table`` / ``progress``, which escape them
+# (``lattice.redact.printable``); JSON output is JSON-escaped, which is safe as it is.
+
+
+def echo(text: str, err: bool = False) -> None:
+    """Print one line of human output, control characters escaped."""
+    click.echo(printable(text), err=err)
+
+
 def emit(output: str, data: Any, table: Callable[[], None]) -> None:
+    """JSON, or ``table()``, which prints through ``echo`` and ``print_table``."""
     if output == "json":
         click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
     else:
@@ -125,7 +141,7 @@ def emit(output: str, data: Any, table: Callable[[], None]) -> None:
 
 
 def print_table(headers: list[str], rows: list[list[Any]]) -> None:
-    cells = [headers] + [[str(c) for c in row] for row in rows]
+    cells = [headers] + [[printable(str(c)) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for n, row in enumerate(cells):
         line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
@@ -135,7 +151,7 @@ def print_table(headers: list[str], rows: list[list[Any]]) -> None:
 
 
 def progress(message: str) -> None:
-    click.echo(click.style(message, dim=True), err=True)
+    click.echo(click.style(printable(message), dim=True), err=True)
 
 
 async def resolve_host(client: LatticeClient, wanted: str | None) -> str:

@@ -16,6 +16,7 @@ import click
 
 from cli.common import (
     Decorator,
+    echo,
     emit,
     key_value_option,
     nats_options,
@@ -70,7 +71,7 @@ def _scale(request: ScaleComponent, host_wanted: str | None, output: str, nats: 
     emit(
         output,
         result,
-        lambda: click.echo(
+        lambda: echo(
             f"{request.component_id}: {request.count} on {result['host_id']} "
             f"({result['seconds']:.2f} s)"
         ),
@@ -130,7 +131,7 @@ def stop_component(
         return {"host_id": host_id, **(await client.stop_component(host_id, component_id))}
 
     result = with_client(nats, action)
-    emit(output, result, lambda: click.echo(f"stopped {component_id} on {result['host_id']}"))
+    emit(output, result, lambda: echo(f"stopped {component_id} on {result['host_id']}"))
 
 
 COMMANDS: tuple[click.Command, ...] = ()

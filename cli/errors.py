@@ -10,6 +10,9 @@ the ``lattice`` group, handles them once, at the top:
   (``ValueError``, pydantic's included) and the expected OS errors (a file
   missing, a port in use) print their message; exit 1;
 - anything else is a bug, whose traceback is worth seeing: it is not caught.
+
+Every message printed is redacted and on one line (``shown``): an error may quote
+a URL with a password, or text from the lattice holding terminal escapes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pydantic import ValidationError
 from deploy.errors import ManifestError
 from host.errors import HostError
 from lattice.errors import LatticeError
+from lattice.redact import printable, redacted_text
 
 # How click >= 8.2 shows a group's help when its subcommand is missing (8.1 exits instead).
 HELP_ERRORS: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
@@ -64,14 +68,23 @@ class LatticeGroup(click.Group):
             # click prints a usage error with the usage and a hint on lines of their own.
             where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
             message = f"{exc.format_message()} (see `{where} --help`)"
-            raise OneLineUsageError(message) from exc
-        except click.ClickException:
-            raise
+            raise OneLineUsageError(shown(message)) from exc
+        except click.ClickException as exc:
+            message = shown(exc.format_message())
+            if message == exc.format_message():
+                raise
+            usage = exc.exit_code == OneLineUsageError.exit_code
+            raise (OneLineUsageError if usage else click.ClickException)(message) from exc
         except Exception as exc:
             problem = user_error(exc)
             if problem is None:
                 raise
-            raise click.ClickException(problem) from exc
+            raise click.ClickException(shown(problem)) from exc
+
+
+def shown(message: str) -> str:
+    """An error message as printed: URLs redacted, control characters escaped."""
+    return printable(redacted_text(message))
 
 
 class OneLineUsageError(click.ClickException):

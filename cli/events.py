@@ -1,4 +1,9 @@
-"""``lattice events``: tail the lattice's events (hosts, components, providers) live."""
+"""``lattice events``: tail the lattice's events (hosts, components, providers) live.
+
+Anyone allowed to publish events chose their text: the table form prints each
+event as one line with control characters escaped (``cli.common.echo``); the
+JSON form is JSON-escaped.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import time
 
 import click
 
-from cli.common import nats_options, output_option, with_client
+from cli.common import echo, nats_options, output_option, with_client
 from lattice.client import LatticeClient
 from lattice.events import HostHeartbeat
 from lattice.options import NatsFlags
@@ -34,7 +39,7 @@ def events(heartbeats: bool, output: str, nats: NatsFlags) -> None:
                 detail = " ".join(
                     f"{k}={v}" for k, v in fields.items() if not isinstance(v, dict | list)
                 )
-                click.echo(f"{stamp} {event.type:<24} {event.source:<16} {detail}")
+                echo(f"{stamp} {event.type:<24} {event.source:<16} {detail}")
 
     # Ctrl-C is how a tail ends: not an error.
     with contextlib.suppress(KeyboardInterrupt):

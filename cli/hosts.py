@@ -24,6 +24,7 @@ from cli.common import (
     DEFAULT_STATE_DIR,
     Decorator,
     connection,
+    echo,
     emit,
     key_value_option,
     key_values,
@@ -48,6 +49,7 @@ from lattice.messages import HostInventory
 from lattice.natsd import NatsServer, port_is_open
 from lattice.options import URL_PARAM, NatsFlags
 from lattice.process import process_alive, stop_on_signals
+from lattice.redact import redacted
 from lattice.subjects import Subjects
 
 # -- running a host here ----------------------------------------------------------------
@@ -240,13 +242,12 @@ def up(nats: NatsFlags, **kwargs: Any) -> None:
         ]
 
         async def after_start(daemon: HostDaemon) -> None:
-            click.echo(
-                f"lattice: NATS at {options.url}; host {daemon.host_id} ({daemon.friendly_name})"
-            )
-            more = f"more hosts: lattice host --nats-url {options.url} --http-port 8081"
+            url = redacted(options.url)
+            echo(f"lattice: NATS at {url}; host {daemon.host_id} ({daemon.friendly_name})")
+            more = f"more hosts: lattice host --nats-url {url} --http-port 8081"
             if auth is not None:
                 more += f" --nats-creds $(lattice creds host NAME --state-dir {state_dir})"
-            click.echo(more)
+            echo(more)
             if kwargs["demo"]:
                 progress("starting the demo (a first start compiles it: a few seconds) ...")
                 await deploy_demo(daemon, components_dir, admin)
@@ -307,9 +308,9 @@ def host(nats: NatsFlags, **kwargs: Any) -> None:
     config = _host_config(kwargs, options, nats.lattice)
 
     async def after_start(daemon: HostDaemon) -> None:
-        click.echo(
+        echo(
             f"host {daemon.host_id} ({daemon.friendly_name}) joined lattice "
-            f"{daemon.subjects.lattice} at {options.url}; HTTP on {daemon.http.url}"
+            f"{daemon.subjects.lattice} at {redacted(options.url)}; HTTP on {daemon.http.url}"
         )
 
     run(_serve(config, after_start))
@@ -395,7 +396,7 @@ def stop_host(host_id: str, drain_timeout: float, output: str, nats: NatsFlags) 
         return await client.stop_host(resolved, drain_timeout)
 
     result = with_client(nats, action)
-    emit(output, result, lambda: click.echo(f"host {result['host_id']} is stopping"))
+    emit(output, result, lambda: echo(f"host {result['host_id']} is stopping"))
 
 
 @click.command()
@@ -422,7 +423,7 @@ def drain(host_id: str, stop: bool, timeout: float, nats: NatsFlags) -> None:
         return resolved
 
     resolved = with_client(nats, action)
-    click.echo(f"{resolved} drained" + (" and stopping" if stop else ""))
+    echo(f"{resolved} drained" + (" and stopping" if stop else ""))
 
 
 def _still_placed(inventory: HostInventory) -> bool:
@@ -453,7 +454,7 @@ def label_put(host_id: str, pair: tuple[str, str], nats: NatsFlags) -> None:
         return await client.put_label(await resolve_host(client, host_id), key, value)
 
     with_client(nats, action)
-    click.echo(f"label {key}={value} set")
+    echo(f"label {key}={value} set")
 
 
 @label.command("del")
@@ -467,7 +468,7 @@ def label_del(host_id: str, key: str, nats: NatsFlags) -> None:
         return await client.delete_label(await resolve_host(client, host_id), key)
 
     with_client(nats, action)
-    click.echo(f"label {key} removed")
+    echo(f"label {key} removed")
 
 
 COMMANDS = (up, down, host, drain, label)

@@ -14,6 +14,7 @@ import click
 from catalog import annotations as annotation
 from catalog.kinds import PLACED_KINDS
 from cli.common import (
+    echo,
     emit,
     key_value_option,
     nats_options,
@@ -58,7 +59,7 @@ def start_provider(
     emit(
         output,
         result,
-        lambda: click.echo(f"{provider_id}: pid {result['pid']} on {result['host_id']}"),
+        lambda: echo(f"{provider_id}: pid {result['pid']} on {result['host_id']}"),
     )
 
 
@@ -76,7 +77,7 @@ def stop_provider(provider_id: str, host_wanted: str | None, output: str, nats: 
         return {"host_id": host_id, **described.model_dump(mode="json")}
 
     result = with_client(nats, action)
-    emit(output, result, lambda: click.echo(f"stopped {provider_id} on {result['host_id']}"))
+    emit(output, result, lambda: echo(f"stopped {provider_id} on {result['host_id']}"))
 
 
 @click.command("providers")
@@ -94,6 +95,8 @@ def get_providers(output: str, nats: NatsFlags) -> None:
             p.healthy,
             p.restarts,
             p.annotations.get(annotation.APP, "-"),
+            # As the host reports it: secret-looking values masked (lattice.redact).
+            ",".join(f"{k}={v}" for k, v in sorted(p.config.items())) or "-",
         ]
         for inv in inventories
         for p in inv.providers
@@ -106,7 +109,7 @@ def get_providers(output: str, nats: NatsFlags) -> None:
             for p in inv.providers
         ],
         lambda: print_table(
-            ["HOST", "PROVIDER", "KIND", "PID", "HEALTHY", "RESTARTS", "APP"], rows
+            ["HOST", "PROVIDER", "KIND", "PID", "HEALTHY", "RESTARTS", "APP", "CONFIG"], rows
         ),
     )
 

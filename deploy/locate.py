@@ -55,6 +55,12 @@ def parse_yaml(text: str, source: str) -> tuple[yaml.Node, Any]:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None
         raise ManifestSyntaxError([Problem(_yaml_message(e), line=line, source=source)]) from e
+    except yaml.reader.ReaderError as e:
+        # A character YAML does not allow (a control character, say): PyYAML gives
+        # only an offset into "<unicode string>"; name the line and the character.
+        line = text.count("\n", 0, e.position) + 1
+        message = f"not YAML: the character {chr(e.character)!r} is not allowed"
+        raise ManifestSyntaxError([Problem(message, line=line, source=source)]) from e
     except yaml.YAMLError as e:
         raise ManifestSyntaxError([Problem(f"not YAML: {e}", source=source)]) from e
 

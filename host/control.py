@@ -1,9 +1,9 @@
 """The control interface of one host: decode, validate, act, reply.
 
 Each operation maps to a request model and a coroutine. Whatever goes wrong, the
-caller gets a ``Reply`` naming it: a message that fails validation is
-``bad_request``, an unknown component ``not_found``, a component that cannot
-start ``failed``; the host keeps running either way.
+caller gets a ``Reply`` naming it (URLs redacted: ``Reply.failure``): a message
+that fails validation is ``bad_request``, an unknown component ``not_found``, a
+component that cannot start ``failed``; the host keeps running either way.
 
 The interface acts through ``HostOperations``, the few things a host does on
 request; the daemon (``host.daemon``) is one. Links and named config are not
@@ -48,6 +48,7 @@ from lattice.messages import (
     StopProvider,
     decode,
 )
+from lattice.redact import redacted, redacted_text
 from lattice.subjects import Subjects
 from providers.launch import BadProviderConfig
 
@@ -157,7 +158,7 @@ class ControlInterface:
                 host_id=host_id,
                 component_id=request.component_id,
                 count=request.count,
-                error=str(exc),
+                error=redacted_text(str(exc)),
             )
             await self.host.publish(ComponentScaleFailed(source=host_id, data=failure))
             raise
@@ -165,7 +166,8 @@ class ControlInterface:
             host_id=host_id,
             component_id=request.component_id,
             count=request.count,
-            source=request.source,
+            # Events go to every subscriber of the lattice: the source as it may be shown.
+            source=redacted(request.source),
             annotations=request.annotations,
         )
         await self.host.publish(ComponentScaled(source=host_id, data=done))

@@ -77,6 +77,7 @@ from lattice.messages import (
     ScaleComponent,
     StartProvider,
 )
+from lattice.redact import redacted
 from lattice.responder import Responder
 from lattice.rpc import serve
 from lattice.state import LatticeState
@@ -342,7 +343,8 @@ class HostDaemon:
             components.append(
                 ComponentDescription(
                     component_id=running.component_id,
-                    source=running.spec.source,
+                    # Shown to the lattice: the source without its secrets.
+                    source=redacted(running.spec.source),
                     digest=running.digest,
                     count=running.spec.replicas,
                     max_concurrency=pool.limits.max_concurrency,

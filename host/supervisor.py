@@ -5,10 +5,12 @@ A provider such as ``keyvalue-redis`` runs as its own process
 component on any host reaches it by linking with ``provider=<id>``. The host that
 was asked to run it (``provider.start``) only owns the process:
 
-- it spawns ``sys.executable -m providers.run KIND`` with the host's NATS URL and
-  lattice name, config in the environment (never on the command line), output
-  appended to ``<state-dir>/providers/<id>.log``, and waits for the first healthy
-  answer, so a provider that cannot start is an error reply naming why;
+- it spawns ``providers.run KIND`` under ``sys.executable`` in isolated mode
+  (``provider_command``: no PYTHONPATH, no user site, no current directory on its
+  import path) with the host's NATS URL and lattice name, secrets and config in
+  the environment (never on the command line), output appended to
+  ``<state-dir>/providers/<id>.log``, and waits for the first healthy answer, so a
+  provider that cannot start is an error reply naming why;
 - it asks the process's own health subject (``health.<instance-id>``: replicas
   elsewhere share every other subject of the provider) every second;
 - it replaces a process that exits, or fails ``HEALTH_FAILURES`` checks in a row,
@@ -20,8 +22,10 @@ was asked to run it (``provider.start``) only owns the process:
   gone: no orphans.
 
 Events: ``provider_started``, ``provider_stopped``, ``provider_restarted``,
-``provider_health_failed``. Links live in JetStream, so a restart changes nothing
-for the components using the provider but the calls that fail meanwhile.
+``provider_health_failed``; the reasons they give, the log lines and the
+inventory's view of a provider's config are redacted (``lattice.redact``). Links
+live in JetStream, so a restart changes nothing for the components using the
+provider but the calls that fail meanwhile.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import providers
 from host.bounds import HostBounds, check_count
 from host.errors import HostError
 from lattice import tracing
@@ -59,6 +64,7 @@ from lattice.messages import Empty, ProviderDescription, StartProvider
 from lattice.options import command_line
 from lattice.process import kill_process, spawn, stop_process_async, wait_exit
 from lattice.provider_messages import health_operation
+from lattice.redact import redacted_config, redacted_text
 from lattice.rpc import request_ok
 from lattice.subjects import Subjects
 from providers.launch import launch_env
@@ -125,6 +131,7 @@ class Supervised:
             healthy=self.healthy and alive,
             restarts=self.restarts,
             annotations=self.request.annotations,
+            config=redacted_config(self.request.config),
         )
 
 
@@ -225,9 +232,7 @@ class ProviderSupervisor:
     def _command(self, entry: Supervised) -> list[str]:
         nats_args, _ = command_line(self.nats, self.subjects.lattice)
         args = [
-            sys.executable,
-            "-m",
-            "providers.run",
+            *provider_command(),
             entry.request.kind,
             "--provider-id",
             entry.provider_id,
@@ -323,7 +328,9 @@ class ProviderSupervisor:
             reason = await self._watch(entry)
             if entry.halted:
                 return
-            log.warning("provider %s (pid %s) %s", entry.provider_id, entry.pid, reason)
+            log.warning(
+                "provider %s (pid %s) %s", entry.provider_id, entry.pid, redacted_text(reason)
+            )
             await self._terminate(entry)
             if time.monotonic() - entry.spawned_at >= STABLE_S:
                 delay = BACKOFF_INITIAL_S
@@ -333,7 +340,9 @@ class ProviderSupervisor:
             try:
                 self._spawn(entry)
             except ProviderError as exc:
-                log.warning("restarting provider %s failed: %s", entry.provider_id, exc)
+                log.warning(
+                    "restarting provider %s failed: %s", entry.provider_id, redacted_text(str(exc))
+                )
                 continue  # _watch returns at once for a missing process: next backoff
             restart = self._about(entry, ProviderRestart, reason=reason)
             await self._publish(ProviderRestarted(source=self.host_id, data=restart))
@@ -370,7 +379,31 @@ class ProviderSupervisor:
             "pid": entry.pid,
             "restarts": entry.restarts,
         }
-        return model.model_validate({**fields, **extra})
+        # A reason or an error may quote the process's output: an event shows it redacted.
+        shown = {k: redacted_text(v) if isinstance(v, str) else v for k, v in extra.items()}
+        return model.model_validate({**fields, **shown})
+
+
+# The directory holding this project's packages (``providers``, ``lattice``, ...): the
+# code the host itself runs, wherever that is (a checkout on PYTHONPATH, an editable
+# or a regular install).
+PROJECT_ROOT = Path(providers.__file__).resolve().parent.parent
+# ``python -I`` ignores PYTHON* variables and the user site and puts neither the
+# current directory nor a script's on sys.path, so a ``redis.py`` in the directory a
+# host was started from, or a PYTHONPATH entry, cannot take over a provider. The one
+# path it then needs is the project's own root, put first explicitly: the host's
+# code may come from a checkout that only PYTHONPATH named (a worktree, a test run),
+# and an editable install's import hook ranks below sys.path, so ``-I -m`` alone
+# would run another copy or none. runpy gives the module ``python -m`` semantics.
+BOOTSTRAP = (
+    "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+    "runpy.run_module('providers.run', run_name='__main__', alter_sys=True)"
+)
+
+
+def provider_command() -> list[str]:
+    """The start of a provider process's command line; its arguments follow."""
+    return [sys.executable, "-I", "-c", BOOTSTRAP, str(PROJECT_ROOT)]
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:
@@ -399,7 +432,7 @@ def _last_line(entry: Supervised) -> str:
             lines = log_file.read().decode(errors="replace").strip().splitlines()
     except OSError:
         return "(no log)"
-    return lines[-1] if lines else "(no output)"
+    return redacted_text(lines[-1]) if lines else "(no output)"
 
 
 def rotate_log(log_path: Path, max_bytes: int = LOG_ROTATE_BYTES) -> None:

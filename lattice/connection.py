@@ -20,6 +20,7 @@ from nats.aio.client import Client
 
 from lattice.auth import read_creds
 from lattice.errors import ConnectError
+from lattice.redact import redacted, redacted_text
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +58,16 @@ async def connect(options: NatsOptions, *, reconnect: bool = True) -> Client:
     """Connect, or raise ConnectError naming the URL and how to get a server."""
 
     connected: list[Client] = []
+    shown = redacted(options.url)  # the URL in logs and errors, without a password
 
     async def on_disconnect() -> None:
         # Closing or draining on purpose also disconnects: only warn about real losses.
         closing = connected and (connected[0].is_closed or connected[0].is_draining)
         if reconnect and not closing:
-            log.warning("disconnected from NATS at %s; reconnecting", options.url)
+            log.warning("disconnected from NATS at %s; reconnecting", shown)
 
     async def on_reconnect() -> None:
-        log.info("reconnected to NATS at %s", options.url)
+        log.info("reconnected to NATS at %s", shown)
 
     errors: list[Exception] = []
 
@@ -88,12 +90,12 @@ async def connect(options: NatsOptions, *, reconnect: bool = True) -> Client:
         refusal = _refusal(exc, errors)
         if refusal is not None:
             raise ConnectError(
-                f"the NATS server at {options.url} refused the connection ({refusal}): "
+                f"the NATS server at {shown} refused the connection ({refusal}): "
                 "check --nats-user/--nats-password, --nats-token or --nats-creds"
             ) from exc
         raise ConnectError(
-            f"no NATS server at {options.url}: start one with `lattice up` "
-            f"or pass --nats-url ({str(exc) or type(exc).__name__})"
+            f"no NATS server at {shown}: start one with `lattice up` "
+            f"or pass --nats-url ({redacted_text(str(exc)) or type(exc).__name__})"
         ) from exc
 
 

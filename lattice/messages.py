@@ -3,7 +3,8 @@
 Every message on the lattice is one of these models (or a lattice event,
 ``lattice.events``), validated on receipt. A reply is always a ``Reply``: ``ok``
 with ``data``, or an error with a code (``bad_request``, ``not_found``, ``failed``,
-``unavailable``) and a message that names what is wrong.
+``unavailable``) and a one-line message that names what is wrong, with any URL
+in it redacted (``Reply.failure``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from catalog.kinds import HTTP_SERVER, PLACED_KINDS
 from lattice.errors import BadMessage
+from lattice.redact import printable, redacted_text
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -122,6 +124,8 @@ class ProviderDescription(Message):
     healthy: bool = False
     restarts: int = 0
     annotations: dict[str, str] = Field(default_factory=dict)
+    # As shown: secret-looking keys masked, URLs redacted (``lattice.redact.redacted_config``).
+    config: dict[str, str] = Field(default_factory=dict)
 
 
 class HostInventory(Message):
@@ -237,4 +241,9 @@ class Reply(Message):
 
     @staticmethod
     def failure(code: ErrorCode, error: str) -> Reply:
-        return Reply(ok=False, code=code, error=error)
+        """An error reply: ``error`` on one line, and any URL in it without its secrets.
+
+        Errors quote what a request held (a field name, a source), so the escaping
+        (``lattice.redact.printable``) keeps a request from writing lines of its own.
+        """
+        return Reply(ok=False, code=code, error=printable(redacted_text(error)))

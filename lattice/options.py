@@ -3,8 +3,8 @@
 Both command lines that connect take them through ``nats_options``: the
 ``lattice`` CLI and the provider process (``python -m providers.run``). A host
 hands its own connection on to the provider processes it starts with
-``command_line``: the same flags, with the secrets in the environment, since
-every user of a machine can read a command line.
+``command_line``: the same flags, with the secrets (and a URL carrying one) in the
+environment, since every user of a machine can read a command line.
 
 =================  ==========================  ==================
 flag               environment variable        NatsOptions field
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lattice.connection import NatsOptions
+from lattice.redact import redacted
 from lattice.subjects import DEFAULT_LATTICE
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -133,7 +134,9 @@ def command_line(options: NatsOptions, lattice: str) -> tuple[list[str], dict[st
         value = getattr(options, flag.option)
         if not value:
             continue
-        if flag.secret and flag.envvar is not None:
+        # A URL with a password in it (nats://user:pass@host) is a secret too.
+        secret = flag.secret or (flag.option == "url" and redacted(value) != value)
+        if secret and flag.envvar is not None:
             env[flag.envvar] = value
         else:
             args += [flag.flag, value]

@@ -2,11 +2,19 @@
 
 Every record carries the component id, so one host log can be filtered per
 component. Guest stdout/stderr land here too, line by line.
+
+What a guest writes is not trusted to look like anything: its context and
+message are escaped (``lattice.redact.printable``: a newline becomes ``\\n``,
+an ESC ``\\x1b``), so each record is one line that starts with the component's
+``[id]`` prefix, and no guest can write a line that passes for the host's own
+(``"\\n2026-01-01 ERROR host: ..."``) or repaint the terminal showing the log.
 """
 
 from __future__ import annotations
 
 import logging
+
+from lattice.redact import printable
 
 LEVELS = {
     "trace": logging.DEBUG - 5,
@@ -21,13 +29,14 @@ component_log = logging.getLogger("wasmlattice.component")
 
 
 def log_from_component(component_id: str, level: str, context: str, message: str) -> None:
+    shown_context = printable(context)
     component_log.log(
         LEVELS.get(level, logging.INFO),
         "[%s] %s%s",
-        component_id,
-        f"{context}: " if context else "",
-        message,
-        extra={"component_id": component_id, "log_context": context},
+        printable(component_id),
+        f"{shown_context}: " if shown_context else "",
+        printable(message),
+        extra={"component_id": component_id, "log_context": shown_context},
     )
 
 

@@ -18,7 +18,7 @@ exits with status 1 and one line on stderr saying which. After that an outage
 never ends the process: calls fail, health answers ``unavailable``, and both
 recover when the dependency does. SIGTERM or SIGINT is a clean exit (status 0),
 and so is the end of the parent host (``--parent-pid``), so a host killed with
-SIGKILL leaves no provider behind. Logs go to stderr.
+SIGKILL leaves no provider behind. Logs go to stderr, redacted, one line per message.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from lattice.connection import NatsOptions, connect
 from lattice.errors import ConnectError
 from lattice.options import NatsFlags, nats_options
 from lattice.process import stop_on_signals, watch_parent
+from lattice.redact import SafeFormatter
 from lattice.subjects import DEFAULT_PREFIX, Subjects
 from providers.keyvalue import KeyValueError
 from providers.redis_kv import DEFAULT_PREFIX as DEFAULT_KEY_PREFIX
@@ -109,11 +110,13 @@ def _run_options(kw: dict[str, Any]) -> RunOptions:
 
 
 def _setup_logging(verbose: int, provider_id: str) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format=f"%(asctime)s %(levelname)-7s provider {provider_id} %(name)s: %(message)s",
-        stream=sys.stderr,
+    # Redacted, one line per message (lattice.redact.SafeFormatter): the log is a file
+    # the host quotes from (its last line explains an exit) into events and replies.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        SafeFormatter(f"%(asctime)s %(levelname)-7s provider {provider_id} %(name)s: %(message)s")
     )
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
 
 
 @main.command("keyvalue-redis")
