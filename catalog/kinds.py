@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from catalog import contracts
 
 HTTP_SERVER = "http-server"
+HTTP_CLIENT = "http-client"
 KEYVALUE = "keyvalue"
 LOGGING = "logging"
 CONFIG = "config"
@@ -83,6 +84,13 @@ KINDS: Mapping[str, ProviderKind] = {
             provides=(contracts.KEYVALUE_STORE, contracts.KEYVALUE_ATOMICS),
             capability=True,
             image_markers=("keyvalue", "kv-", "kvredis", "kvnats"),
+        ),
+        ProviderKind(
+            HTTP_CLIENT,
+            "outgoing HTTP to the destinations its link allows",
+            provides=(contracts.WASI_HTTP_OUTGOING,),
+            capability=True,
+            image_markers=("http-client", "httpclient"),
         ),
         ProviderKind(LOGGING, "the component's log stream", (contracts.LOGGING,), granted=True),
         ProviderKind(CONFIG, "the component's config", (contracts.CONFIG_STORE,), granted=True),

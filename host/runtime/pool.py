@@ -115,6 +115,8 @@ class InstancePool:
         linker: wc.Linker,
         new_wasi: Callable[[], wasmtime.WasiConfig],
         limits: Limits,
+        *,
+        reuse: bool = True,
     ) -> None:
         self.component_id = component_id
         self.engine = engine
@@ -122,6 +124,8 @@ class InstancePool:
         self.linker = linker
         self.new_wasi = new_wasi
         self.limits = limits
+        # False: each instance serves one call (wasi:http components expect a fresh one).
+        self.reuse = reuse
         self._idle: list[_Instance] = []
         self._lock = threading.Lock()
         self._instantiate_lock = threading.Lock()
@@ -256,6 +260,8 @@ class InstancePool:
             # The instance is dropped here: its state after a failure is unknown.
             raise self._translate(exc, f"{interface}#{name}") from exc
         instance.calls += 1
+        if not self.reuse:
+            return result
         with self._lock:
             if len(self._idle) < self.limits.max_concurrency:
                 self._idle.append(instance)
