@@ -6,8 +6,8 @@ next to ``wasi:filesystem/types@0.2.9`` is fine), every resource it names gets
 a host-defined kind (``table.KINDS``), and every function it imports gets the
 implementation of that name from the modules of this package, or, for the
 denied packages, one derived from its type (``denied``). Values cross through
-``values.param_reader`` / ``result_writer``, compiled once per function from its
-type as imported.
+``values.param_reader`` / ``result_writer`` and the fast converters of
+``trampoline``, compiled once per function from its type as imported.
 
 Versions: every ``0.2.x`` of these packages is served (the vendored WIT is
 0.2.12, ``providers/wit/deps/WASI.md``). An import outside that range, or a
@@ -30,6 +30,7 @@ from host.runtime.wasi.denied import DENIED_PACKAGES, denied_function
 from host.runtime.wasi.http_outgoing import HttpClientGrant
 from host.runtime.wasi.http_types import Exchange
 from host.runtime.wasi.table import DENIED_KIND_BASE, KINDS, ResourceTable
+from host.runtime.wasi.trampoline import add_fast_func
 from host.runtime.wasi.values import param_reader, result_writer
 from host.runtime.wit_types import WitFunc, describe_func
 from providers.http_server import ResponseSink, StreamedRequest
@@ -116,7 +117,8 @@ class WasiHost:
                     elif isinstance(ty, wc.FuncType):
                         impl = self._implementation(name, item)
                         assert impl is not None  # missing() refused the component otherwise
-                        instance.add_func(item, _adapted(impl, describe_func(ty)))
+                        func = describe_func(ty)
+                        add_fast_func(instance, item, _adapted(impl, func), func)
 
     def exchange(self, request: StreamedRequest, sink: ResponseSink, deadline_s: float) -> Exchange:
         return Exchange(self.table, request, sink, deadline_s)

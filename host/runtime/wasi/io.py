@@ -284,16 +284,21 @@ class OutputStream(HostObject):
         return Ok()
 
     def flush(self, table: ResourceTable, blocking: bool) -> Any:
-        if blocking:
+        """A blocking flush waits until the bytes in flight are under the write budget.
+
+        A chunk counts as flushed once the sink has it queued in order (as wasmtime's
+        own HTTP body streams do): waiting for each chunk to reach the socket would
+        cost a round trip to the event loop per chunk. Write failures surface on the
+        next operation, and the exchange waits for every chunk before it completes.
+        """
+        while blocking:
             with self._lock:
-                futures = [f for f, _ in self._in_flight]
-            for future in futures:
-                try:
-                    table.wait(future, "an output stream")
-                except DeadlineExceeded:
-                    raise
-                except Exception:  # noqa: BLE001 - reported by _settle below
-                    pass
+                if self._settle() < WRITE_BUDGET or self._error is not None:
+                    break
+                oldest = self._in_flight[0][0]
+            concurrent.futures.wait([oldest], max(0.0, table.deadline() - time.monotonic()))
+            if not oldest.done():
+                raise DeadlineExceeded("the component waited on an output stream past its deadline")
         with self._lock:
             self._settle()
             if self._error is not None:
