@@ -283,4 +283,3 @@ class HttpClient:
 
 def _bound(limit: float, asked: float | None) -> float:
     return limit if asked is None else max(0.001, min(limit, asked))
-

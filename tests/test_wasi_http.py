@@ -84,7 +84,7 @@ async def served(
         ComponentSpec(
             "counter",
             str(components["wasi-counter"]),
-            links=(LinkSpec(KEYVALUE, {}), allow),
+            links=(LinkSpec(KEYVALUE, {"bucket": "counts"}), allow),
             config={"fetch_url": f"{upstream}/hello"},
         ),
         ComponentSpec("own", str(components["hello-wat"])),  # the project's own contract
@@ -271,7 +271,7 @@ async def test_unservable_versions_are_refused_naming_them(
         [wasm_tools, "component", "embed", "--dummy", str(wit), "-w", "newer", "-o", str(core)],
         [wasm_tools, "component", "new", str(core), "-o", str(component)],
     ):
-        subprocess.run(cmd, check=True, capture_output=True)
+        await asyncio.to_thread(subprocess.run, cmd, check=True, capture_output=True)
     runtime = HostRuntime(
         compile_cache, {"memory": MemoryKeyValue()}, "memory", load_policy=LoadPolicy.of([tmp_path])
     )

@@ -189,7 +189,7 @@ class Linked:
     wasi: WasiHost | None
 
 
-def link(engine: wasmtime.Engine, component: wc.Component, grants: Grants) -> Linked:
+def link_component(engine: wasmtime.Engine, component: wc.Component, grants: Grants) -> Linked:
     """Check the component's imports against its grants and build its linker."""
     imports = imported_interfaces(engine, component)
     wasi = None
@@ -222,7 +222,7 @@ def link(engine: wasmtime.Engine, component: wc.Component, grants: Grants) -> Li
 
 
 def build_linker(engine: wasmtime.Engine, component: wc.Component, grants: Grants) -> wc.Linker:
-    return link(engine, component, grants).linker
+    return link_component(engine, component, grants).linker
 
 
 def interface_functions(engine: wasmtime.Engine, extern: Any, where: str) -> dict[str, wc.FuncType]:

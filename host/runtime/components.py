@@ -48,7 +48,7 @@ from host.runtime.bindings import (
     exported_interfaces,
     granted_environment,
     interface_functions,
-    link,
+    link_component,
     new_wasi_config,
 )
 from host.runtime.engine import WasmEngine
@@ -219,7 +219,7 @@ class HostRuntime:
             compiled = await self._compile(wasm, spec.source, digest)
         del wasm  # the compiled component is all that is needed from here on
         grants = self._grants(spec)
-        linked = link(self.engine.engine, compiled, grants)
+        linked = link_component(self.engine.engine, compiled, grants)
         environment = grants.environment
         pool = InstancePool(
             spec.component_id,

@@ -104,7 +104,9 @@ class WasiHost:
                     found.append(f"{name}#{func} (not implemented by this host)")
         return found
 
-    def bind(self, root: wc.LinkerInstance, engine: wasmtime.Engine, component: wc.Component) -> None:
+    def bind(
+        self, root: wc.LinkerInstance, engine: wasmtime.Engine, component: wc.Component
+    ) -> None:
         """Define every served WASI import of ``component`` under its exact name."""
         for name, extern in component.type.imports(engine).items():
             if not self.served(name):
@@ -123,7 +125,7 @@ class WasiHost:
     def exchange(self, request: StreamedRequest, sink: ResponseSink, deadline_s: float) -> Exchange:
         return Exchange(self.table, request, sink, deadline_s)
 
-    def _implementation(self, interface: str, func: str) -> HostFunc | None:
+    def _implementation(self, interface: str, func: str) -> HostFunc | _Denied | None:
         found = self._functions.get(unversioned(interface), {}).get(func)
         if found is None and _package(interface) in DENIED_PACKAGES:
             return _Denied(interface, func, self.table)

@@ -52,9 +52,9 @@ def error_variant(exc: ClientError) -> Variant:
     """The WIT ``error-code`` value of a client failure."""
     code = exc.code
     if code == "DNS-error":
-        payload = wc.Record()
-        setattr(payload, "rcode", None)
-        setattr(payload, "info-code", None)
+        payload = wc.Record()  # a WIT record: attributes named as its (kebab-case) fields
+        for field in ("rcode", "info-code"):
+            setattr(payload, field, None)
         return Variant(code, payload)
     if code in ("HTTP-request-body-size", "HTTP-response-body-size", "HTTP-request-header-size"):
         return Variant(code, None)
@@ -68,7 +68,11 @@ class RequestOptions(HostObject):
 
     def __init__(self) -> None:
         # Nanoseconds, as the guest set them (None: the policy's bound).
-        self.timeouts: dict[str, int | None] = {"connect": None, "first-byte": None, "between-bytes": None}
+        self.timeouts: dict[str, int | None] = {
+            "connect": None,
+            "first-byte": None,
+            "between-bytes": None,
+        }
 
     def seconds(self, name: str) -> float | None:
         value = self.timeouts[name]
@@ -158,7 +162,10 @@ class IncomingResponse(HostObject):
     def __init__(self, table: ResourceTable, reply: OutgoingReply) -> None:
         self.reply = reply
         self.headers = Fields(list(reply.headers), False)
-        release = lambda: table.loop.call_soon_threadsafe(reply.release)  # noqa: E731
+
+        def release() -> None:
+            table.loop.call_soon_threadsafe(reply.release)
+
         self.body: IncomingBody | None = IncomingBody(
             lambda: InputStream(_ReplySource(table, reply), on_release=release)
         )
@@ -281,7 +288,7 @@ def functions(
     connect = timeout_pair("connect")
     first_byte = timeout_pair("first-byte")
     between = timeout_pair("between-bytes")
-    types = {
+    types: dict[str, Callable[..., Any]] = {
         "[constructor]outgoing-request": lambda _s, headers: table.own(
             OutgoingRequest(table.take(headers, Fields))
         ),
@@ -307,7 +314,9 @@ def functions(
         ),
         "[method]future-incoming-response.get": future_get,
         "[method]incoming-response.status": lambda _s, rep: response(rep).reply.status,
-        "[method]incoming-response.headers": lambda _s, rep: table.own(response(rep).headers.child()),
+        "[method]incoming-response.headers": lambda _s, rep: table.own(
+            response(rep).headers.child()
+        ),
         "[method]incoming-response.consume": consume,
     }
     return types, {"handle": handle}

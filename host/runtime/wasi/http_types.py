@@ -50,15 +50,24 @@ __all__ = [
 
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 FORBIDDEN = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te",
-     "http2-settings"}  # fmt: skip
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+        "http2-settings",
+    }
 )
 _METHODS = ("get", "head", "post", "put", "delete", "connect", "options", "trace", "patch")
 
 
 def method_variant(method: str) -> Variant:
     lowered = method.lower()
-    return Variant(lowered) if lowered in _METHODS and method.isupper() else Variant("other", method)
+    return (
+        Variant(lowered) if lowered in _METHODS and method.isupper() else Variant("other", method)
+    )
 
 
 def method_name(method: Variant) -> str:
@@ -449,10 +458,18 @@ def functions(table: ResourceTable) -> Mapping[str, Callable[..., Any]]:
         ),
         "[method]fields.entries": lambda _s, rep: list(fields(rep).entries),
         "[method]fields.clone": lambda _s, rep: table.own(Fields(list(fields(rep).entries), True)),
-        "[method]incoming-request.method": lambda _s, rep: method_variant(request(rep).request.method),
-        "[method]incoming-request.path-with-query": lambda _s, rep: request(rep).request.path_with_query,
-        "[method]incoming-request.scheme": lambda _s, rep: scheme_variant(request(rep).request.scheme),
-        "[method]incoming-request.authority": lambda _s, rep: request(rep).request.authority or None,
+        "[method]incoming-request.method": lambda _s, rep: method_variant(
+            request(rep).request.method
+        ),
+        "[method]incoming-request.path-with-query": lambda _s, rep: (
+            request(rep).request.path_with_query
+        ),
+        "[method]incoming-request.scheme": lambda _s, rep: scheme_variant(
+            request(rep).request.scheme
+        ),
+        "[method]incoming-request.authority": lambda _s, rep: (
+            request(rep).request.authority or None
+        ),
         "[method]incoming-request.headers": lambda _s, rep: table.own(request(rep).headers.child()),
         "[method]incoming-request.consume": consume_request,
         "[method]incoming-body.stream": body_stream,
@@ -460,7 +477,9 @@ def functions(table: ResourceTable) -> Mapping[str, Callable[..., Any]]:
         "[method]future-trailers.subscribe": ready_pollable,
         "[method]future-trailers.get": trailers_get,
         "[constructor]outgoing-response": new_response,
-        "[method]outgoing-response.status-code": lambda _s, rep: table.get(rep, OutgoingResponse).status,
+        "[method]outgoing-response.status-code": lambda _s, rep: (
+            table.get(rep, OutgoingResponse).status
+        ),
         "[method]outgoing-response.set-status-code": set_status,
         "[method]outgoing-response.headers": lambda _s, rep: table.own(
             table.get(rep, OutgoingResponse).headers.child()

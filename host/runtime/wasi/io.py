@@ -172,7 +172,7 @@ class InputStream(HostObject):
         except StreamFailed as exc:
             self._error = exc.error
             return
-        except BaseException as exc:  # noqa: BLE001 - any failure of the source ends the stream
+        except BaseException as exc:
             self._error = IoError(f"reading failed: {exc}")
             return
         if chunk:
@@ -376,4 +376,3 @@ def functions(table: ResourceTable) -> Mapping[str, Mapping[str, Callable[..., A
             ),
         },
     }
-

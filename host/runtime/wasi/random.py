@@ -36,6 +36,9 @@ def functions() -> Mapping[str, Mapping[str, Callable[..., Any]]]:
             "get-insecure-random-u64": lambda _s: insecure_random.randrange(u64),
         },
         "wasi:random/insecure-seed": {
-            "insecure-seed": lambda _s: (insecure_random.randrange(u64), insecure_random.randrange(u64)),
+            "insecure-seed": lambda _s: (
+                insecure_random.randrange(u64),
+                insecure_random.randrange(u64),
+            ),
         },
     }

@@ -75,9 +75,7 @@ KINDS: dict[str, int] = {
         start=1,
     )
 }
-KINDS.update(
-    {"io-error": KINDS["error"], "headers": KINDS["fields"], "trailers": KINDS["fields"]}
-)
+KINDS.update({"io-error": KINDS["error"], "headers": KINDS["fields"], "trailers": KINDS["fields"]})
 # Resources of deny-all interfaces never handed out (descriptors, sockets...) get a
 # kind from here on, one per name.
 DENIED_KIND_BASE = _BASE + 0x1000

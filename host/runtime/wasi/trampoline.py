@@ -57,20 +57,22 @@ class _HostFunc:
             self._lower(store, result, view(results, VAL), results, 0)
 
 
-@ffi.wasmtime_component_func_callback_t  # type: ignore[misc]
-def _trampoline(
+def _call(
     env: int | None, context: Any, _ty: Any, args: Any, nargs: int, results: Any, _n: int
-) -> int:
+) -> Any:
     host = _functions[env or 0]
     args_at = ctypes.cast(args, ctypes.c_void_p).value or 0
     results_at = ctypes.cast(results, ctypes.c_void_p).value or 0
-    answer: int = catch_exceptions(context, lambda store: host(store, args_at, nargs, results_at))
-    return answer
+    return catch_exceptions(context, lambda store: host(store, args_at, nargs, results_at))
 
 
-@ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-def _finalize(env: int | None) -> None:
+def _forget(env: int | None) -> None:
     _functions.pop(env or 0, None)
+
+
+# The C callbacks (kept at module level: C holds on to them for the process).
+_trampoline = ffi.wasmtime_component_func_callback_t(_call)
+_finalize = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_forget)
 
 
 def add_fast_func(
