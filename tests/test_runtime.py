@@ -31,7 +31,9 @@ GET = HttpRequest("GET", "/", "", [], b"")
 
 @pytest.fixture
 async def runtime(compile_cache: Path, artifact_policy: LoadPolicy) -> AsyncIterator[HostRuntime]:
-    rt = HostRuntime(compile_cache, {"memory": MemoryKeyValue()}, "memory", artifact_policy)
+    rt = HostRuntime(
+        compile_cache, {"memory": MemoryKeyValue()}, "memory", load_policy=artifact_policy
+    )
     yield rt
     await rt.close()
 
