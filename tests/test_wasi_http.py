@@ -155,6 +155,25 @@ async def test_four_mib_stream_in_and_out(
     assert status == 200 and body == b"x" * FOUR_MIB
 
 
+async def test_the_body_cap_holds_for_streamed_bodies(
+    served: tuple[HostRuntime, aiohttp.ClientSession],
+) -> None:
+    _, http = served
+    over = b"x" * (8 * 2**20 + 1)
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: caught while streaming
+        for i in range(0, len(over), 2**20):
+            yield over[i : i + 2**20]
+
+    async with http.post("/probe/length", data=b"y" * 1000) as response:
+        assert (response.status, await response.read()) == (200, b"1000\n")
+    async with http.post("/probe/length", data=over) as response:
+        assert response.status == 413
+    async with http.post("/probe/length", data=chunked()) as response:
+        assert response.status == 413
+        assert await response.text() == f"request body over {8 * 2**20} bytes\n"
+
+
 async def test_failures_are_500_and_504(served: tuple[HostRuntime, aiohttp.ClientSession]) -> None:
     _, http = served
     assert await get(http, "/probe/no-response") == (500, b"the component failed\n")

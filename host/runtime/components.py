@@ -413,12 +413,8 @@ class HostRuntime:
             handles = exchange.handles()
             try:
                 await self.call(running.component_id, export, "handle", *handles)
-            except DeadlineExceeded as exc:
-                raise HandlerError(504, "the component did not answer in time", str(exc)) from exc
-            except (Overloaded, UnknownComponent) as exc:
-                raise HandlerError(503, "the component is unavailable", str(exc)) from exc
-            except (ComponentTrapped, ResourceLimitExceeded, HostError) as exc:
-                raise HandlerError(500, "the component failed", str(exc)) from exc
+            except HostError as exc:
+                raise _exchange_failed(exchange, exc) from exc
             await self._complete(running.component_id, exchange)
         finally:
             exchange.scope.deactivate(token)
@@ -444,3 +440,16 @@ class HostRuntime:
             raise HandlerError(500, "the component failed", f"component {component_id} {reason}")
         if not await exchange.settle(max(exchange.scope.remaining(), 1.0)):
             raise HandlerError(500, "the response did not reach the client", component_id)
+
+
+def _exchange_failed(exchange: Exchange, exc: HostError) -> HandlerError:
+    """The status of a failed exchange: a broken request body first (the guest's
+    failure is then its consequence), else what the call's failure means."""
+    error = exchange.request_error
+    if error is not None and not exchange.responded:
+        return HandlerError(error.status, error.public_message, str(exc))
+    if isinstance(exc, DeadlineExceeded):
+        return HandlerError(504, "the component did not answer in time", str(exc))
+    if isinstance(exc, Overloaded | UnknownComponent):
+        return HandlerError(503, "the component is unavailable", str(exc))
+    return HandlerError(500, "the component failed", str(exc))

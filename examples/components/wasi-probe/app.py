@@ -1,6 +1,7 @@
 """A wasi:http component for the tests: one behaviour per last path segment.
 
     /echo          streams the request body back, chunk by chunk as it arrives
+    /length        reads the whole request body, then answers its length
     /bytes?n=N     answers N bytes, written in 4096-byte chunks
     /no-response   returns without setting a response
     /panic         raises (the guest traps)
@@ -101,6 +102,9 @@ class IncomingHandler(exports.IncomingHandler):
                 for chunk in chunks(request.consume()):
                     write(stream, chunk)
             OutgoingBody.finish(body, None)
+        elif path == "/length":
+            size = sum(len(chunk) for chunk in chunks(request.consume()))
+            answer(response_out, f"{size}\n".encode())
         elif path == "/bytes":
             answer(response_out, b"x" * int(params.get("n", "0")))
         elif path == "/no-response":
