@@ -8,9 +8,10 @@ instance back. An instance whose call failed in any way is discarded, never
 reused: a trap can leave its memory in any state.
 
 Limits per instance: an execution deadline (epoch interruption) per call and
-a linear-memory cap (store limiter). A pool made with ``reuse=False`` gives each
-call a fresh instance (wasi:http components, which may keep per-request state). ``HostLimits`` bounds what a request may
+a linear-memory cap (store limiter). ``HostLimits`` bounds what a request may
 ask for at all: the runtime refuses a pool over them instead of clamping it.
+A pool made with ``reuse=False`` gives each call a fresh instance (wasi:http
+components, which may keep per-request state).
 """
 
 from __future__ import annotations
