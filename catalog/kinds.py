@@ -7,7 +7,10 @@ Two families:
   component (``keyvalue``); some are granted to every component without a link
   (``logging``, ``config``: each reaches only the component's own log stream or
   config). ``http-server`` is the one kind that calls into components: a link whose
-  *source* is ``http-server`` routes HTTP to the target's ``HTTP_HANDLER`` export.
+  *source* is ``http-server`` routes HTTP to the target's ``HTTP_HANDLER`` (or standard
+  ``wasi:http/incoming-handler``) export. ``http-client`` grants outgoing ``wasi:http``
+  to the destinations its link config allows (``providers.http_client``); without the
+  link, every request is denied.
 - **placed** kinds run as their own process (``python -m providers.run KIND``), which
   a host supervises and the controller places with the capability's scaler, at most
   one per host. A placed kind serves the contract of a built-in kind (``serves``)
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from catalog import contracts
 
 HTTP_SERVER = "http-server"
+HTTP_CLIENT = "http-client"
 KEYVALUE = "keyvalue"
 LOGGING = "logging"
 CONFIG = "config"
@@ -83,6 +87,13 @@ KINDS: Mapping[str, ProviderKind] = {
             provides=(contracts.KEYVALUE_STORE, contracts.KEYVALUE_ATOMICS),
             capability=True,
             image_markers=("keyvalue", "kv-", "kvredis", "kvnats"),
+        ),
+        ProviderKind(
+            HTTP_CLIENT,
+            "outgoing HTTP to the destinations its link allows",
+            provides=(contracts.WASI_HTTP_OUTGOING,),
+            capability=True,
+            image_markers=("http-client", "httpclient"),
         ),
         ProviderKind(LOGGING, "the component's log stream", (contracts.LOGGING,), granted=True),
         ProviderKind(CONFIG, "the component's config", (contracts.CONFIG_STORE,), granted=True),

@@ -3,9 +3,16 @@
     python examples/build_components.py [--out DIR] [--only NAME ...]
 
 Python apps are built with componentize-py, WAT modules with wasm-tools (parse, then
-component embed + component new). A component is skipped when its stamp file holds
+component embed + component new), JavaScript apps with componentize-js from npm (the
+version pinned in the app's package.json / package-lock.json; `npm ci` installs it into
+the app's node_modules on first use). A component is skipped when its stamp file holds
 the sha256 of its inputs (sources, WIT files, tool versions, this script) and its
 output exists.
+
+The standard `wasi:http` examples (wasi-*) target the vendored WASI packages
+(providers/wit/deps/wasi-*, 0.2.12). componentize-js's engine (StarlingMonkey) binds
+wasi:http 0.2.10, so the JavaScript build gets a copy of those packages with the
+version rewritten to 0.2.10; the host serves every 0.2.x.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ WAT = EXAMPLES / "wat"
 WIT = ROOT / "providers" / "wit"
 PROBE_WIT = WAT / "probe-wit"
 DEFAULT_OUT = ROOT / "build" / "components"
+WASI_VERSION = "0.2.12"  # of the vendored WASI packages
+JS_WASI_VERSION = "0.2.10"  # the wasi:http version componentize-js's engine binds
+PROXY_WORLD = f"wasi:http/proxy@{WASI_VERSION}"
 
 
 class BuildError(Exception):
@@ -39,21 +49,36 @@ class BuildError(Exception):
 class Spec:
     name: str
     world: str
-    # A Python app directory (componentize-py) or a .wat file (wasm-tools).
+    # A Python app directory (componentize-py), a .wat file (wasm-tools) or a
+    # JavaScript app directory with app.js and package.json (componentize-js).
     source: Path
 
     @property
     def is_python(self) -> bool:
-        return self.source.is_dir()
+        return self.source.is_dir() and not self.is_js
+
+    @property
+    def is_js(self) -> bool:
+        return (self.source / "package.json").is_file()
+
+    @property
+    def tool_name(self) -> str:
+        if self.is_js:
+            return "componentize-js"
+        return "componentize-py" if self.is_python else "wasm-tools"
 
     @property
     def wit_files(self) -> list[Path]:
         if self.world == "probe":
             return [*PROBE_WIT.glob("*.wit"), WIT / "deps" / "logging" / "logging.wit"]
+        if self.is_js:
+            return sorted((WIT / "deps").glob("wasi-*/*.wit"))
         return sorted(WIT.rglob("*.wit"))
 
     @property
     def source_files(self) -> list[Path]:
+        if self.is_js:
+            return [self.source / n for n in ("app.js", "package.json", "package-lock.json")]
         if self.is_python:
             return sorted(self.source.rglob("*.py"))
         return [self.source]
@@ -75,6 +100,11 @@ SPECS = {
         Spec("loop", "http-bare", WAT / "loop.wat"),
         Spec("memhog", "http-bare", WAT / "memhog.wat"),
         Spec("probe", "probe", WAT / "probe.wat"),
+        # Standard wasi:http/proxy components, built by two toolchains (tests/test_wasi_http.py).
+        Spec("wasi-hello", PROXY_WORLD, EXAMPLES / "wasi-hello"),
+        Spec("wasi-counter", "wasi-http-counter", EXAMPLES / "wasi-counter"),
+        Spec("wasi-probe", PROXY_WORLD, EXAMPLES / "wasi-probe"),
+        Spec("wasi-hello-js", "wasi-http-js", EXAMPLES / "wasi-hello-js"),
     ]
 }
 
@@ -107,7 +137,8 @@ def run(cmd: list[str]) -> str:
 def input_digest(spec: Spec) -> str:
     h = hashlib.sha256()
     h.update(f"{spec.name}\0{spec.world}\0".encode())
-    h.update(tool_version("componentize-py" if spec.is_python else "wasm-tools").encode())
+    # componentize-js is pinned by the lock file (an input below); node runs it.
+    h.update(tool_version("node" if spec.is_js else spec.tool_name).encode())
     # The script itself is an input: it holds the build commands.
     for path in [Path(__file__).resolve(), *spec.wit_files, *spec.source_files]:
         h.update(f"\0{path.relative_to(ROOT)}\0".encode())
@@ -115,7 +146,45 @@ def input_digest(spec: Spec) -> str:
     return h.hexdigest()
 
 
+def compile_js(spec: Spec, output: Path, tmp: Path) -> None:
+    """npm ci (once), then componentize-js against the WASI packages at its version."""
+    cli = spec.source / "node_modules" / "@bytecodealliance" / "componentize-js" / "src" / "cli.js"
+    installed = spec.source / "node_modules" / ".package-lock.json"
+    lock = spec.source / "package-lock.json"
+    if not cli.is_file() or not installed.is_file() or _npm_stale(installed, lock):
+        run([tool("npm"), "ci", "--no-audit", "--no-fund", "--prefix", str(spec.source)])
+    wit_dir = tmp / "wit"
+    for package in sorted((WIT / "deps").glob("wasi-*")):
+        target = wit_dir / "deps" / package.name
+        target.mkdir(parents=True)
+        for wit in package.glob("*.wit"):
+            text = wit.read_text().replace(f"@{WASI_VERSION}", f"@{JS_WASI_VERSION}")
+            (target / wit.name).write_text(text)
+    (wit_dir / "world.wit").write_text(
+        f"package wasmlattice:js;\n\nworld {spec.world} {{\n"
+        f"    include wasi:http/proxy@{JS_WASI_VERSION};\n}}\n"
+    )
+    run([tool("node"), str(cli), str(spec.source / "app.js"), "--wit", str(wit_dir),
+         "-n", spec.world, "-o", str(output)])  # fmt: skip
+
+
+def _npm_stale(installed: Path, lock: Path) -> bool:
+    """Whether node_modules was installed from another lock than the current one."""
+    import json
+
+    wanted = json.loads(lock.read_text()).get("packages", {})
+    have = json.loads(installed.read_text()).get("packages", {})
+    return any(
+        have.get(name, {}).get("version") != meta.get("version")
+        for name, meta in wanted.items()
+        if name.startswith("node_modules/") and not meta.get("optional")
+    )
+
+
 def compile_component(spec: Spec, output: Path, tmp: Path) -> None:
+    if spec.is_js:
+        compile_js(spec, output, tmp)
+        return
     if spec.is_python:
         run([tool("componentize-py"), "-q", "-d", str(WIT), "-w", spec.world,
              "componentize", "-p", str(spec.source), "app", "-o", str(output)])  # fmt: skip

@@ -214,6 +214,7 @@ class HostDaemon:
                 config.http_port,
                 config.max_body_bytes,
                 config.http_limits,
+                exchanges=runtime.http_exchange,
             )
             http.host_id = host_id
             undo.push_async_callback(http.stop)

@@ -106,8 +106,8 @@ class ExportServer:
         running = self._runtime.get(component_id)
         responders = []
         for export in running.exports:
-            if export == contracts.HTTP_HANDLER:
-                continue
+            if export == contracts.HTTP_HANDLER or export not in running.export_functions:
+                continue  # HTTP comes through the http-server; resources cannot cross hosts
 
             async def handle(
                 func: str, body: bytes, headers: Mapping[str, str], export: str = export

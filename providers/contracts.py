@@ -15,6 +15,8 @@ from catalog.contracts import (
     KEYVALUE_ATOMICS,
     KEYVALUE_STORE,
     LOGGING,
+    WASI_HTTP_INCOMING,
+    WASI_HTTP_OUTGOING,
     unversioned,
 )
 from catalog.kinds import ALWAYS_GRANTED, PROVIDER_INTERFACES
@@ -27,6 +29,8 @@ __all__ = [
     "KEYVALUE_STORE",
     "LOGGING",
     "PROVIDER_INTERFACES",
+    "WASI_HTTP_INCOMING",
+    "WASI_HTTP_OUTGOING",
     "WASI_PREFIXES",
     "WIT_DIR",
     "unversioned",

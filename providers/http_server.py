@@ -1,4 +1,14 @@
-"""The http-server provider: incoming HTTP to components via ``wasmlattice:http``.
+"""The http-server provider: incoming HTTP to components.
+
+Two contracts reach a component:
+
+- the project's own ``wasmlattice:http/incoming-handler``: one call with the
+  whole request, answered with the whole response (``Invoker``);
+- the standard ``wasi:http/incoming-handler`` (any 0.2.x): a streamed exchange.
+  The server hands over a ``StreamedRequest`` whose body the component reads
+  chunk by chunk (``RequestBody``), and a ``ResponseSink`` the component's
+  status, headers and body chunks go to as it produces them
+  (``StreamHandler``). ``exchanges`` tells which components take it.
 
 Routes match on an optional Host header and a path prefix; the most specific
 route wins (host-specific before any-host, then the longest prefix). Status
@@ -6,6 +16,7 @@ codes the provider produces itself:
 
 - 404 when no route matches,
 - 408 when the request head or body did not arrive in time,
+- 400 when the request body is malformed,
 - 413 when the body is over ``max_body_bytes``,
 - 500 when the component trapped (the body never carries internals),
 - 503 when the component is overloaded or stopping, or when the server is busy
@@ -15,7 +26,10 @@ codes the provider produces itself:
 Every bound on what a client can make the server hold (connections, head and
 body timeouts, bytes of bodies read at once) is in ``HttpLimits``
 (``providers.http_limits``). The body is read only once its size has been
-reserved, and the reservation is held until the component has answered.
+reserved, and the reservation is held until the component has answered. A
+streamed exchange that fails after its response started cannot change the
+status any more: the connection is closed, so the client sees a truncated
+response rather than a complete-looking one.
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import web
 
@@ -32,19 +47,27 @@ from providers.http_limits import ByteBudget, GuardedServer, HttpLimits
 
 __all__ = [
     "DEFAULT_MAX_BODY",
+    "BodyError",
+    "ExchangeLookup",
     "HandlerError",
     "HttpLimits",
     "HttpRequest",
     "HttpResponse",
     "HttpServer",
     "Invoker",
+    "RequestBody",
+    "ResponseSink",
     "Route",
     "RouteTable",
+    "StreamHandler",
+    "StreamedRequest",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 4 * 2**20
+# Connection-level response headers: the server sets its own.
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "te"})
 
 
 @dataclass
@@ -77,6 +100,111 @@ class HandlerError(Exception):
 
 
 Invoker = Callable[[str, HttpRequest], Awaitable[HttpResponse]]
+
+
+class BodyError(Exception):
+    """The request body broke a limit or the protocol; ``status`` answers it."""
+
+    def __init__(self, status: int, public_message: str) -> None:
+        super().__init__(public_message)
+        self.status = status
+        self.public_message = public_message
+
+
+class RequestBody:
+    """A request body read chunk by chunk: the size cap, the gap between reads
+    and the total time all hold (``BodyError`` 413, 408, 400)."""
+
+    def __init__(self, request: web.BaseRequest, max_bytes: int, limits: HttpLimits) -> None:
+        self._request = request
+        self._max_bytes = max_bytes
+        self._limits = limits
+        self._loop = asyncio.get_running_loop()
+        self._end = self._loop.time() + limits.body_timeout_s
+        self._size = 0
+
+    async def read_chunk(self) -> bytes:
+        """The next chunk, b"" at the end."""
+        if not self._request.body_exists:
+            return b""
+        idle = self._loop.time() + self._limits.body_idle_timeout_s
+        try:
+            async with asyncio.timeout_at(min(self._end, idle)):
+                chunk = await self._request.content.readany()
+        except TimeoutError:
+            raise BodyError(408, "request body not received in time") from None
+        except web.RequestPayloadError:
+            raise BodyError(400, "malformed request body") from None
+        self._size += len(chunk)
+        if self._size > self._max_bytes:
+            raise BodyError(413, f"request body over {self._max_bytes} bytes")
+        return chunk
+
+    async def read_all(self) -> bytes:
+        chunks = []
+        while chunk := await self.read_chunk():
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+@dataclass
+class StreamedRequest:
+    """A request as a ``wasi:http`` component sees it; the body is read as it arrives."""
+
+    method: str
+    scheme: str
+    authority: str
+    path_with_query: str
+    headers: list[tuple[str, bytes]]
+    body: RequestBody
+
+
+class ResponseSink(Protocol):
+    """Where a streamed response goes: ``start`` once, then ``write``s, then ``finish``."""
+
+    async def start(self, status: int, headers: list[tuple[str, bytes]]) -> None: ...
+
+    async def write(self, chunk: bytes) -> None: ...
+
+    async def finish(self) -> None: ...
+
+
+# Serves one streamed exchange; raises HandlerError when it fails.
+StreamHandler = Callable[[StreamedRequest, ResponseSink], Awaitable[None]]
+# The streamed handler of a component, or None when it takes the whole-request contract.
+ExchangeLookup = Callable[[str], StreamHandler | None]
+
+
+class _ResponseWriter:
+    """The aiohttp side of a ``ResponseSink``."""
+
+    def __init__(self, request: web.BaseRequest) -> None:
+        self._request = request
+        self.response: web.StreamResponse | None = None
+        self.finished = False
+
+    async def start(self, status: int, headers: list[tuple[str, bytes]]) -> None:
+        response = web.StreamResponse(status=status)
+        for name, value in headers:
+            if name.lower() not in _HOP_BY_HOP:
+                response.headers.add(name, value.decode("latin-1"))
+        self.response = response
+        await response.prepare(self._request)
+
+    async def write(self, chunk: bytes) -> None:
+        assert self.response is not None
+        await self.response.write(chunk)
+
+    async def finish(self) -> None:
+        assert self.response is not None
+        await self.response.write_eof()
+        self.finished = True
+
+    def abort(self) -> None:
+        """End the connection mid-response: the client must not take it as complete."""
+        transport = self._request.transport
+        if transport is not None:
+            transport.abort()
 
 
 @dataclass(frozen=True)
@@ -127,10 +255,6 @@ def _text(status: int, message: str, *, close: bool = False) -> web.Response:
     return response
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class HttpServer:
     """One listening socket serving every routed component on this host.
 
@@ -146,8 +270,11 @@ class HttpServer:
         port: int = 8080,
         max_body_bytes: int = DEFAULT_MAX_BODY,
         limits: HttpLimits | None = None,
+        *,
+        exchanges: ExchangeLookup | None = None,
     ) -> None:
         self.invoke = invoke
+        self.exchanges = exchanges
         self.routes = RouteTable()
         self.bind_host = host
         self.port = port
@@ -196,36 +323,43 @@ class HttpServer:
                 return response
             reserved = granted
         try:
+            body = RequestBody(request, self.max_body_bytes, self.limits)
+            stream = self.exchanges(route.component_id) if self.exchanges is not None else None
+            if stream is not None:
+                return await self._stream(request, body, stream)
             try:
-                body = await self._read_body(request)
-            except _BodyTooLarge:
-                return _text(413, f"request body over {self.max_body_bytes} bytes", close=True)
-            except TimeoutError:
-                return _text(408, "request body not received in time", close=True)
-            except web.RequestPayloadError:
-                return _text(400, "malformed request body", close=True)
-            return await self._call(route, request, body)
+                whole = await body.read_all()
+            except BodyError as exc:
+                return _text(exc.status, exc.public_message, close=True)
+            return await self._call(route, request, whole)
         finally:
             self.bodies.release(reserved)
 
-    async def _read_body(self, request: web.BaseRequest) -> bytes:
-        """The whole body, under the size cap, the between-reads gap and the total time."""
-        if not request.body_exists:
-            return b""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + self.limits.body_timeout_s
-        chunks: list[bytes] = []
-        size = 0
-        async with asyncio.timeout(None) as deadline:
-            while True:
-                deadline.reschedule(min(end, loop.time() + self.limits.body_idle_timeout_s))
-                chunk = await request.content.readany()
-                if not chunk:
-                    return b"".join(chunks)
-                size += len(chunk)
-                if size > self.max_body_bytes:
-                    raise _BodyTooLarge
-                chunks.append(chunk)
+    async def _stream(
+        self, request: web.BaseRequest, body: RequestBody, handler: StreamHandler
+    ) -> web.StreamResponse:
+        """Serve a ``wasi:http`` component: the body streams in, the response out."""
+        streamed = StreamedRequest(
+            method=request.method,
+            scheme=request.scheme,
+            authority=request.host or "",
+            path_with_query=request.raw_path,
+            headers=[(k.decode("latin-1"), v) for k, v in request.raw_headers],
+            body=body,
+        )
+        writer = _ResponseWriter(request)
+        with tracing.http_span(request.method, request.path, request.headers, self.host_id):
+            try:
+                await handler(streamed, writer)
+            except HandlerError as exc:
+                log.info("%s %s -> %s: %s", request.method, request.path, exc.status, exc)
+                if writer.response is not None:
+                    writer.abort()
+                    return writer.response
+                return _text(exc.status, exc.public_message, close=exc.status in (400, 408, 413))
+        if writer.response is None or not writer.finished:
+            return _text(500, "the component failed")
+        return writer.response
 
     async def _call(self, route: Route, request: web.BaseRequest, body: bytes) -> web.Response:
         call = HttpRequest(

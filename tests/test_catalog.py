@@ -28,11 +28,12 @@ def test_every_placed_kind_has_a_command_reading_its_config_from_the_environment
 
 
 def test_views_of_the_kinds() -> None:
-    assert CAPABILITY_KINDS == ("http-server", "keyvalue", "keyvalue-redis")
-    assert BUILTIN_CAPABILITIES == ("http-server", "keyvalue")
+    assert CAPABILITY_KINDS == ("http-server", "keyvalue", "http-client", "keyvalue-redis")
+    assert BUILTIN_CAPABILITIES == ("http-server", "keyvalue", "http-client")
     assert PLACED_KINDS == ("keyvalue-redis",)
     assert PROVIDER_INTERFACES == {
         "keyvalue": (contracts.KEYVALUE_STORE, contracts.KEYVALUE_ATOMICS),
+        "http-client": (contracts.WASI_HTTP_OUTGOING,),
         "logging": (contracts.LOGGING,),
         "config": (contracts.CONFIG_STORE,),
     }

@@ -2,15 +2,23 @@
 
 The linker for a component gets:
 
-- WASI p2 from wasmtime, with an empty ``WasiConfig`` per store: no env vars,
-  arguments, preopened directories, sockets or stdin. Stdout/stderr go to the
-  host log tagged with the component id.
+- WASI p2, with no ambient authority: no arguments, preopened directories,
+  sockets or stdin, and only the environment variables its config grants
+  (keys ``env.NAME``; none by default). Stdout/stderr go to the host log
+  tagged with the component id. A component that imports ``wasi:http`` gets
+  the host's own WASI (``host.runtime.wasi``: it serves ``wasi:http`` in and
+  out, with outgoing requests under its ``http-client`` link, which allows
+  nothing when there is no link); every other component gets wasmtime's
+  (``add_wasip2``) with an empty ``WasiConfig`` per store.
 - ``wasi:logging`` and ``wasi:config``, which only reach the component's own
   log stream and configuration.
 - ``wasi:keyvalue/store`` + ``atomics`` only when a keyvalue link exists.
 
-Anything else the component imports is a ``LinkError`` at start, naming each
-missing interface; nothing is stubbed with traps.
+Interfaces match by semver as wasmtime matches them (``catalog.contracts.compatible``:
+``0.2.3`` serves any ``0.2.x``, a pre-release only itself), and are defined
+under the name the component imports. Anything else the component imports is
+a ``LinkError`` at start, naming each missing interface (and the versions this
+host has of it); nothing is stubbed with traps.
 
 Host functions run on the worker thread that runs the guest. Provider calls
 are coroutines on the host's event loop; ``_await`` hands them over and waits.
@@ -29,10 +37,13 @@ from typing import Any, TypeVar
 import wasmtime
 from wasmtime import component as wc
 
+from catalog.contracts import compatible
 from catalog.kinds import KEYVALUE
 from host.errors import LinkError
+from host.runtime.wasi import HttpClientGrant, WasiHost, serves_wasi_itself
 from providers import contracts
 from providers.config_provider import ComponentConfig
+from providers.http_client import HttpClient, HttpClientPolicy
 from providers.keyvalue import KeyValueBackend, KeyValueError, resolve_bucket
 from providers.logging_provider import OutputLines, log_from_component
 
@@ -41,6 +52,13 @@ T = TypeVar("T")
 
 BUCKET_RESOURCE_TYPE = 1
 HOST_CALL_TIMEOUT_S = 5.0
+# Component config keys under this prefix are environment variables (``env.HOME=/x``).
+ENV_PREFIX = "env."
+
+
+def granted_environment(config: Mapping[str, str]) -> dict[str, str]:
+    """The environment variables a component's config grants it (keys ``env.NAME``)."""
+    return {k[len(ENV_PREFIX) :]: v for k, v in config.items() if k.startswith(ENV_PREFIX)}
 
 
 @dataclass
@@ -73,14 +91,32 @@ class Grants:
     # Unversioned interface ("ns:pkg/iface") -> the component id that serves it.
     component_links: dict[str, str] = field(default_factory=dict)
     invoke: ComponentInvoker | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    # Outgoing wasi:http; None: the component may reach nothing (every request denied).
+    http_client: HttpClientGrant | None = None
+    # Bounds the host's waits for the guest outside an HTTP exchange.
+    deadline_s: float = 10.0
+
+    def provider_interfaces(self) -> list[str]:
+        """The non-WASI interfaces granted by providers (logging, config, linked kinds)."""
+        provided = list(contracts.ALWAYS_GRANTED)
+        if self.keyvalue is not None:
+            provided.extend(contracts.PROVIDER_INTERFACES[KEYVALUE])
+        return provided
 
     def provided(self, interface: str) -> bool:
-        provided = set(contracts.ALWAYS_GRANTED)
-        if self.keyvalue is not None:
-            provided.update(contracts.PROVIDER_INTERFACES[KEYVALUE])
-        return interface in provided or (
+        return any(compatible(interface, p) for p in self.provider_interfaces()) or (
             self.invoke is not None and contracts.unversioned(interface) in self.component_links
         )
+
+    def why_missing(self, interface: str) -> str:
+        """``interface``, with the versions this host has of it, if any."""
+        same = [
+            p
+            for p in self.provider_interfaces()
+            if contracts.unversioned(p) == contracts.unversioned(interface)
+        ]
+        return f"{interface} (this host provides {', '.join(same)})" if same else interface
 
 
 def imported_interfaces(engine: wasmtime.Engine, component: wc.Component) -> list[str]:
@@ -107,51 +143,86 @@ def types_only_imports(engine: wasmtime.Engine, component: wc.Component) -> list
     return found
 
 
-def check_imports(engine: wasmtime.Engine, component: wc.Component, grants: Grants) -> None:
-    """Raise LinkError naming every import that nothing provides to this component."""
+def check_imports(
+    engine: wasmtime.Engine,
+    component: wc.Component,
+    grants: Grants,
+    wasi: WasiHost | None = None,
+) -> None:
+    """Raise LinkError naming every import that nothing provides to this component.
+
+    ``wasi``: the host's own WASI, for a component that uses wasi:http.
+    """
     types_only = set(types_only_imports(engine, component))
     missing = [
-        name
+        grants.why_missing(name)
         for name in imported_interfaces(engine, component)
         if not grants.provided(name)
         and name not in types_only
-        and not name.startswith(contracts.WASI_PREFIXES)
+        and not (wasi is None and name.startswith(contracts.WASI_PREFIXES))
+        and not (wasi is not None and wasi.served(name))
     ]
+    if wasi is not None:
+        missing.extend(wasi.missing(engine, component))
     if missing:
         raise LinkError(grants.component_id, missing)
 
 
-def new_wasi_config(component_id: str) -> wasmtime.WasiConfig:
+def new_wasi_config(
+    component_id: str, environment: Mapping[str, str] | None = None
+) -> wasmtime.WasiConfig:
     """A WASI context with no ambient authority; output goes to the host log."""
     wasi = wasmtime.WasiConfig()
     stdout, stderr = OutputLines(component_id, "stdout"), OutputLines(component_id, "stderr")
     wasi.stdout_custom = stdout.write
     wasi.stderr_custom = stderr.write
+    if environment:
+        wasi.env = [[k, v] for k, v in environment.items()]
     return wasi
 
 
-def build_linker(engine: wasmtime.Engine, component: wc.Component, grants: Grants) -> wc.Linker:
-    check_imports(engine, component, grants)
-    imports = set(imported_interfaces(engine, component))
+@dataclass(frozen=True)
+class Linked:
+    """A component's linker, and the host's WASI when the host serves it (wasi:http)."""
+
+    linker: wc.Linker
+    wasi: WasiHost | None
+
+
+def link_component(engine: wasmtime.Engine, component: wc.Component, grants: Grants) -> Linked:
+    """Check the component's imports against its grants and build its linker."""
+    imports = imported_interfaces(engine, component)
+    wasi = None
+    if serves_wasi_itself(imports):
+        http = grants.http_client or HttpClientGrant(HttpClient(), HttpClientPolicy())
+        wasi = WasiHost(
+            grants.component_id, grants.loop, grants.deadline_s, grants.environment, http
+        )
+    check_imports(engine, component, grants, wasi)
     linker = wc.Linker(engine)
-    linker.add_wasip2()
+    if wasi is None:
+        linker.add_wasip2()
     with linker.root() as root:
+        if wasi is not None:
+            wasi.bind(root, engine, component)
         for name in types_only_imports(engine, component):
             with root.add_instance(name):
                 pass
-        if contracts.LOGGING in imports:
-            _bind_logging(root, grants)
-        if contracts.CONFIG_STORE in imports:
-            _bind_config(root, grants)
-        for name in sorted(imports):
-            target = grants.component_links.get(contracts.unversioned(name))
-            if target is not None and grants.invoke is not None:
-                _bind_component_link(root, engine, component, name, target, grants)
-        if grants.keyvalue is not None and (
-            contracts.KEYVALUE_STORE in imports or contracts.KEYVALUE_ATOMICS in imports
-        ):
+        for name in imports:
+            if compatible(name, contracts.LOGGING):
+                _bind_logging(root, grants, name)
+            elif compatible(name, contracts.CONFIG_STORE):
+                _bind_config(root, grants, name)
+            elif (target := grants.component_links.get(contracts.unversioned(name))) is not None:
+                if grants.invoke is not None:
+                    _bind_component_link(root, engine, component, name, target, grants)
+        if grants.keyvalue is not None:
             _KeyValueBinding(grants, grants.keyvalue).bind(root, imports)
-    return linker
+    return Linked(linker, wasi)
+
+
+def build_linker(engine: wasmtime.Engine, component: wc.Component, grants: Grants) -> wc.Linker:
+    return link_component(engine, component, grants).linker
 
 
 def interface_functions(engine: wasmtime.Engine, extern: Any, where: str) -> dict[str, wc.FuncType]:
@@ -194,17 +265,17 @@ def _bind_component_link(
             iface.add_func(name, forward(name, func_type))
 
 
-def _bind_logging(root: wc.LinkerInstance, grants: Grants) -> None:
+def _bind_logging(root: wc.LinkerInstance, grants: Grants, name: str) -> None:
     component_id = grants.component_id
 
     def log_(_store: Any, level: str, context: str, message: str) -> None:
         log_from_component(component_id, level, context, message)
 
-    with root.add_instance(contracts.LOGGING) as iface:
+    with root.add_instance(name) as iface:
         iface.add_func("log", log_)
 
 
-def _bind_config(root: wc.LinkerInstance, grants: Grants) -> None:
+def _bind_config(root: wc.LinkerInstance, grants: Grants, name: str) -> None:
     config = grants.config
 
     def get(_store: Any, key: str) -> str | None:
@@ -213,7 +284,7 @@ def _bind_config(root: wc.LinkerInstance, grants: Grants) -> None:
     def get_all(_store: Any) -> list[tuple[str, str]]:
         return config.get_all()
 
-    with root.add_instance(contracts.CONFIG_STORE) as iface:
+    with root.add_instance(name) as iface:
         iface.add_func("get", get)
         iface.add_func("get-all", get_all)
 
@@ -243,8 +314,13 @@ class _KeyValueBinding:
     def _bucket(self, store: Any, handle: wc.ResourceAny) -> str:
         return self.handles[handle.to_host(store).rep]
 
-    def bind(self, root: wc.LinkerInstance, imports: set[str]) -> None:
-        with root.add_instance(contracts.KEYVALUE_STORE) as store_iface:
+    def bind(self, root: wc.LinkerInstance, imports: list[str]) -> None:
+        stores = [name for name in imports if compatible(name, contracts.KEYVALUE_STORE)]
+        atomics = [name for name in imports if compatible(name, contracts.KEYVALUE_ATOMICS)]
+        if not stores and not atomics:
+            return
+        # atomics uses store's bucket resource: define store even when only atomics is imported.
+        with root.add_instance(stores[0] if stores else contracts.KEYVALUE_STORE) as store_iface:
             store_iface.add_resource(
                 "bucket", wc.ResourceType.host(BUCKET_RESOURCE_TYPE), self._drop
             )
@@ -254,9 +330,9 @@ class _KeyValueBinding:
             store_iface.add_func("[method]bucket.delete", self._delete)
             store_iface.add_func("[method]bucket.exists", self._exists)
             store_iface.add_func("[method]bucket.list-keys", self._list_keys)
-        if contracts.KEYVALUE_ATOMICS in imports:
-            with root.add_instance(contracts.KEYVALUE_ATOMICS) as atomics:
-                atomics.add_func("increment", self._increment)
+        for name in atomics:
+            with root.add_instance(name) as atomics_iface:
+                atomics_iface.add_func("increment", self._increment)
 
     def _drop(self, _store: Any, rep: int) -> None:
         with self._lock:

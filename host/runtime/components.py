@@ -4,7 +4,9 @@
 (``host.runtime.loader``, ``host.runtime.engine``), checks that its links grant every
 import and builds its linker (``host.runtime.bindings``), and keeps an instance pool
 (``host.runtime.pool``). The http-server provider reaches components through
-``handle_http``.
+``handle_http`` (the whole-request ``wasmlattice:http`` contract) or
+``http_exchange`` (a streamed exchange with a ``wasi:http/incoming-handler``
+export, served through the host's own WASI, ``host.runtime.wasi``).
 
 Starts are bounded, since whoever can send ``component.scale`` drives them:
 sources are read only from the artifact dirs (``LoadPolicy``); reads and
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import logging
 import time
@@ -28,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catalog.kinds import KEYVALUE
+from catalog.kinds import HTTP_CLIENT, KEYVALUE
 from host.errors import (
     ComponentTrapped,
     DeadlineExceeded,
@@ -42,19 +45,29 @@ from host.errors import (
 from host.runtime.bindings import (
     Grants,
     KeyValueGrant,
-    build_linker,
     exported_interfaces,
+    granted_environment,
     interface_functions,
+    link_component,
     new_wasi_config,
 )
 from host.runtime.engine import WasmEngine
 from host.runtime.loader import LoadPolicy, fetch_component
 from host.runtime.pool import HostLimits, InstancePool, Limits
+from host.runtime.wasi import Exchange, HttpClientGrant, WasiHost
 from lattice import tracing
 from lattice.redact import redacted
 from providers import contracts
 from providers.config_provider import ComponentConfig
-from providers.http_server import HandlerError, HttpRequest, HttpResponse
+from providers.http_client import HttpClient, HttpClientPolicy
+from providers.http_server import (
+    HandlerError,
+    HttpRequest,
+    HttpResponse,
+    ResponseSink,
+    StreamedRequest,
+    StreamHandler,
+)
 from providers.keyvalue import KeyValueBackend
 
 log = logging.getLogger(__name__)
@@ -64,7 +77,7 @@ log = logging.getLogger(__name__)
 class LinkSpec:
     """Binds the component's imports of ``provider``'s interfaces, with link config."""
 
-    provider: str  # a built-in kind: keyvalue (logging and config are always granted)
+    provider: str  # a built-in kind: keyvalue, http-client (logging, config: always granted)
     config: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -90,6 +103,17 @@ class RunningComponent:
     started_at: float
     # Exported interface name -> its functions' types (for the wire codec).
     export_functions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The host's own WASI, for a component that uses wasi:http (None: wasmtime's).
+    wasi: WasiHost | None = None
+
+    @property
+    def wasi_http_handler(self) -> str | None:
+        """The exported ``wasi:http/incoming-handler`` (with its version), if any."""
+        wanted = contracts.unversioned(contracts.WASI_HTTP_INCOMING)
+        for name in self.exports:
+            if contracts.unversioned(name) == wanted and self.wasi is not None:
+                return name
+        return None
 
     @property
     def component_id(self) -> str:
@@ -140,6 +164,8 @@ class HostRuntime:
         self.load_policy = load_policy or LoadPolicy.of()
         self.limits = limits or HostLimits()
         self.components: dict[str, RunningComponent] = {}
+        # Outgoing wasi:http of every component (each under its own link's policy).
+        self.http_client = HttpClient()
         self._starting: dict[str, asyncio.Lock] = {}
         # How calls reach linked components on other hosts (None: only this host's).
         self.remote = remote
@@ -193,14 +219,18 @@ class HostRuntime:
             compiled = await self._compile(wasm, spec.source, digest)
         del wasm  # the compiled component is all that is needed from here on
         grants = self._grants(spec)
-        linker = build_linker(self.engine.engine, compiled, grants)
+        linked = link_component(self.engine.engine, compiled, grants)
+        environment = grants.environment
         pool = InstancePool(
             spec.component_id,
             self.engine,
             compiled,
-            linker,
-            lambda: new_wasi_config(spec.component_id),
+            linked.linker,
+            lambda: new_wasi_config(spec.component_id, environment),
             spec.limits,
+            # A wasi:http component gets a fresh instance per request, as under
+            # `wasmtime serve` or Spin: some (StarlingMonkey's) keep per-request state.
+            reuse=linked.wasi is None,
         )
         try:
             await pool.warm(spec.replicas)
@@ -211,6 +241,7 @@ class HostRuntime:
                 exported_interfaces(self.engine.engine, compiled),
                 time.time(),
                 export_functions(self.engine.engine, compiled),
+                linked.wasi,
             )
         except BaseException:
             # Shielded: a cancelled start still frees its threads and instances.
@@ -266,6 +297,8 @@ class HostRuntime:
             config=ComponentConfig(spec.config),
             component_links=dict(spec.component_links),
             invoke=self.invoke_sync,
+            environment=granted_environment(spec.config),
+            deadline_s=spec.limits.deadline_s,
         )
         for link in spec.links:
             if link.provider == KEYVALUE:
@@ -277,6 +310,12 @@ class HostRuntime:
                         [f"{contracts.KEYVALUE_STORE} (no keyvalue backend {backend_name!r})"],
                     )
                 grants.keyvalue = KeyValueGrant(backend, dict(link.config))
+            elif link.provider == HTTP_CLIENT:
+                try:
+                    policy = HttpClientPolicy.from_config(link.config)
+                except ValueError as exc:
+                    raise LinkError(spec.component_id, [f"{HTTP_CLIENT} link: {exc}"]) from None
+                grants.http_client = HttpClientGrant(self.http_client, policy)
             elif link.provider not in contracts.PROVIDER_INTERFACES:
                 raise LinkError(spec.component_id, [f"unknown provider {link.provider!r}"])
         return grants
@@ -306,6 +345,7 @@ class HostRuntime:
         for component_id in list(self.components):
             await self.stop(component_id)
         self._load_threads.shutdown(wait=False, cancel_futures=True)
+        await self.http_client.close()
         self.engine.close()
 
     def get(self, component_id: str) -> RunningComponent:
@@ -351,3 +391,65 @@ class HostRuntime:
         return HttpResponse(
             status=result.status, headers=list(result.headers), body=bytes(result.body)
         )
+
+    def http_exchange(self, component_id: str) -> StreamHandler | None:
+        """The streamed handler of a ``wasi:http`` component (None: not one, or not here)."""
+        running = self.components.get(component_id)
+        if running is None or running.wasi_http_handler is None:
+            return None
+        return functools.partial(self._serve_exchange, running)
+
+    async def _serve_exchange(
+        self, running: RunningComponent, request: StreamedRequest, sink: ResponseSink
+    ) -> None:
+        """One request to a ``wasi:http/incoming-handler``; failures become HandlerError."""
+        wasi, export = running.wasi, running.wasi_http_handler
+        assert wasi is not None and export is not None
+        exchange = wasi.exchange(request, sink, running.spec.limits.deadline_s)
+        # The guest's worker thread runs in a copy of this context: host functions
+        # find the exchange's deadline and register its handles there.
+        token = exchange.scope.activate()
+        try:
+            handles = exchange.handles()
+            try:
+                await self.call(running.component_id, export, "handle", *handles)
+            except HostError as exc:
+                raise _exchange_failed(exchange, exc) from exc
+            await self._complete(running.component_id, exchange)
+        finally:
+            exchange.scope.deactivate(token)
+            exchange.close()
+
+    async def _complete(self, component_id: str, exchange: Exchange) -> None:
+        """After ``handle`` returned: the response must be set and its body finished."""
+        if not exchange.responded:
+            if exchange.request_error is not None:
+                error = exchange.request_error
+                raise HandlerError(error.status, error.public_message)
+            raise HandlerError(
+                500, "the component failed", f"component {component_id} set no response"
+            )
+        if exchange.error_code is not None:
+            raise HandlerError(
+                500,
+                "the component failed",
+                f"component {component_id} answered with error {exchange.error_code.tag}",
+            )
+        if exchange.aborted is not None or not exchange.finished:
+            reason = exchange.aborted or "returned before finishing the response body"
+            raise HandlerError(500, "the component failed", f"component {component_id} {reason}")
+        if not await exchange.settle(max(exchange.scope.remaining(), 1.0)):
+            raise HandlerError(500, "the response did not reach the client", component_id)
+
+
+def _exchange_failed(exchange: Exchange, exc: HostError) -> HandlerError:
+    """The status of a failed exchange: a broken request body first (the guest's
+    failure is then its consequence), else what the call's failure means."""
+    error = exchange.request_error
+    if error is not None and not exchange.responded:
+        return HandlerError(error.status, error.public_message, str(exc))
+    if isinstance(exc, DeadlineExceeded):
+        return HandlerError(504, "the component did not answer in time", str(exc))
+    if isinstance(exc, Overloaded | UnknownComponent):
+        return HandlerError(503, "the component is unavailable", str(exc))
+    return HandlerError(500, "the component failed", str(exc))

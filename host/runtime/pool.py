@@ -10,6 +10,8 @@ reused: a trap can leave its memory in any state.
 Limits per instance: an execution deadline (epoch interruption) per call and
 a linear-memory cap (store limiter). ``HostLimits`` bounds what a request may
 ask for at all: the runtime refuses a pool over them instead of clamping it.
+A pool made with ``reuse=False`` gives each call a fresh instance (wasi:http
+components, which may keep per-request state).
 """
 
 from __future__ import annotations
@@ -115,6 +117,8 @@ class InstancePool:
         linker: wc.Linker,
         new_wasi: Callable[[], wasmtime.WasiConfig],
         limits: Limits,
+        *,
+        reuse: bool = True,
     ) -> None:
         self.component_id = component_id
         self.engine = engine
@@ -122,6 +126,8 @@ class InstancePool:
         self.linker = linker
         self.new_wasi = new_wasi
         self.limits = limits
+        # False: each instance serves one call (wasi:http components expect a fresh one).
+        self.reuse = reuse
         self._idle: list[_Instance] = []
         self._lock = threading.Lock()
         self._instantiate_lock = threading.Lock()
@@ -256,6 +262,8 @@ class InstancePool:
             # The instance is dropped here: its state after a failure is unknown.
             raise self._translate(exc, f"{interface}#{name}") from exc
         instance.calls += 1
+        if not self.reuse:
+            return result
         with self._lock:
             if len(self._idle) < self.limits.max_concurrency:
                 self._idle.append(instance)
