@@ -14,6 +14,8 @@ the pool reconnects by itself once Redis is back.
 
 from __future__ import annotations
 
+import re
+
 import redis.asyncio
 import redis.exceptions
 from redis.asyncio.retry import Retry
@@ -56,7 +58,7 @@ class RedisKeyValue:
         return hash_key(bucket, self.prefix)
 
     def _failed(self, exc: redis.exceptions.RedisError) -> KeyValueError:
-        return KeyValueError("other", f"Redis at {redacted(self.url)}: {exc}")
+        return KeyValueError("other", f"Redis at {redacted(self.url)}: {failure_reason(exc)}")
 
     async def ping(self) -> None:
         try:
@@ -117,3 +119,30 @@ def _as_bytes(value: bytes | str | None) -> bytes | None:
 
 def _as_text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+_CONNECT_ERROR = re.compile(r"^Error \d+ connecting to \S+\. [A-Za-z ]+\.$")
+_ERROR_CODE = re.compile(r"^[A-Z]{2,20}\b")
+
+
+def failure_reason(exc: redis.exceptions.RedisError) -> str:
+    """Why Redis failed, in words of our own: never text the server sent back.
+
+    Whoever sets ``redis_url`` chooses the host:port, so an error that quoted the
+    answer would let them read what any internal service says on connect.
+    """
+    text = str(exc)
+    if isinstance(exc, redis.exceptions.AuthenticationError):
+        return "authentication failed"
+    if isinstance(exc, redis.exceptions.TimeoutError):
+        return "timed out"
+    if isinstance(exc, redis.exceptions.ResponseError):
+        code = _ERROR_CODE.match(text)
+        if code and code.group() in ("NOAUTH", "WRONGPASS"):
+            return "authentication failed"
+        return f"it refused the command ({code.group()})" if code else "it refused the command"
+    if isinstance(exc, redis.exceptions.ConnectionError) and _CONNECT_ERROR.match(text):
+        return text  # the OS's words: refused, unreachable, unknown host
+    if isinstance(exc, redis.exceptions.ConnectionError) and "Protocol" not in text:
+        return "the connection failed"
+    return "it did not answer as a Redis server does"
