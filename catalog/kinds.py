@@ -19,7 +19,14 @@ Two families:
   (``ConfigKey.env``), never on a command line other users can read.
 
 A manifest capability may name a kind marked ``capability`` (``properties.provider``),
-or a wadm image whose name contains one of the kind's ``image_markers``.
+or an image. wasmCloud's first-party provider images map by repository name, whatever
+the registry host (``ghcr.io/wasmcloud/keyvalue-redis`` and
+``localhost:5000/wasmcloud/keyvalue-redis`` alike): ``FIRST_PARTY_IMAGES`` lists them
+with the wasmCloud config keys each takes (``ConfigKey.aliases`` and
+``WADM_IGNORED_CONFIG`` map those onto this project's). Other image names that contain
+one of a kind's ``image_markers`` map to it too. An image with no counterpart is not a
+manifest error (wadm cannot judge images either): the controller reports it in the
+app's status, naming ``SUPPORTED_IMAGES``.
 """
 
 from __future__ import annotations
@@ -44,6 +51,9 @@ class ConfigKey:
     name: str
     env: str
     required: bool = False
+    # wasmCloud's name for the same setting (``url`` for keyvalue-redis's ``redis_url``);
+    # also read from the target config of links to the capability, where wasmCloud puts it.
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,7 @@ KINDS: Mapping[str, ProviderKind] = {
             "key-value buckets (NATS JetStream, or memory)",
             provides=(contracts.KEYVALUE_STORE, contracts.KEYVALUE_ATOMICS),
             capability=True,
-            image_markers=("keyvalue", "kv-", "kvredis", "kvnats"),
+            image_markers=("keyvalue", "kv-"),
         ),
         ProviderKind(
             HTTP_CLIENT,
@@ -103,7 +113,7 @@ KINDS: Mapping[str, ProviderKind] = {
             capability=True,
             serves=KEYVALUE,
             config=(
-                ConfigKey("redis_url", "WASMLATTICE_REDIS_URL", required=True),
+                ConfigKey("redis_url", "WASMLATTICE_REDIS_URL", required=True, aliases=("url",)),
                 ConfigKey("key_prefix", "WASMLATTICE_REDIS_KEY_PREFIX"),
             ),
         ),
@@ -124,6 +134,43 @@ PROVIDER_INTERFACES: Mapping[str, tuple[str, ...]] = {
 }
 # Granted to every component without a link.
 ALWAYS_GRANTED = tuple(i for k in KINDS.values() if k.granted for i in k.provides)
+
+
+# wasmCloud's first-party provider images (the repository's last path segment, as
+# published under ghcr.io/wasmcloud/ and the older wasmcloud.azurecr.io/) and the kind
+# each maps to. Their config keys: http-server's link source config ``address`` (each
+# host serves on its own port here: accepted, unused), ``path`` and ``host`` (the route);
+# keyvalue-nats's link target config ``bucket``; keyvalue-redis's ``url``.
+FIRST_PARTY_IMAGES: Mapping[str, str] = {
+    "http-server": HTTP_SERVER,
+    "httpserver": HTTP_SERVER,
+    "keyvalue-nats": KEYVALUE,
+    "kvnats": KEYVALUE,
+    "keyvalue-redis": KEYVALUE_REDIS,
+    "kvredis": KEYVALUE_REDIS,
+}
+# Config keys wasmCloud's providers take that mean nothing here (accepted, unused).
+WADM_IGNORED_CONFIG: Mapping[str, tuple[str, ...]] = {
+    HTTP_SERVER: ("address", "routing_mode", "default_address", "max_content_len", "timeout_ms"),
+    KEYVALUE: ("cluster_uri", "js_domain", "enable_bucket_auto_create"),
+}
+SUPPORTED_IMAGES = tuple(sorted(FIRST_PARTY_IMAGES))
+
+
+def image_name(image: str) -> str:
+    """An image reference's repository name: its last path segment, no tag or digest."""
+    return image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0].lower()
+
+
+def kind_of_image(image: str) -> str | None:
+    """The kind an image stands for: a first-party image by name, else by marker."""
+    name = image_name(image)
+    if name in FIRST_PARTY_IMAGES:
+        return FIRST_PARTY_IMAGES[name]
+    for kind in KINDS.values():
+        if any(marker in name for marker in kind.image_markers):
+            return kind.name
+    return None
 
 
 def placed_kind(name: str) -> ProviderKind | None:

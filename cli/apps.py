@@ -1,12 +1,18 @@
-"""``lattice`` commands for apps (deployment specs): apply, versions, deploy, status, get apps.
+"""``lattice`` commands for apps (deployment specs): apply, versions, deploy, status, get apps,
+and the ``app`` group: ``app validate FILE`` (offline) and ``app get NAME``.
 
 Specs and their versions live in JetStream (``lattice.specs``); a controller
-reconciles the deployed ones.
+reconciles the deployed ones. A manifest without ``metadata.annotations.version`` is
+stored under a generated, sortable version (``deploy.names.new_version``), as wadm does.
+What wadm would warn about is printed (to stderr) and does not stop ``apply``.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +28,8 @@ from cli.common import (
     with_client,
 )
 from controller.admission import admit
-from deploy.manifest import load_manifest, load_manifest_file
+from deploy.errors import ManifestError, Problem
+from deploy.manifest import check_manifest_file, load_manifest
 from lattice.app_status import AppStatus
 from lattice.client import LatticeClient
 from lattice.options import NatsFlags
@@ -45,7 +52,9 @@ def apply(path: Path, no_deploy: bool, output: str, nats: NatsFlags, **kwargs: A
     Components are pinned first: a registry tag to its digest, a file or URL to a copy
     in the lattice's object store, so every host runs the same bytes.
     """
-    spec = load_manifest_file(path)
+    checked = check_manifest_file(path)
+    _warn(checked.warnings)
+    spec = checked.spec
     text = path.read_text()
     base_dir = str(path.resolve().parent)
     registry = make_registry_options(kwargs)
@@ -55,7 +64,8 @@ def apply(path: Path, no_deploy: bool, output: str, nats: NatsFlags, **kwargs: A
         await _refuse_existing(store, spec.name, spec.version)
         await admit(store, spec)  # reserved buckets, routes of other apps
         pinned = await pin_sources(text, base_dir, client, registry)
-        load_manifest(pinned, str(path), base_dir=base_dir)  # still valid once pinned
+        # Still valid once pinned (and under the version generated if it had none).
+        load_manifest(pinned, str(path), base_dir=base_dir, version=spec.version)
         await store.put(spec.name, spec.version, pinned, base_dir=base_dir)
         if not no_deploy:
             await store.deploy(spec.name, spec.version)
@@ -215,9 +225,69 @@ def get_apps(output: str, nats: NatsFlags) -> None:
     )
 
 
+def _warn(warnings: Sequence[Problem]) -> None:
+    for warning in warnings:
+        echo(f"warning: {warning}", err=True)
+
+
+@click.group("app")
+def app_group() -> None:
+    """Apps as manifests: validate one offline, print a stored one."""
+
+
+@app_group.command("validate")
+@click.argument("path", type=click.Path(path_type=Path))
+@output_option
+def app_validate(path: Path, output: str) -> None:
+    """Check manifest FILE as `lattice apply` would, without a lattice.
+
+    Prints wadm's warnings and every error with file:line; exits 1 on errors.
+    """
+    try:
+        checked = check_manifest_file(path)
+    except ManifestError as exc:
+        if output == "json":
+            problems = [{"level": "error", "message": str(p)} for p in exc.problems]
+            click.echo(_dumps({"valid": False, "problems": problems}))
+        else:
+            for problem in exc.problems:
+                echo(f"error: {problem}", err=True)
+        sys.exit(1)
+    spec = checked.spec
+    given = dict(spec.annotations).get("version")
+    if output == "json":
+        warnings = [{"level": "warning", "message": str(p)} for p in checked.warnings]
+        data = {"valid": True, "app": spec.name, "version": given, "problems": warnings}
+        click.echo(_dumps(data))
+        return
+    _warn(checked.warnings)
+    version = given or "none: generated at apply"
+    echo(f"{path}: valid: app {spec.name}, version {version}")
+
+
+@app_group.command("get")
+@click.argument("app")
+@click.option("--version", default=None, help="Version [default: deployed, else latest].")
+@nats_options
+@output_option
+def app_get(app: str, version: str | None, output: str, nats: NatsFlags) -> None:
+    """Print the stored manifest of APP (as applied, components pinned)."""
+    stored_version, text = with_client(nats, lambda c: _store(c).get(app, version))
+    if output == "json":
+        click.echo(_dumps({"app": app, "version": stored_version, "manifest": text}))
+    else:
+        # Line by line, control characters escaped: the specs bucket is untrusted input.
+        for line in text.splitlines():
+            echo(line)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True)
+
+
 def _json(status: AppStatus | None) -> dict[str, Any] | None:
     return status.model_dump(mode="json") if status else None
 
 
-COMMANDS = (apply, versions, deploy_app, undeploy, delete, status)
+COMMANDS = (apply, versions, deploy_app, undeploy, delete, status, app_group)
 VERBS = {"get": (get_apps,)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from cli.common import connection, nats_options, run
@@ -9,6 +11,7 @@ from controller.service import Controller
 from lattice.connection import NatsOptions, connect
 from lattice.options import NatsFlags
 from lattice.process import stop_on_signals
+from lattice.secrets import SealingKey
 from lattice.subjects import Subjects
 
 
@@ -22,17 +25,32 @@ from lattice.subjects import Subjects
     help="Seconds without a heartbeat before a host counts as gone.",
 )
 @click.option("--controller-id", default=None, help="Id in the leader lease [default: random].")
-def controller_command(host_timeout: float, controller_id: str | None, nats: NatsFlags) -> None:
+@click.option(
+    "--secrets-key",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The lattice's secrets key (made if missing, 0600); without it, no secrets.",
+)
+def controller_command(
+    host_timeout: float, controller_id: str | None, secrets_key: Path | None, nats: NatsFlags
+) -> None:
     """Run a controller: reconcile deployed specs (several may run; one acts)."""
     options = connection(nats, "lattice-controller", role="controller")
-    run(_run_controller(options, Subjects(lattice=nats.lattice), host_timeout, controller_id))
+    key = SealingKey.load_or_create(secrets_key) if secrets_key else None
+    run(_run_controller(options, Subjects(lattice=nats.lattice), host_timeout, controller_id, key))
 
 
 async def _run_controller(
-    nats: NatsOptions, subjects: Subjects, host_timeout: float, controller_id: str | None
+    nats: NatsOptions,
+    subjects: Subjects,
+    host_timeout: float,
+    controller_id: str | None,
+    key: SealingKey | None = None,
 ) -> None:
     nc = await connect(nats)
-    controller = Controller(nc, subjects, controller_id=controller_id, host_timeout_s=host_timeout)
+    controller = Controller(
+        nc, subjects, controller_id=controller_id, host_timeout_s=host_timeout, secrets_key=key
+    )
     stop_on_signals(controller.request_stop)
     try:
         await controller.start()

@@ -50,6 +50,7 @@ from lattice.natsd import NatsServer, port_is_open
 from lattice.options import URL_PARAM, NatsFlags
 from lattice.process import process_alive, stop_on_signals
 from lattice.redact import redacted
+from lattice.secrets import SealingKey
 from lattice.subjects import Subjects
 
 # -- running a host here ----------------------------------------------------------------
@@ -99,7 +100,9 @@ async def _start_controller_beside(daemon: HostDaemon, nats: NatsOptions | None)
     """`lattice up` runs a controller in the same process: on its own connection with
     controller creds (``nats``), else sharing the host's."""
     nc = await connect(nats) if nats is not None else daemon.nc
-    controller = Controller(nc, daemon.subjects)
+    # The lattice's secrets key lives in the state dir, beside the NATS credentials.
+    key = SealingKey.load_or_create(daemon.config.state_dir / "secrets.key")
+    controller = Controller(nc, daemon.subjects, secrets_key=key)
     await controller.start()
     task = asyncio.create_task(controller.run(), name=f"controller-{controller.controller_id}")
 

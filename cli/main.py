@@ -22,11 +22,24 @@ from cli import (
     hosts,
     links,
     providers,
+    secrets,
 )
 from cli.common import setup_logging
 from cli.errors import LatticeGroup
 
-NOUNS = (hosts, controller, components, links, config, apps, providers, events, creds, artifacts)
+NOUNS = (
+    hosts,
+    controller,
+    components,
+    links,
+    config,
+    secrets,
+    apps,
+    providers,
+    events,
+    creds,
+    artifacts,
+)
 
 
 @click.group(cls=LatticeGroup)

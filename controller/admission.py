@@ -39,7 +39,8 @@ class SpecRefused(SpecError):
 
 def parse_stored(app: str, version: str, text: str, base_dir: str | None) -> AppSpec:
     """The spec stored as ``app`` version ``version`` (a ``ManifestError`` if it is not one)."""
-    spec = load_manifest(text, f"{app}@{version}", base_dir=base_dir)
+    # A manifest without a version was stored under the one generated at apply.
+    spec = load_manifest(text, f"{app}@{version}", base_dir=base_dir, version=version)
     if (spec.name, spec.version) != (app, version):
         raise SpecRefused(
             app,

@@ -26,6 +26,10 @@ class ScaleCommand:
     sha256: str | None = None
     config: Pairs = ()
     max_concurrency: int | None = None
+    # Named config on the lattice, resolved by the host under ``config``.
+    config_names: tuple[str, ...] = ()
+    # (config key, lattice secret, field or ""): sealed for the host by the executor.
+    secrets: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def key(self) -> tuple[str, str, str]:

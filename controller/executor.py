@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from catalog import annotations as annotation
@@ -31,6 +31,8 @@ from lattice.messages import Link, ScaleComponent, StartProvider
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]
+# Seals the secrets a scale command asks for to its host's key (``lattice.secrets``).
+Sealer = Callable[[ScaleCommand], Awaitable[Mapping[str, str]]]
 
 
 @dataclass
@@ -48,8 +50,10 @@ class Executor:
         command_timeout_s: float = 60.0,
         confirm_window_s: float = 5.0,
         clock: Callable[[], float] = time.time,
+        sealer: Sealer | None = None,
     ) -> None:
         self.client = client
+        self.sealer = sealer
         self.command_timeout_s = command_timeout_s
         self.confirm_window_s = confirm_window_s
         self.clock = clock
@@ -106,7 +110,16 @@ class Executor:
                     self.client.stop_component(command.host_id, command.component_id)
                 )
                 return
-            await self.client.scale(command.host_id, to_request(command), self.command_timeout_s)
+            sealed: Mapping[str, str] = {}
+            if command.secrets:
+                if self.sealer is None:
+                    raise ValueError(
+                        "the component asks for secrets and this controller has no secrets "
+                        "key (lattice up makes one; lattice controller --secrets-key FILE)"
+                    )
+                sealed = await self.sealer(command)
+            request = to_request(command, sealed)
+            await self.client.scale(command.host_id, request, self.command_timeout_s)
         elif isinstance(command, PutLinkCommand):
             await self.client.put_link(to_link(command))
         elif isinstance(command, DeleteLinkCommand):
@@ -147,7 +160,7 @@ class Executor:
                 await asyncio.wait(late, timeout=timeout_s)
 
 
-def to_request(command: ScaleCommand) -> ScaleComponent:
+def to_request(command: ScaleCommand, sealed: Mapping[str, str] | None = None) -> ScaleComponent:
     return ScaleComponent(
         component_id=command.component_id,
         source=command.source,
@@ -155,6 +168,8 @@ def to_request(command: ScaleCommand) -> ScaleComponent:
         count=command.count,
         max_concurrency=command.max_concurrency,
         config=dict(command.config),
+        config_names=list(command.config_names),
+        secrets=dict(sealed or {}),
         annotations={
             **_managed(command.app, command.revision),
             annotation.VERSION: command.version,

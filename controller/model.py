@@ -35,6 +35,7 @@ class HostView:
     draining: bool = False
     components: dict[str, Replicas] = field(default_factory=dict)
     providers: dict[str, ProviderReplica] = field(default_factory=dict)
+    secrets_key: str = ""  # the host's public sealing key (lattice.secrets)
 
 
 @dataclass(frozen=True)

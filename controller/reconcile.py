@@ -21,6 +21,15 @@ Rules:
   Host, ``deploy.names.route_key``) has one owner app: the app whose route link is in
   the lattice already, else the first claimant by name. Another app claiming it gets
   no link for it, and a reason naming the owner in its status (it never takes it over).
+- A component (or placed provider) without a scaler is declared, not placed (as in
+  wadm): its status row says so, the app is not failed by it. A capability whose image
+  has no counterpart here gets a row naming the supported images; its links are left
+  out and the rest of the app deploys.
+- Named config a link names (``lattice config put``) is resolved from
+  ``named_config`` (the values the service read for the names the apps use); a missing
+  one leaves that link out with a reason. A component's named configs are passed on by
+  name (the host layers them under its inline config); a missing one is a reason
+  and the component is not started until it exists.
 - Out-of-process providers (capabilities of a placed kind) are placed like components by
   their scaler, but at most one per host; on a config change each host replaces its
   provider process, the new one serving before the old one stops.
@@ -33,12 +42,13 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from catalog.kinds import HTTP_SERVER, placed_kind
+from catalog.kinds import HTTP_SERVER, SUPPORTED_IMAGES, placed_kind
 from controller.commands import (
     Command,
     DeleteLinkCommand,
+    Pairs,
     ProviderCommand,
     PutLinkCommand,
     ScaleCommand,
@@ -50,7 +60,7 @@ from controller.model import (
     Pending,
     ProviderReplica,
 )
-from deploy.model import AppSpec, CapabilityDecl, ComponentDecl, Scaler, Spread
+from deploy.model import AppSpec, CapabilityDecl, ComponentDecl, LinkDecl, Scaler, Spread
 from deploy.names import RouteKey, route_key, routes, scoped_id
 from lattice.app_status import AppState, AppStatus, ComponentStatus
 
@@ -83,7 +93,10 @@ def route_owners(apps: Sequence[AppSpec], observed: Observed) -> dict[RouteKey, 
 
 def revision(app: AppSpec, decl: ComponentDecl) -> str:
     """Identity of what a replica should run; a change rolls replicas to the new one."""
-    text = repr((decl.source, decl.sha256, decl.config, decl.max_concurrency))
+    parts: tuple[object, ...] = (decl.source, decl.sha256, decl.config, decl.max_concurrency)
+    if decl.config_names or decl.secrets:  # (kept out otherwise: revisions stay as they were)
+        parts = (*parts, decl.config_names, decl.secrets)
+    text = repr(parts)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -191,7 +204,10 @@ def reconcile(
     pending: Mapping[tuple[str, str, str], Pending],
     now: float,
     host_timeout_s: float,
+    named_config: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Plan:
+    """``named_config``: the named configs the apps' links and components name (None:
+    not read, so a component's names pass through unchecked)."""
     hosts = alive_hosts(observed, now, host_timeout_s)
     # Replicas per host so far in this pass; placement prefers the least loaded.
     load = {
@@ -206,16 +222,27 @@ def reconcile(
     wanted_links: set[str] = set()
     owners = route_owners(apps, observed)
     for app in apps:
-        link_commands, link_keys, app_reasons = _links(app, observed, owners)
+        link_commands, link_keys, app_reasons = _links(app, observed, owners, named_config)
         commands.extend(link_commands)
         wanted_links |= link_keys
-        component_states = []
+        component_states = list(_not_placed(app))
         busy = bool(link_commands)
         for decl in app.components:
             if decl.scaler is None:
                 continue
             cid = component_id(app.name, decl.name)
             wanted_components.add(cid)
+            missing = _missing_config(decl.config_names, named_config)
+            if missing:
+                reason = _missing_reason(missing)
+                app_reasons.append(f"{decl.name}: {reason}")
+                component_states.append(
+                    ComponentStatus(
+                        component=decl.name, component_id=cid, desired=0, running=0, reason=reason
+                    )
+                )
+                wanted_components.discard(cid)
+                continue
             scale_commands, state = _component(app, decl, replicas, index, load)
             commands.extend(scale_commands)
             component_states.append(state)
@@ -246,6 +273,43 @@ def reconcile(
     # providers its links lead to.
     commands.sort(key=_command_order)
     return Plan(tuple(commands), status)
+
+
+def _not_placed(app: AppSpec) -> list[ComponentStatus]:
+    """Rows for what the app declares but nothing places: no scaler, or no counterpart."""
+    rows = []
+    for decl in app.components:
+        if decl.scaler is None:
+            rows.append(_row(app, decl.name, "no spreadscaler or daemonscaler: not placed"))
+    for capability in app.capabilities:
+        if not capability.supported:
+            reason = (
+                f"capability image '{capability.image}' has no counterpart here, so it is "
+                f"not run and links to and from it are left out (supported images: "
+                f"{', '.join(SUPPORTED_IMAGES)}; or properties.provider)"
+            )
+            rows.append(_row(app, capability.name, reason))
+        elif capability.placed and capability.scaler is None:
+            rows.append(_row(app, capability.name, "no spreadscaler or daemonscaler: not placed"))
+    return rows
+
+
+def _row(app: AppSpec, name: str, reason: str) -> ComponentStatus:
+    cid = component_id(app.name, name)
+    return ComponentStatus(component=name, component_id=cid, desired=0, running=0, reason=reason)
+
+
+def _missing_config(
+    names: Sequence[str], named_config: Mapping[str, Mapping[str, str]] | None
+) -> list[str]:
+    if named_config is None:
+        return []
+    return [name for name in names if name not in named_config]
+
+
+def _missing_reason(missing: Sequence[str]) -> str:
+    listed = ", ".join(f"'{name}'" for name in missing)
+    return f"named config {listed} is not stored (lattice config put NAME KEY=VALUE...)"
 
 
 def _command_order(command: Command) -> int:
@@ -425,18 +489,33 @@ def _scale(app: AppSpec, decl: ComponentDecl, host_id: str, count: int, rev: str
         sha256=decl.sha256,
         config=decl.config,
         max_concurrency=decl.max_concurrency,
+        config_names=decl.config_names,
+        secrets=tuple((s.name, s.key, s.field or "") for s in decl.secrets),
     )
 
 
 def _links(
-    app: AppSpec, observed: Observed, owners: Mapping[RouteKey, str]
+    app: AppSpec,
+    observed: Observed,
+    owners: Mapping[RouteKey, str],
+    named_config: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[list[PutLinkCommand], set[str], list[str]]:
     """The app's link commands, the keys of its links, and its route conflicts."""
     providers = {c.name: c.provider for c in app.capabilities}
+    unsupported = {c.name for c in app.capabilities if not c.supported}
     commands = []
     keys = set()
     conflicts = []
     for decl in app.links:
+        if decl.source in unsupported or decl.target in unsupported:
+            continue  # reported on the capability's row
+        names = (*decl.source_config_names, *decl.target_config_names)
+        if names:
+            missing = _missing_config(names, named_config or {})
+            if missing:
+                conflicts.append(f"link {decl.source} -> {decl.target}: {_missing_reason(missing)}")
+                continue
+            decl = _with_named_config(decl, named_config or {})
         if providers.get(decl.source) == HTTP_SERVER:
             route = route_key(dict(decl.source_config))
             owner = owners.get(route, app.name)
@@ -491,6 +570,22 @@ def _links(
         if existing != wanted:
             commands.append(command)
     return commands, keys, conflicts
+
+
+def _with_named_config(decl: LinkDecl, named: Mapping[str, Mapping[str, str]]) -> LinkDecl:
+    """The link with its named configs layered under its inline config."""
+
+    def layered(names: Sequence[str], inline: Pairs) -> Pairs:
+        merged: dict[str, str] = {}
+        for name in names:
+            merged.update(named[name])
+        return tuple(sorted({**merged, **dict(inline)}.items()))
+
+    return replace(
+        decl,
+        source_config=layered(decl.source_config_names, decl.source_config),
+        target_config=layered(decl.target_config_names, decl.target_config),
+    )
 
 
 def _orphans(

@@ -21,6 +21,7 @@ import uuid
 from typing import Any
 
 from catalog import annotations as annotation
+from controller.commands import ScaleCommand
 from controller.executor import Executor
 from controller.model import HostView, LinkView, Observed, ProviderReplica, Replicas
 from controller.reconcile import Plan, reconcile
@@ -44,6 +45,7 @@ from lattice.events import (
 )
 from lattice.lease import Lease
 from lattice.messages import HostInventory
+from lattice.secrets import SealingKey, SecretStore
 from lattice.specs import SpecStore
 from lattice.subjects import Subjects
 
@@ -74,6 +76,7 @@ class Controller:
         tick_s: float = 0.5,
         debounce_s: float = 0.05,
         lease_ttl_s: float = 3.0,
+        secrets_key: SealingKey | None = None,
     ) -> None:
         self.nc = nc
         self.subjects = subjects or Subjects()
@@ -85,7 +88,14 @@ class Controller:
         self.specs = SpecStore(nc, self.subjects, source=self.controller_id)
         self.loader = SpecLoader(self.specs)
         self.lease = Lease(nc, self.subjects, self.controller_id, lease_ttl_s)
-        self.executor = Executor(self.client, confirm_window_s=max(5.0, 3 * host_timeout_s))
+        # The lattice's secrets key: opens stored secrets to reseal them per host.
+        self.secrets_key = secrets_key
+        self.secrets = SecretStore(nc, self.subjects)
+        self.executor = Executor(
+            self.client,
+            confirm_window_s=max(5.0, 3 * host_timeout_s),
+            sealer=self._seal if secrets_key is not None else None,
+        )
         self.hosts: dict[str, HostView] = {}
         self.links: dict[str, LinkView] = {}
         self.apps: list[AppSpec] = []
@@ -102,6 +112,8 @@ class Controller:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.secrets_key is not None and not await self.secrets.publish_key(self.secrets_key):
+            log.error("the lattice's secrets key is another controller's: secrets won't open")
         self._subscriptions = [
             await self.nc.subscribe(self.subjects.events(model.event_type()), cb=self._on_event)
             for model in WATCHED
@@ -260,8 +272,11 @@ class Controller:
             await self._refresh_links()
         observed = Observed(hosts=dict(self.hosts), links=dict(self.links))
         self.executor.confirm(observed)
+        named = await self._named_config()
         now = time.time()
-        plan = reconcile(self.apps, observed, self.executor.pending, now, self.host_timeout_s)
+        plan = reconcile(
+            self.apps, observed, self.executor.pending, now, self.host_timeout_s, named
+        )
         self.last_plan = plan
         if not self.is_leader:
             return plan
@@ -270,6 +285,28 @@ class Controller:
             log.info("dispatched %d command(s)", len(started))
         await self._publish_status(plan)
         return plan
+
+    async def _named_config(self) -> dict[str, dict[str, str]]:
+        """The named configs the apps refer to (few reads: only names in use)."""
+        names = {n for app in self.apps for c in app.components for n in c.config_names}
+        names |= {
+            n
+            for app in self.apps
+            for link in app.links
+            for n in (*link.source_config_names, *link.target_config_names)
+        }
+        found = {}
+        for name in sorted(names):
+            values = await self.client.get_config(name)
+            if values is not None:
+                found[name] = values
+        return found
+
+    async def _seal(self, command: ScaleCommand) -> dict[str, str]:
+        assert self.secrets_key is not None  # the sealer is set only with a key
+        host = self.hosts.get(command.host_id)
+        public = host.secrets_key if host is not None else ""
+        return await self.secrets.sealed_for(command.secrets, self.secrets_key, public)
 
     async def _publish_status(self, plan: Plan) -> None:
         errors = self.executor.errors()
@@ -306,6 +343,7 @@ def host_view(inventory: HostInventory, seen_at: float) -> HostView:
             )
             for p in inventory.providers
         },
+        secrets_key=inventory.secrets_key,
     )
 
 

@@ -14,6 +14,7 @@ from deploy.model import (
     ComponentDecl,
     LinkDecl,
     Scaler,
+    SecretRef,
     Spread,
 )
 
@@ -34,6 +35,7 @@ def dump_spec(spec: AppSpec) -> dict[str, Any]:
                 "provider": c.provider,
                 "config": dict(c.config),
                 "scaler": _dump_scaler(c.scaler),
+                "image": c.image,
             }
             for c in spec.capabilities
         ],
@@ -55,6 +57,7 @@ def spec_from_dump(data: dict[str, Any]) -> AppSpec:
                 c["provider"],
                 pairs(c.get("config", {})),
                 _undump_scaler(c.get("scaler")),
+                c.get("image", ""),
             )
             for c in data.get("capabilities", [])
         ),
@@ -94,6 +97,10 @@ def _dump_component(c: ComponentDecl) -> dict[str, Any]:
         "config": dict(c.config),
         "scaler": _dump_scaler(c.scaler),
         "max_concurrency": c.max_concurrency,
+        "config_names": list(c.config_names),
+        "secrets": [
+            {"name": s.name, "key": s.key, "field": s.field, "policy": s.policy} for s in c.secrets
+        ],
     }
 
 
@@ -105,6 +112,11 @@ def _undump_component(data: dict[str, Any]) -> ComponentDecl:
         config=pairs(data.get("config", {})),
         scaler=_undump_scaler(data.get("scaler")),
         max_concurrency=data.get("max_concurrency"),
+        config_names=tuple(data.get("config_names", [])),
+        secrets=tuple(
+            SecretRef(s["name"], s["key"], s.get("field"), s.get("policy", ""))
+            for s in data.get("secrets", [])
+        ),
     )
 
 
@@ -118,6 +130,8 @@ def _dump_link(link: LinkDecl) -> dict[str, Any]:
         "name": link.name,
         "source_config": dict(link.source_config),
         "target_config": dict(link.target_config),
+        "source_config_names": list(link.source_config_names),
+        "target_config_names": list(link.target_config_names),
     }
 
 
@@ -131,4 +145,6 @@ def _undump_link(data: dict[str, Any]) -> LinkDecl:
         name=data.get("name", "default"),
         source_config=pairs(data.get("source_config", {})),
         target_config=pairs(data.get("target_config", {})),
+        source_config_names=tuple(data.get("source_config_names", [])),
+        target_config_names=tuple(data.get("target_config_names", [])),
     )

@@ -228,6 +228,12 @@ class Report:
     source: str
     locator: Locator
     found: list[tuple[type[ManifestError], Problem]] = field(default_factory=list)
+    # Problems wadm warns about: reported with the spec, never a refusal.
+    warnings: list[Problem] = field(default_factory=list)
+
+    def warn(self, loc: Loc, message: str) -> None:
+        shown, line = self.locator.find(loc)
+        self.warnings.append(Problem(message, format_path(shown), line, self.source))
 
     def add(self, kind: type[ManifestError], loc: Loc, message: str) -> None:
         shown, line = self.locator.find(loc)

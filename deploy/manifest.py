@@ -22,37 +22,55 @@ sees what the earlier ones accepted:
    link targets, scalers, sources, providers) add ``ManifestReferenceError`` and
    ``UnsupportedFeatureError`` problems.
 
-What is accepted, ignored and refused (*ext* marks this project's extensions):
+What is accepted, warned about, ignored and refused (*ext* marks this project's
+extensions), as wadm's own validation defines it:
 
 - accepted: ``apiVersion``, ``kind``, ``metadata.name`` (a name as ``deploy.names`` says:
-  lowercase letters, digits, single '-'), ``metadata.annotations`` (``version`` required,
-  in ``deploy.names``' charset; ``description``, others kept);
-  component ``name`` (a name, as the app's), ``type`` (``component``, older ``actor``,
-  ``capability``), ``properties.image`` and ``properties.config``; *ext* component
-  ``sha256`` and ``max_concurrency``, capability ``provider`` (then ``image`` may be left
-  out; *ext* ``provider: keyvalue-redis`` is a provider process the controller places with
-  the capability's scaler, one per host, config ``redis_url`` and ``key_prefix``);
+  lowercase letters, digits, single '-'), ``metadata.annotations`` (``version`` optional:
+  without one, ``lattice apply`` generates a sortable one, ``deploy.names.new_version``;
+  ``description``, others kept); component ``name`` (a name, as the app's), ``type``
+  (``component``, older ``actor``, ``capability``), ``properties.image`` and
+  ``properties.config`` (a named config without ``properties`` is one stored on the
+  lattice with ``lattice config put``, referenced by name: a missing one is reported in
+  the app's status, not here); component ``secrets`` (wadm's ``{name, properties:
+  {policy, key, field, version}}``, the policy a ``policy.secret.wasmcloud.dev/v1alpha1``
+  entry of ``spec.policies`` with a ``backend``): config key ``name`` gets the lattice
+  secret ``key`` (``lattice secret put``) when a host starts the component; *ext*
+  component ``sha256`` and ``max_concurrency``, capability ``provider`` (then ``image``
+  may be left out; ``provider: keyvalue-redis`` is a provider process the controller
+  places with the capability's scaler, one per host, config ``redis_url`` (wasmCloud's
+  ``url``, also taken from the target config of links to it) and ``key_prefix``);
   traits ``spreadscaler``/``daemonscaler`` (``instances`` or older ``replicas``,
   ``spread[].name``/``requirements``/``weight``) and ``link`` (``namespace``, ``package``,
   ``interfaces``, ``name``, ``target`` as a name with older ``target_config`` or as
-  ``{name, config}``, ``source.config`` or older ``source_config``).
-- ignored (validated, then dropped): ``spec.policies``, ``metadata.labels``,
-  ``properties.id`` (component ids are ``<app>--<name>`` here), scalers on built-in
-  capabilities (they run on every host); a ``daemonscaler``'s spread weights are kept
-  but mean nothing (every matching host gets ``instances``), so they are not checked.
+  ``{name, config}``, ``source.config`` or older ``source_config``); several links on one
+  interface when their names differ; a component (or placed capability) without a
+  scaler: declared, not placed (the status says so).
+- warnings (returned with the spec, printed by ``lattice apply`` and ``lattice app
+  validate``): an unknown package under a namespace wadm knows or an unknown interface
+  of a known package (``deploy.interfaces``), an unknown trait type (ignored).
+- capability images: wasmCloud's first-party provider images map onto this project's
+  providers (``catalog.kinds.FIRST_PARTY_IMAGES``), whatever the registry host; an image
+  with no counterpart passes (wadm cannot judge images either) and is reported by the
+  controller in the app's status, the rest of the app deploying.
+- ignored (validated, then dropped): ``metadata.labels``, ``properties.id`` (component
+  ids are ``<app>--<name>`` here, but duplicates are refused as in wadm), scalers on
+  built-in capabilities (they run on every host); a ``daemonscaler``'s spread weights
+  are kept but mean nothing (every matching host gets ``instances``).
 - component images: a file path (relative to the spec), a ``file://`` or http(s) URL, an
   OCI reference (``registry/repo:tag`` or ``@sha256:...``) or a lattice object
   (``nats-object://sha256:...``); see ``deploy.sources``.
-- refused: unknown fields and trait types,
-  capabilities other than the built-in http-server and keyvalue providers, ``secrets``,
-  a named config without ``properties`` (wadm's config managed outside the manifest),
-  links from a keyvalue capability, a manifest without a scaler on a component, two
-  HTTP routes of one app with the same path and Host, a manifest beyond the bounds of
-  ``deploy.locate`` (size, nesting, values).
+- refused (errors, with file:line): unknown fields, duplicate component names, duplicate
+  component ids, duplicate links, duplicate link config names (across the manifest, as
+  in wadm), dangling link targets, secrets whose policy is missing or not a secret
+  policy, secrets on capabilities and links, links from a keyvalue capability, two
+  scalers on one component, two HTTP routes of one app with the same path and Host, a
+  manifest beyond the bounds of ``deploy.locate`` (size, nesting, values).
 
 Config values are strings in wadm; YAML numbers and booleans are accepted and turned
-into strings (``true``/``false`` for booleans). Named configs are merged, a later name
-winning, into the one flat mapping the model holds.
+into strings (``true``/``false`` for booleans). Inline configs are merged, a later name
+winning, into the one flat mapping the model holds; named ones are kept by name and
+layered under it where they are resolved.
 """
 
 from __future__ import annotations
@@ -60,15 +78,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from catalog.kinds import (
     BUILTIN_CAPABILITIES,
-    CAPABILITY_KINDS,
     HTTP_SERVER,
     KINDS,
+    kind_of_image,
     placed_kind,
 )
 from deploy.dump import dump_spec, pairs, spec_from_dump
@@ -80,16 +98,19 @@ from deploy.errors import (
     Problem,
     UnsupportedFeatureError,
 )
+from deploy.interfaces import interface_warning
 from deploy.locate import Loc, Locator, Report, parse_yaml, validate
 from deploy.model import (
+    UNSUPPORTED,
     AppSpec,
     CapabilityDecl,
     ComponentDecl,
     LinkDecl,
     Scaler,
+    SecretRef,
     Spread,
 )
-from deploy.names import route_key
+from deploy.names import new_version, route_key
 from deploy.schema import (
     CapabilityProperties,
     ComponentEntry,
@@ -97,7 +118,9 @@ from deploy.schema import (
     ConfigProperty,
     LinkProperties,
     Manifest,
+    PolicyEntry,
     ScalerProperties,
+    SecretEntry,
     Trait,
     validate_top,
 )
@@ -107,6 +130,10 @@ __all__ = [
     "API_VERSION",
     "KIND",
     "PROVIDERS",
+    "SECRET_POLICY_TYPE",
+    "Checked",
+    "check_manifest",
+    "check_manifest_file",
     "dump_spec",
     "load_manifest",
     "load_manifest_file",
@@ -118,6 +145,8 @@ API_VERSION = "core.oam.dev/v1beta1"
 KIND = "Application"
 # The built-in providers a capability may name (by image or properties.provider).
 PROVIDERS = BUILTIN_CAPABILITIES
+# The policy type wadm gives secret backends (``spec.policies``).
+SECRET_POLICY_TYPE = "policy.secret.wasmcloud.dev/v1alpha1"
 _SCALERS = {"spreadscaler": "spread", "daemonscaler": "daemon"}
 _TRAITS = (*_SCALERS, "link")
 Pairs = tuple[tuple[str, str], ...]
@@ -126,29 +155,58 @@ Pairs = tuple[tuple[str, str], ...]
 # -- public API -----------------------------------------------------------------------
 
 
-def load_manifest(
-    text: str, source: str = "<spec>", *, base_dir: str | Path | None = None
-) -> AppSpec:
+@dataclass(frozen=True)
+class Checked:
+    """A manifest that loaded: its spec, and what wadm would warn about (in line order)."""
+
+    spec: AppSpec
+    warnings: tuple[Problem, ...] = ()
+
+
+def check_manifest(
+    text: str,
+    source: str = "<spec>",
+    *,
+    base_dir: str | Path | None = None,
+    version: str | None = None,
+) -> Checked:
     """Parse and validate a wadm manifest; relative component paths resolve against
-    ``base_dir`` (kept as written when it is None). Raises a ``ManifestError``."""
+    ``base_dir`` (kept as written when it is None). A manifest without a version takes
+    ``version`` (a stored spec's), else a newly generated one. Raises a ``ManifestError``."""
     root, data = parse_yaml(text, source)
     report = Report(source, Locator(root))
     manifest = validate_top(report, data)
     report.raise_if_any()
     assert manifest is not None
-    spec = _Normaliser(report, Path(base_dir) if base_dir is not None else None).app(manifest)
+    base = Path(base_dir) if base_dir is not None else None
+    spec = _Normaliser(report, base, version).app(manifest)
     report.raise_if_any()
-    return spec
+    return Checked(spec, tuple(sorted(report.warnings, key=lambda p: p.line or 0)))
 
 
-def load_manifest_file(path: str | os.PathLike[str]) -> AppSpec:
-    """Load a manifest file; relative component paths resolve against its directory."""
+def load_manifest(
+    text: str,
+    source: str = "<spec>",
+    *,
+    base_dir: str | Path | None = None,
+    version: str | None = None,
+) -> AppSpec:
+    """``check_manifest``'s spec (warnings dropped)."""
+    return check_manifest(text, source, base_dir=base_dir, version=version).spec
+
+
+def check_manifest_file(path: str | os.PathLike[str]) -> Checked:
+    """Check a manifest file; relative component paths resolve against its directory."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         problem = Problem(f"cannot read the manifest: {e}", source=str(path))
         raise ManifestFileError([problem]) from e
-    return load_manifest(text, str(path), base_dir=Path(path).resolve().parent)
+    return check_manifest(text, str(path), base_dir=Path(path).resolve().parent)
+
+
+def load_manifest_file(path: str | os.PathLike[str]) -> AppSpec:
+    return check_manifest_file(path).spec
 
 
 def spec_digest(text: str) -> str:
@@ -163,27 +221,37 @@ def spec_digest(text: str) -> str:
 class _LinkAt:
     decl: LinkDecl
     loc: Loc  # of the trait
+    # (name, location) of every config the link declares, named or inline.
+    config_names: tuple[tuple[str, Loc], ...] = ()
 
 
-@dataclass
 class _Normaliser:
-    report: Report
-    base_dir: Path | None
+    def __init__(self, report: Report, base_dir: Path | None, version: str | None) -> None:
+        self.report = report
+        self.base_dir = base_dir
+        self.version = version
+        self.policies: dict[str, PolicyEntry] = {}
 
     def app(self, manifest: Manifest) -> AppSpec:
         raws = manifest.spec.components
+        self.policies = {policy.name: policy for policy in manifest.spec.policies}
         self._check_unique_names(raws)
-        components: list[ComponentDecl] = []
-        capabilities: list[CapabilityDecl] = []
+        self._check_unique_ids(raws)
         links: list[_LinkAt] = []
         for i, raw in enumerate(raws):
             loc: Loc = ("spec", "components", i)
             self._check_trait_types(raw, loc)
+            links.extend(self._links(raw, loc))
+        self._check_link_config_names(links)
+        components: list[ComponentDecl] = []
+        capabilities: list[CapabilityDecl] = []
+        for i, raw in enumerate(raws):
+            loc = ("spec", "components", i)
             if raw.type == "capability":
-                capabilities.extend(self._capability(raw, loc))
+                found, links = self._capability(raw, loc, links)
+                capabilities.extend(found)
             else:
                 components.extend(self._component(raw, loc))
-            links.extend(self._links(raw, loc))
         kinds = {raw.name: "component" for raw in raws if raw.type != "capability"}
         kinds |= {raw.name: "capability" for raw in raws if raw.type == "capability"}
         kinds |= {c.name: c.provider for c in capabilities}
@@ -191,7 +259,7 @@ class _Normaliser:
         annotations = manifest.metadata.annotations
         return AppSpec(
             name=manifest.metadata.name,
-            version=annotations.version,
+            version=annotations.version or self.version or new_version(),
             components=tuple(components),
             capabilities=tuple(capabilities),
             links=tuple(link.decl for link in links),
@@ -213,6 +281,22 @@ class _Normaliser:
             else:
                 first[raw.name] = i
 
+    def _check_unique_ids(self, raws: Sequence[ComponentEntry]) -> None:
+        """``properties.id`` is ignored here (ids are ``<app>--<name>``), but wadm refuses
+        two components with one id, so a manifest wadm refuses is refused here too."""
+        first: dict[str, int] = {}
+        for i, raw in enumerate(raws):
+            ident = raw.properties.get("id") if isinstance(raw.properties, dict) else None
+            if not isinstance(ident, str):
+                continue
+            loc: Loc = ("spec", "components", i, "properties", "id")
+            if ident in first:
+                line = self.report.line_of(("spec", "components", first[ident], "properties", "id"))
+                message = f"duplicate component id '{ident}' (first at line {line})"
+                self._problem(ManifestReferenceError, loc, message)
+            else:
+                first[ident] = i
+
     # components and capabilities
 
     def _component(self, raw: ComponentEntry, loc: Loc) -> list[ComponentDecl]:
@@ -221,15 +305,56 @@ class _Normaliser:
         scaler = self._component_scaler(raw, loc)
         if props is None:
             return []
-        self._refuse_secrets(props.secrets, (*ploc, "secrets"))
+        secrets = self._secrets(props.secrets, (*ploc, "secrets"))
         source = self._source(props.image, (*ploc, "image"))
         sha256 = props.sha256.removeprefix("sha256:").lower() if props.sha256 else None
-        config = self._flatten([(props.config, (*ploc, "config"))])
+        config, names = self._configs([(props.config, (*ploc, "config"))])
         if source is None:
             return []
-        return [ComponentDecl(raw.name, source, sha256, config, scaler, props.max_concurrency)]
+        return [
+            ComponentDecl(
+                raw.name,
+                source,
+                sha256,
+                config,
+                scaler,
+                props.max_concurrency,
+                config_names=names,
+                secrets=secrets,
+            )
+        ]
 
-    def _capability(self, raw: ComponentEntry, loc: Loc) -> list[CapabilityDecl]:
+    def _secrets(self, entries: Sequence[SecretEntry], loc: Loc) -> tuple[SecretRef, ...]:
+        """wadm's secret references, each mapped to a secret policy of the manifest."""
+        refs = []
+        seen: set[str] = set()
+        for k, entry in enumerate(entries):
+            where = (*loc, k)
+            policy_name = entry.properties.policy
+            policy = self.policies.get(policy_name)
+            if entry.name in seen:
+                self._problem(ManifestReferenceError, where, f"duplicate secret '{entry.name}'")
+            elif policy is None:
+                message = f"secret '{entry.name}' is mapped to unknown policy '{policy_name}'"
+                self._problem(ManifestReferenceError, (*where, "properties", "policy"), message)
+            elif policy.type != SECRET_POLICY_TYPE:
+                message = (
+                    f"secret '{entry.name}' is mapped to policy '{policy_name}', which is not "
+                    f"a secret policy (type {SECRET_POLICY_TYPE})"
+                )
+                self._problem(ManifestReferenceError, (*where, "properties", "policy"), message)
+            elif "backend" not in policy.properties:
+                message = f"policy '{policy_name}' of secret '{entry.name}' has no 'backend'"
+                self._problem(ManifestReferenceError, (*where, "properties", "policy"), message)
+            seen.add(entry.name)
+            props = entry.properties
+            refs.append(SecretRef(entry.name, props.key, props.field, policy_name))
+        return tuple(refs)
+
+    def _capability(
+        self, raw: ComponentEntry, loc: Loc, links: list[_LinkAt]
+    ) -> tuple[list[CapabilityDecl], list[_LinkAt]]:
+        """The capability, and the links with config it took over (keyvalue-redis's url)."""
         ploc = (*loc, "properties")
         props = validate(self.report, CapabilityProperties, raw.properties, ploc)
         provider = self._provider(props, ploc) if props is not None else None
@@ -237,14 +362,25 @@ class _Normaliser:
         if not placed:
             self._scalers(raw, loc)  # validated, then ignored: built-in providers run everywhere
         if props is None or provider is None:
-            return []
+            return [], links
         self._refuse_secrets(props.secrets, (*ploc, "secrets"))
-        config = self._flatten([(props.config, (*ploc, "config"))])
+        config, names = self._configs([(props.config, (*ploc, "config"))])
+        self._refuse_named(names, (*ploc, "config"), "a capability's")
+        image = props.image or "" if provider == UNSUPPORTED else ""  # kept to be reported
         if not placed:
-            return [CapabilityDecl(raw.name, provider, config)]
+            return [CapabilityDecl(raw.name, provider, config, image=image)], links
         scaler = self._component_scaler(raw, loc, "capability")
+        config, links = _take_provider_config(raw.name, provider, config, links)
         self._check_provider_config(provider, config, (*ploc, "config"))
-        return [CapabilityDecl(raw.name, provider, config, scaler)] if scaler else []
+        return [CapabilityDecl(raw.name, provider, config, scaler)], links
+
+    def _refuse_named(self, names: Sequence[str], loc: Loc, whose: str) -> None:
+        for name in names:
+            message = (
+                f"config '{name}' has no properties: {whose} config is given here, not "
+                "by name (named config on the lattice is for components and links)"
+            )
+            self._problem(UnsupportedFeatureError, loc, message)
 
     def _check_provider_config(self, provider: str, config: Pairs, loc: Loc) -> None:
         kind = KINDS[provider]
@@ -260,11 +396,11 @@ class _Normaliser:
             self._problem(ManifestReferenceError, loc, message)
 
     def _provider(self, props: CapabilityProperties, ploc: Loc) -> str | None:
-        named = _provider_of_image(props.image) if props.image else None
+        """The capability's kind; ``UNSUPPORTED`` for an image with no counterpart (the
+        controller reports it; wadm cannot judge images either)."""
+        named = kind_of_image(props.image) if props.image else None
         if props.provider is None and named is None:
-            message = f"unsupported capability '{props.image}': {_SUPPORTED_CAPABILITIES}"
-            self._problem(UnsupportedFeatureError, (*ploc, "image"), message)
-            return None
+            return UNSUPPORTED
         if props.provider and named and props.provider != named:
             message = f"image '{props.image}' names {named}, but provider is {props.provider}"
             self._problem(ManifestReferenceError, (*ploc, "provider"), message)
@@ -286,20 +422,21 @@ class _Normaliser:
             return source.url
         return source.path
 
-    def _flatten(self, configs: Iterable[tuple[list[ConfigProperty], Loc]]) -> Pairs:
-        """Named configs merged into one mapping (a later name wins), as sorted pairs."""
+    @staticmethod
+    def _configs(
+        configs: Iterable[tuple[list[ConfigProperty], Loc]],
+    ) -> tuple[Pairs, tuple[str, ...]]:
+        """Inline configs merged into one mapping (a later name wins), as sorted pairs;
+        and the names of configs given without properties (stored on the lattice)."""
         merged: dict[str, str] = {}
-        for entries, loc in configs:
-            for k, entry in enumerate(entries):
+        names: list[str] = []
+        for entries, _ in configs:
+            for entry in entries:
                 if entry.properties is None:
-                    message = (
-                        f"config '{entry.name}' has no properties: named config managed "
-                        "outside the manifest is not supported; give its properties here"
-                    )
-                    self._problem(UnsupportedFeatureError, (*loc, k), message)
-                    continue
-                merged.update(entry.properties)
-        return tuple(sorted(merged.items()))
+                    names.append(entry.name)
+                else:
+                    merged.update(entry.properties)
+        return tuple(sorted(merged.items())), tuple(names)
 
     def _refuse_secrets(self, secrets: list[Any], loc: Loc) -> None:
         if secrets:
@@ -314,13 +451,15 @@ class _Normaliser:
         return [(t, (*loc, "traits", j)) for j, t in enumerate(raw.traits) if t.type in wanted]
 
     def _check_trait_types(self, raw: ComponentEntry, loc: Loc) -> None:
+        """An unknown trait type is a warning naming it (wadm keeps custom traits)."""
         for j, trait in enumerate(raw.traits):
             if trait.type in _TRAITS:
                 continue
-            message = f"unknown trait type '{trait.type}' (known: {', '.join(sorted(_TRAITS))})"
+            known = ", ".join(sorted(_TRAITS))
+            message = f"unknown trait type '{trait.type}' is ignored (known: {known})"
             if trait.type == "linkdef":
                 message += "; linkdef is older wadm's link: use link (namespace/package/interfaces)"
-            self._problem(ManifestSchemaError, (*loc, "traits", j, "type"), message)
+            self.report.warn((*loc, "traits", j, "type"), message)
 
     def _scalers(self, raw: ComponentEntry, loc: Loc) -> list[Scaler]:
         found = (self._scaler(trait, tloc) for trait, tloc in self._traits(raw, loc, _SCALERS))
@@ -345,9 +484,7 @@ class _Normaliser:
     ) -> Scaler | None:
         scalers = self._scalers(raw, loc)
         declared = [(*loc, "traits", j) for j, t in enumerate(raw.traits) if t.type in _SCALERS]
-        if not declared:
-            message = f"{what} '{raw.name}' has no spreadscaler or daemonscaler trait"
-            self._problem(ManifestReferenceError, loc, message)
+        # None declared: accepted, not placed (as in wadm); the app's status says so.
         for extra in declared[1:]:
             message = f"more than one scaler: a {what} takes one spreadscaler or daemonscaler"
             self._problem(ManifestReferenceError, (*extra, "type"), message)
@@ -358,31 +495,34 @@ class _Normaliser:
     def _links(self, raw: ComponentEntry, loc: Loc) -> list[_LinkAt]:
         links = []
         for trait, tloc in self._traits(raw, loc, ("link",)):
-            decl = self._link(raw.name, trait, (*tloc, "properties"))
-            if decl is not None:
-                links.append(_LinkAt(decl, tloc))
+            link = self._link(raw.name, trait, tloc)
+            if link is not None:
+                links.append(link)
         return links
 
-    def _link(self, source: str, trait: Trait, ploc: Loc) -> LinkDecl | None:
+    def _link(self, source: str, trait: Trait, tloc: Loc) -> _LinkAt | None:
+        ploc = (*tloc, "properties")
         props = validate(self.report, LinkProperties, trait.properties, ploc)
         if props is None:
             return None
         self._check_link_forms(trait.properties, ploc)
         self._refuse_secrets(props.target.secrets, (*ploc, "target", "secrets"))
         self._refuse_secrets(props.source.secrets, (*ploc, "source", "secrets"))
-        target_config = self._flatten(
-            [
-                (props.target.config, (*ploc, "target", "config")),
-                (props.target_config, (*ploc, "target_config")),
-            ]
-        )
-        source_config = self._flatten(
-            [
-                (props.source.config, (*ploc, "source", "config")),
-                (props.source_config, (*ploc, "source_config")),
-            ]
-        )
-        return LinkDecl(
+        for k, interface in enumerate(props.interfaces):
+            warning = interface_warning(props.namespace, props.package, interface)
+            if warning:
+                self.report.warn((*ploc, "interfaces", k), warning)
+        target_configs = [
+            (props.target.config, (*ploc, "target", "config")),
+            (props.target_config, (*ploc, "target_config")),
+        ]
+        source_configs = [
+            (props.source.config, (*ploc, "source", "config")),
+            (props.source_config, (*ploc, "source_config")),
+        ]
+        target_config, target_names = self._configs(target_configs)
+        source_config, source_names = self._configs(source_configs)
+        decl = LinkDecl(
             source=source,
             target=props.target.name,
             namespace=props.namespace,
@@ -391,7 +531,28 @@ class _Normaliser:
             name=props.name,
             source_config=source_config,
             target_config=target_config,
+            source_config_names=source_names,
+            target_config_names=target_names,
         )
+        declared = tuple(
+            (entry.name, (*cloc, k))
+            for entries, cloc in (*target_configs, *source_configs)
+            for k, entry in enumerate(entries)
+        )
+        return _LinkAt(decl, tloc, declared)
+
+    def _check_link_config_names(self, links: Sequence[_LinkAt]) -> None:
+        """wadm refuses two link configs of one name anywhere in a manifest: a named config
+        is one object in wasmCloud, so the second would overwrite the first."""
+        first: dict[str, Loc] = {}
+        for link in links:
+            for name, loc in link.config_names:
+                if name in first:
+                    line = self.report.line_of(first[name])
+                    message = f"duplicate link config name '{name}' (first at line {line})"
+                    self._problem(ManifestReferenceError, (*loc, "name"), message)
+                else:
+                    first[name] = loc
 
     def _check_link_forms(self, raw: dict[str, Any], ploc: Loc) -> None:
         """Older and current wadm spell link config differently; one link uses one form."""
@@ -473,41 +634,28 @@ class _Normaliser:
                 first[claimed] = link.loc
 
 
-def _provider_of_image(image: str) -> str | None:
-    """The built-in provider an image's name (its last path segment) stands for."""
-    name = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0].lower()
-    for kind in KINDS.values():
-        if any(marker in name for marker in kind.image_markers):
-            return kind.name
-    return None
-
-
-def _supported_capabilities() -> str:
-    """What a capability may be, from the catalog's kinds (for the refusal message)."""
-    by_image = _either(
-        [
-            f"{kind.name} (an image naming {_either(kind.image_markers)})"
-            for kind in KINDS.values()
-            if kind.capability and kind.image_markers
-        ],
-        "and",
-    )
-    by_name = _either(
-        [
-            f"{kind.name} for {kind.summary}" if kind.placed else kind.name
-            for kind in (KINDS[name] for name in CAPABILITY_KINDS)
-        ]
-    )
-    return (
-        f"the supported capabilities are the built-in providers {by_image}, "
-        f"or set properties.provider ({by_name})"
-    )
-
-
-def _either(items: Sequence[str], conjunction: str = "or") -> str:
-    """``a, b or c``."""
-    return f" {conjunction} ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else items)
-
-
-_SUPPORTED_CAPABILITIES = _supported_capabilities()
-
+def _take_provider_config(
+    capability: str, provider: str, config: Pairs, links: list[_LinkAt]
+) -> tuple[Pairs, list[_LinkAt]]:
+    """A placed provider's config in this project's keys: wasmCloud's names (aliases)
+    renamed, and keys wasmCloud puts in the target config of links to the capability
+    (keyvalue-redis's ``url``) taken from those links when the capability lacks them."""
+    kind = KINDS[provider]
+    names = {alias: key.name for key in kind.config for alias in (key.name, *key.aliases)}
+    given = {names.get(key, key): value for key, value in config}
+    taken = []
+    for link in links:
+        decl = link.decl
+        if decl.target != capability:
+            taken.append(link)
+            continue
+        kept = []
+        for key, value in decl.target_config:
+            if key in names and key not in dict(config):
+                given.setdefault(names[key], value)
+            else:
+                kept.append((key, value))
+        if len(kept) != len(decl.target_config):
+            decl = replace(decl, target_config=tuple(kept))
+        taken.append(replace(link, decl=decl))
+    return tuple(sorted(given.items())), taken

@@ -50,6 +50,22 @@ class LinkDecl:
     name: str = "default"
     source_config: tuple[tuple[str, str], ...] = ()
     target_config: tuple[tuple[str, str], ...] = ()
+    # Named config stored on the lattice (``lattice config put``), merged under the
+    # inline values above when the controller writes the link.
+    source_config_names: tuple[str, ...] = ()
+    target_config_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A secret a component asks for: config key ``name`` gets field ``field`` of the
+    lattice secret ``key`` (``lattice secret put KEY FIELD=VALUE``); with no field, the
+    secret must hold one value. ``policy`` names the manifest's secret policy."""
+
+    name: str
+    key: str
+    field: str | None = None
+    policy: str = ""
 
 
 @dataclass(frozen=True)
@@ -60,8 +76,11 @@ class ComponentDecl:
     source: str  # file path, file:// or http(s):// URL
     sha256: str | None = None
     config: tuple[tuple[str, str], ...] = ()
-    scaler: Scaler | None = None
+    scaler: Scaler | None = None  # None: declared, not placed (as in wadm)
     max_concurrency: int | None = None
+    # Named config on the lattice (``lattice config put``), under ``config``'s values.
+    config_names: tuple[str, ...] = ()
+    secrets: tuple[SecretRef, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,17 +88,27 @@ class CapabilityDecl:
     """A capability (provider) component of the app.
 
     ``provider`` is a kind from ``catalog.kinds``: built in (runs on every host, ``scaler``
-    is None) or placed (a provider process; ``scaler`` says where it runs).
+    is None) or placed (a provider process; ``scaler`` says where it runs, None: not
+    placed). ``UNSUPPORTED`` (empty) for an ``image`` with no counterpart here: the
+    controller reports it in the app's status and deploys the rest.
     """
 
     name: str
     provider: str
     config: tuple[tuple[str, str], ...] = ()
     scaler: Scaler | None = None
+    image: str = ""
 
     @property
     def placed(self) -> bool:
         return placed_kind(self.provider) is not None
+
+    @property
+    def supported(self) -> bool:
+        return self.provider != UNSUPPORTED
+
+
+UNSUPPORTED = ""
 
 
 @dataclass(frozen=True)

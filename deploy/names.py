@@ -15,6 +15,10 @@ namespace must be unable to collide with what another app names:
   ``-``, ``_``, ``+``, and ``.`` only before a digit (``v1``, ``v0.0.1``,
   ``1.0.0-rc.1``), at most 64 characters; so no version ends in a key word of the
   specs bucket (``1.index`` is refused).
+- **generated versions**: a manifest without ``metadata.annotations.version`` gets
+  one when it is applied, as wadm does: ``v`` + a ULID (``generated_version``), 26
+  Crockford base32 characters, the first ten the time in milliseconds, so versions
+  generated later sort later (as text) and none collides with another.
 - **HTTP routes** (path prefix and optional Host) are shared by every app on the
   lattice's HTTP servers: ``route_of`` is the identity two apps must not both claim.
 - **keyvalue buckets** are named in link config (``bucket``, ``bucket.<id>``);
@@ -25,7 +29,9 @@ Pure functions, no project imports: ``deploy`` is the bottom layer.
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -75,6 +81,23 @@ def check_version(value: str) -> str:
     if problem:
         raise ValueError(problem)
     return value
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def generated_version(now_ms: int, entropy: bytes) -> str:
+    """``v`` + a ULID of ``now_ms`` (48 bits) and ``entropy`` (10 bytes): sortable by time."""
+    if len(entropy) != 10 or not 0 <= now_ms < 2**48:
+        raise ValueError("a ULID takes a 48-bit time in ms and 10 bytes of entropy")
+    number = (now_ms << 80) | int.from_bytes(entropy, "big")
+    chars = [_CROCKFORD[(number >> (5 * i)) & 31] for i in range(25, -1, -1)]
+    return "v" + "".join(chars)
+
+
+def new_version() -> str:
+    """A fresh generated version (now, random entropy)."""
+    return generated_version(time.time_ns() // 1_000_000, os.urandom(10))
 
 
 def link_part_problem(value: str) -> str | None:

@@ -78,17 +78,20 @@ class ConfigProperty(Strict):
 
 
 class Annotations(BaseModel):
-    """``version`` is required; any other annotation is kept (and must be a string)."""
+    """``version`` is optional (generated at apply, as wadm does); any other annotation
+    is kept (and must be a string)."""
 
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[str, StrictStr] = Field(init=False)
 
-    version: Annotated[str, BeforeValidator(require_string)]
+    version: Annotated[str, BeforeValidator(require_string)] | None = None
     description: StrictStr = ""
 
     @field_validator("version")
     @classmethod
-    def _check_version(cls, value: str) -> str:
+    def _check_version(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value or any(c.isspace() for c in value):
             raise ValueError("must be a non-empty string without spaces")
         return check_version(value)
@@ -96,7 +99,7 @@ class Annotations(BaseModel):
 
 class Metadata(Strict):
     name: Name
-    annotations: Annotations
+    annotations: Annotations = Field(default_factory=Annotations)
     labels: dict[str, StrictStr] = Field(default_factory=dict)  # ignored
 
 
@@ -112,9 +115,31 @@ class ComponentEntry(Strict):
     traits: list[Trait] = Field(default_factory=list)
 
 
+class PolicyEntry(Strict):
+    """A wadm policy; ``policy.secret.wasmcloud.dev/v1alpha1`` ones name a secrets backend."""
+
+    name: NonEmpty
+    type: NonEmpty
+    properties: dict[ConfigValue, ConfigValue] = Field(default_factory=dict)
+
+
 class SpecEntry(Strict):
     components: list[ComponentEntry] = Field(min_length=1)
-    policies: list[Any] = Field(default_factory=list)  # ignored
+    policies: list[PolicyEntry] = Field(default_factory=list)
+
+
+class SecretSource(Strict):
+    policy: NonEmpty
+    key: NonEmpty
+    field: NonEmpty | None = None
+    version: NonEmpty | None = None  # accepted: the lattice keeps one value per secret
+
+
+class SecretEntry(Strict):
+    """wadm's ``secrets: [{name, properties: {policy, key, field?, version?}}]``."""
+
+    name: NonEmpty
+    properties: SecretSource
 
 
 class Manifest(Strict):
@@ -128,7 +153,7 @@ class ComponentProperties(Strict):
     image: NonEmpty
     id: str | None = None  # ignored: component ids are "<app>--<name>" here
     config: list[ConfigProperty] = Field(default_factory=list)
-    secrets: list[Any] = Field(default_factory=list)  # refused when not empty
+    secrets: list[SecretEntry] = Field(default_factory=list)
     sha256: str | None = Field(default=None, pattern=_SHA256.pattern)  # ext
     max_concurrency: int | None = Field(default=None, ge=1, le=10_000, strict=True)  # ext
 
@@ -138,7 +163,7 @@ class CapabilityProperties(Strict):
     provider: Annotated[str, AfterValidator(capability_kind)] | None = None  # ext
     id: str | None = None  # ignored
     config: list[ConfigProperty] = Field(default_factory=list)
-    secrets: list[Any] = Field(default_factory=list)  # refused when not empty
+    secrets: list[SecretEntry] = Field(default_factory=list)  # refused when not empty
 
     @model_validator(mode="after")
     def _image_or_provider(self) -> CapabilityProperties:
@@ -174,7 +199,7 @@ class ScalerProperties(Strict):
 
 class ConfigDefinition(Strict):
     config: list[ConfigProperty] = Field(default_factory=list)
-    secrets: list[Any] = Field(default_factory=list)  # refused when not empty
+    secrets: list[SecretEntry] = Field(default_factory=list)  # refused when not empty
 
 
 class LinkTarget(ConfigDefinition):

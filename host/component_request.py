@@ -13,7 +13,7 @@ The rules, in one place:
   ``DEFAULT_MAX_CONCURRENCY``), never fewer than the replicas asked for;
   the request's deadline and memory cap per call.
 - **config**: the named configs in the order the request lists them, then the
-  request's own values; a later layer wins.
+  request's own values, then its secrets (opened by the daemon); a later layer wins.
 - **links from the component**: to a provider kind (``keyvalue``...) they bind
   the provider's interfaces, with the link's config; ``provider=X`` on a
   keyvalue link sends calls to the out-of-process provider X. A keyvalue link
@@ -63,6 +63,7 @@ def plan_component(
     named_config: Mapping[str, Mapping[str, str]],
     *,
     reserved: Callable[[str], bool],
+    secrets: Mapping[str, str] | None = None,
 ) -> ComponentPlan:
     """The spec and routes of ``request``, given the links from and to its component.
 
@@ -83,7 +84,7 @@ def plan_component(
         sha256=request.sha256,
         limits=request_limits(request),
         replicas=request.count,
-        config=_layered_config(request, named_config),
+        config=_layered_config(request, named_config, secrets or {}),
         links=link_specs,
         component_links=component_links(links),
     )
@@ -117,7 +118,9 @@ def component_links(links: Sequence[Link]) -> tuple[tuple[str, str], ...]:
 
 
 def _layered_config(
-    request: ScaleComponent, named_config: Mapping[str, Mapping[str, str]]
+    request: ScaleComponent,
+    named_config: Mapping[str, Mapping[str, str]],
+    secrets: Mapping[str, str],
 ) -> dict[str, str]:
     layers = []
     for name in request.config_names:
@@ -126,6 +129,7 @@ def _layered_config(
             raise MissingConfig(request.component_id, name)
         layers.append(values)
     layers.append(request.config)
+    layers.append(secrets)
     return merge_config(layers)
 
 

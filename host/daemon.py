@@ -80,6 +80,7 @@ from lattice.messages import (
 from lattice.redact import redacted
 from lattice.responder import Responder
 from lattice.rpc import serve
+from lattice.secrets import SealingKey, open_values
 from lattice.state import LatticeState
 from lattice.subjects import Subjects, check_token
 from providers.http_server import HttpLimits, HttpServer
@@ -143,6 +144,8 @@ class HostDaemon:
         self.host_id = host_id
         self.friendly_name = friendly_name(host_id)
         self.labels = host_labels(config.labels)
+        # Made per process and never stored: secrets sealed to it open only here, now.
+        self.sealing_key = SealingKey.generate()
         self.nc = nc
         self.state = state
         self.runtime = runtime
@@ -366,6 +369,7 @@ class HostDaemon:
             http_url=self.http.url,
             draining=self.draining,
             providers=self.supervisor.describe(),
+            secrets_key=self.sealing_key.public,
         )
 
     async def _on_state_event(self, msg: Any) -> None:
@@ -417,8 +421,16 @@ class HostDaemon:
             values = await self.state.get_config(name)
             if values is not None:
                 named_config[name] = values
+        # Secrets were sealed to this host's key by the controller: opened here, they
+        # reach the component as config values and nothing else (never logged or shown).
+        secrets = open_values(request.secrets, self.sealing_key)
         plan = plan_component(
-            request, links, links_in, named_config, reserved=self.subjects.owns_bucket
+            request,
+            links,
+            links_in,
+            named_config,
+            reserved=self.subjects.owns_bucket,
+            secrets=secrets,
         )
         self._bind_remote_providers(plan.remote_providers)
         await self._start_counted(component_id, plan.spec)

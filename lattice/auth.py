@@ -17,7 +17,8 @@ subject root, see ``lattice.subjects``)::
     host        bound to one host id: serves P.L.ctl.host.<id>.> and ping, publishes
                 events only as P.L.evt.<type>.<id>, answers invocations and provider
                 calls, reads links/config, reads and writes the components' data
-                buckets (never creates streams); never the specs or lease buckets
+                buckets (never creates streams); never the specs, lease or secrets
+                buckets
     provider    bound to one provider id: serves P.L.prov.<id>.> only
 
 Everyone subscribes only to its own inbox prefix ``_INBOX.<user public key>``,
@@ -219,6 +220,7 @@ def permissions(role: str, subjects: Subjects, name: str, user_key: str) -> dict
         subjects.config_bucket,
         subjects.specs_bucket,
         subjects.lease_bucket,
+        subjects.secrets_bucket,
     ]
     if role == "admin":
         # Trusted to change anything in its lattice, and to call components; but it
@@ -244,10 +246,12 @@ def permissions(role: str, subjects: Subjects, name: str, user_key: str) -> dict
             ],
             "deny": [
                 # The lattice's own buckets: links and config may be read, not written;
-                # specs (may hold every app's config) and the lease not even read.
+                # specs (may hold every app's config), the lease and the secrets (sealed,
+                # and a host gets its components' values from the controller) not even read.
                 *(f"$KV.{bucket}.>" for bucket in own_state),
                 *_bucket_api(subjects.specs_bucket),
                 *_bucket_api(subjects.lease_bucket),
+                *_bucket_api(subjects.secrets_bucket),
             ],
         }
         sub = {

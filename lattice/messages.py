@@ -138,6 +138,8 @@ class HostInventory(Message):
     http_url: str | None = None
     draining: bool = False
     providers: list[ProviderDescription] = Field(default_factory=list)
+    # The host's public sealing key: the controller seals a component's secrets to it.
+    secrets_key: str = ""
 
 
 # -- control requests ---------------------------------------------------------
@@ -156,6 +158,8 @@ class ScaleComponent(Message):
     config: dict[str, str] = Field(default_factory=dict)
     config_names: list[str] = Field(default_factory=list)
     annotations: dict[str, str] = Field(default_factory=dict)
+    # Config key -> value sealed to the addressed host's key (``lattice.secrets``).
+    secrets: dict[str, str] = Field(default_factory=dict)
 
 
 class StopComponent(Message):

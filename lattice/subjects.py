@@ -12,7 +12,8 @@ Layout (``P`` = prefix, default ``wasmlattice``; ``L`` = lattice name, default
     P.L.prov.<provider-id>.<operation>   out-of-process providers (queue group per provider)
     P.L.policy                           a policy service's decisions (request/reply)
 
-JetStream KV buckets: ``P-L-links``, ``P-L-config``, ``P-L-specs``, ``P-L-lease``; the
+JetStream KV buckets: ``P-L-links``, ``P-L-config``, ``P-L-specs``, ``P-L-lease``,
+``P-L-secrets``; the
 object store ``P-L-artifacts`` (component bytes, named by digest). Every bucket named
 ``P-...`` is reserved to lattices (``owns_bucket``): a component's keyvalue link may not
 name one, whatever its lattice.
@@ -133,6 +134,11 @@ class Subjects:
     @property
     def lease_bucket(self) -> str:
         return self.bucket("lease")
+
+    @property
+    def secrets_bucket(self) -> str:
+        """Sealed secret values (``lattice.secrets``): never readable by hosts."""
+        return self.bucket("secrets")
 
     @property
     def artifacts_bucket(self) -> str:
