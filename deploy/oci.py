@@ -42,7 +42,7 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -391,7 +391,7 @@ class RegistryClient:
                 raise RegistryAuthError(
                     f"{reference}: the token service answered HTTP {response.status}"
                 )
-            body = await _read_capped(response, 2**20, "token")
+            body = await _read_capped(response, 2**20, "the token")
         try:
             answer = json.loads(body)
             token = answer.get("token") or answer.get("access_token")
@@ -491,18 +491,27 @@ def _digest_matches(data: bytes, digest: str) -> bool:
     return hmac.compare_digest(hashlib.sha256(data).hexdigest(), expected.lower())
 
 
-async def _read_capped(response: aiohttp.ClientResponse, limit: int, what: str | None) -> bytes:
-    """The body, refused past ``limit`` bytes (checked on what arrives, not the header)."""
+async def read_capped(
+    response: aiohttp.ClientResponse, limit: int, too_large: Callable[[], Exception]
+) -> bytes:
+    """The body, refused (``too_large()``) past ``limit`` bytes: checked on what arrives,
+    not only on the header, so a server that lies about the length gets no further."""
     if response.content_length is not None and response.content_length > limit:
-        raise ArtifactTooLarge(f"{what or 'the download'} is over the {limit}-byte cap")
+        raise too_large()
     chunks = []
     total = 0
     async for chunk in response.content.iter_chunked(CHUNK_BYTES):
         total += len(chunk)
         if total > limit:
-            raise ArtifactTooLarge(f"{what or 'the download'} is over the {limit}-byte cap")
+            raise too_large()
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+    return await read_capped(
+        response, limit, lambda: ArtifactTooLarge(f"{what} is over the {limit}-byte cap")
+    )
 
 
 def _no_credentials(reference: Reference) -> str:

@@ -288,16 +288,11 @@ async def _fetch_url(url: str, shown: str, limit: int) -> bytes:
                     # Status only: the body is whatever the server says, and this
                     # error goes back to whoever asked.
                     raise FetchError(f"fetching {shown} failed: HTTP {status}")
-                if response.content_length is not None and response.content_length > limit:
-                    raise SourceRefused(f"{shown} is over the {_size(limit)} component cap")
-                chunks = []
-                total = 0
-                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                    total += len(chunk)
-                    if total > limit:
-                        raise SourceRefused(f"{shown} is over the {_size(limit)} component cap")
-                    chunks.append(chunk)
-                return b"".join(chunks)
+                return await oci.read_capped(
+                    response,
+                    limit,
+                    lambda: SourceRefused(f"{shown} is over the {_size(limit)} component cap"),
+                )
     except aiohttp.ClientError as exc:
         if isinstance(exc, TimeoutError):
             raise  # reported with the timeout by the caller
