@@ -35,7 +35,10 @@ What is accepted, ignored and refused (*ext* marks this project's extensions):
   traits ``spreadscaler``/``daemonscaler`` (``instances`` or older ``replicas``,
   ``spread[].name``/``requirements``/``weight``) and ``link`` (``namespace``, ``package``,
   ``interfaces``, ``name``, ``target`` as a name with older ``target_config`` or as
-  ``{name, config}``, ``source.config`` or older ``source_config``).
+  ``{name, config}``, ``source.config`` or older ``source_config``). An http-server
+  link's source config routes as wasmCloud's do: ``path`` (prefix), ``host`` (Host
+  header), ``address`` (``HOST:PORT``: a listener of its own on each host running the
+  component), alone or combined.
 - ignored (validated, then dropped): ``spec.policies``, ``metadata.labels``,
   ``properties.id`` (component ids are ``<app>--<name>`` here), scalers on built-in
   capabilities (they run on every host); a ``daemonscaler``'s spread weights are kept
@@ -47,7 +50,7 @@ What is accepted, ignored and refused (*ext* marks this project's extensions):
   capabilities other than the built-in http-server and keyvalue providers, ``secrets``,
   a named config without ``properties`` (wadm's config managed outside the manifest),
   links from a keyvalue capability, a manifest without a scaler on a component, two
-  HTTP routes of one app with the same path and Host, a manifest beyond the bounds of
+  HTTP routes of one app with the same path, Host and address, a manifest beyond the bounds of
   ``deploy.locate`` (size, nesting, values).
 
 Config values are strings in wadm; YAML numbers and booleans are accepted and turned
@@ -59,6 +62,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -432,10 +436,18 @@ class _Normaliser:
         return False
 
     def _check_route(self, link: _LinkAt) -> bool:
-        path = dict(link.decl.source_config).get("path")
+        """wasmCloud's three routing modes: ``path``, ``host``, ``address`` (a listener of its
+        own); they combine."""
+        config = dict(link.decl.source_config)
+        path, address = config.get("path"), config.get("address")
+        where = (*link.loc, "properties", "source")
         if path is not None and not path.startswith("/"):
             message = f"the HTTP route path '{path}' must start with '/'"
-            self._problem(ManifestSchemaError, (*link.loc, "properties", "source"), message)
+            self._problem(ManifestSchemaError, where, message)
+            return False
+        if address is not None and not _LISTEN_ADDRESS.match(address.strip()):
+            message = f"the HTTP address '{address}' must be HOST:PORT (0.0.0.0:8081, [::1]:8081)"
+            self._problem(ManifestSchemaError, where, message)
             return False
         return True
 
@@ -471,6 +483,13 @@ class _Normaliser:
                 self._problem(ManifestReferenceError, link.loc, message)
             else:
                 first[claimed] = link.loc
+
+
+# An http-server link's ``address``: host (a name, IPv4, or [IPv6]) and port.
+_LISTEN_ADDRESS = re.compile(
+    r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}"
+    r"|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"
+)
 
 
 def _provider_of_image(image: str) -> str | None:
