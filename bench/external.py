@@ -111,7 +111,9 @@ def parse_wrk(text: str) -> WrkReport:
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     if non_2xx:
         errors += int(non_2xx.group(1))
-    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
     if sockets:
         errors += sum(int(n) for n in sockets.groups())
     return WrkReport(int(total.group(1)), errors, float(rps.group(1)),
@@ -127,7 +129,7 @@ def _percentile_ms(text: str, pct: str) -> float | None:
 
 def check_answers(url: str, timeout_s: float = 10.0) -> bytes:
     """One GET; the body, or an error if the server does not answer 200."""
-    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (our own URL)
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:
         body: bytes = response.read()
         if response.status != 200:
             raise BenchProcessError(f"{url} answered {response.status}")
@@ -153,8 +155,10 @@ def wasmtime_binary() -> Path | None:
 def spawn_wasmtime_serve(name: str, binary: Path, wasm: Path) -> Server:
     """``wasmtime serve`` of ``wasm`` with instance reuse, on a free local port."""
     port = _free_port()
-    args = [str(binary), "serve", "-S", "cli=y", "--addr", f"127.0.0.1:{port}",
-            f"--max-instance-reuse-count={WASMTIME_REUSE}", "--no-logging-prefix", str(wasm)]  # fmt: skip
+    args = [
+        *(str(binary), "serve", "-S", "cli=y", "--addr", f"127.0.0.1:{port}"),
+        *(f"--max-instance-reuse-count={WASMTIME_REUSE}", "--no-logging-prefix", str(wasm)),
+    ]
     process = spawn(args, log=LOG_DIR / f"{name}.log", append=False, own_group=True, cwd=REPO)
     return Server(name, process, LOG_DIR / f"{name}.log", port)
 

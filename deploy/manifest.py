@@ -529,4 +529,3 @@ def _either(items: Sequence[str], conjunction: str = "or") -> str:
 
 
 _SUPPORTED_CAPABILITIES = _supported_capabilities()
-

@@ -437,7 +437,9 @@ class HostDaemon:
         except ListenerUnavailable as exc:  # the component runs; that route cannot
             host, _, port = exc.address.rpartition(":")
             hint = f"the address of an http-server link to {component_id}"
-            raise HttpUnavailable(host, int(port) if port.isdigit() else 0, exc.reason, hint) from exc
+            raise HttpUnavailable(
+                host, int(port) if port.isdigit() else 0, exc.reason, hint
+            ) from exc
 
     async def _start_counted(self, component_id: str, spec: ComponentSpec) -> None:
         """Start or update the component, within bounds.max_components."""

