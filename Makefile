@@ -27,6 +27,7 @@ test: components
 	$(BIN)/python -m pytest -q
 
 bench: components
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python -m bench
 
 lint: $(STAMP)

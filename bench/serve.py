@@ -67,7 +67,8 @@ async def serve_component(name: str, wasm: Path, inline: bool = False) -> tuple[
     runtime = HostRuntime(CACHE_DIR)
     await runtime.start(spec)
     invoke = _inline_invoker(runtime) if inline else runtime.handle_http
-    server = HttpServer(invoke, "127.0.0.1", 0)
+    # Both contracts, as the daemon's server: a wasi:http component streams.
+    server = HttpServer(invoke, "127.0.0.1", 0, exchanges=runtime.http_exchange)
     await server.start()
     server.routes.add(Route(name, "/"))
 

@@ -43,9 +43,12 @@ extensions), as wadm's own validation defines it:
   traits ``spreadscaler``/``daemonscaler`` (``instances`` or older ``replicas``,
   ``spread[].name``/``requirements``/``weight``) and ``link`` (``namespace``, ``package``,
   ``interfaces``, ``name``, ``target`` as a name with older ``target_config`` or as
-  ``{name, config}``, ``source.config`` or older ``source_config``); several links on one
-  interface when their names differ; a component (or placed capability) without a
-  scaler: declared, not placed (the status says so).
+  ``{name, config}``, ``source.config`` or older ``source_config``; an http-server
+  link's source config routes as wasmCloud's do: ``path`` (prefix), ``host`` (Host
+  header), ``address`` (``HOST:PORT``: a listener of its own on each host running the
+  component), alone or combined); several links on one interface when their names
+  differ; a component (or placed capability) without a scaler: declared, not placed
+  (the status says so).
 - warnings (returned with the spec, printed by ``lattice apply`` and ``lattice app
   validate``): an unknown package under a namespace wadm knows or an unknown interface
   of a known package (``deploy.interfaces``), an unknown trait type (ignored).
@@ -64,7 +67,7 @@ extensions), as wadm's own validation defines it:
   component ids, duplicate links, duplicate link config names (across the manifest, as
   in wadm), dangling link targets, secrets whose policy is missing or not a secret
   policy, secrets on capabilities and links, links from a keyvalue capability, two
-  scalers on one component, two HTTP routes of one app with the same path and Host, a
+  scalers on one component, two HTTP routes of one app with the same path, Host and address, a
   manifest beyond the bounds of ``deploy.locate`` (size, nesting, values).
 
 Config values are strings in wadm; YAML numbers and booleans are accepted and turned
@@ -77,6 +80,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -593,10 +597,18 @@ class _Normaliser:
         return False
 
     def _check_route(self, link: _LinkAt) -> bool:
-        path = dict(link.decl.source_config).get("path")
+        """wasmCloud's three routing modes: ``path``, ``host``, ``address`` (a listener of its
+        own); they combine."""
+        config = dict(link.decl.source_config)
+        path, address = config.get("path"), config.get("address")
+        where = (*link.loc, "properties", "source")
         if path is not None and not path.startswith("/"):
             message = f"the HTTP route path '{path}' must start with '/'"
-            self._problem(ManifestSchemaError, (*link.loc, "properties", "source"), message)
+            self._problem(ManifestSchemaError, where, message)
+            return False
+        if address is not None and not _LISTEN_ADDRESS.match(address.strip()):
+            message = f"the HTTP address '{address}' must be HOST:PORT (0.0.0.0:8081, [::1]:8081)"
+            self._problem(ManifestSchemaError, where, message)
             return False
         return True
 
@@ -659,3 +671,10 @@ def _take_provider_config(
             decl = replace(decl, target_config=tuple(kept))
         taken.append(replace(link, decl=decl))
     return tuple(sorted(given.items())), taken
+
+
+# An http-server link's ``address``: host (a name, IPv4, or [IPv6]) and port.
+_LISTEN_ADDRESS = re.compile(
+    r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}"
+    r"|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"
+)

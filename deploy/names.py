@@ -119,20 +119,24 @@ def app_of(scoped: str) -> str | None:
 
 @dataclass(frozen=True, order=True)
 class RouteKey:
-    """What an HTTP route claims: a Host (empty: any) and a path prefix."""
+    """What an HTTP route claims: a Host (empty: any) and a path prefix, on the host's
+    main listener or (``address``) on a listener of its own."""
 
     host: str
     path: str
+    address: str = ""
 
     def __str__(self) -> str:
-        return f"{self.host or '*'}{self.path}"
+        route = f"{self.host or '*'}{self.path}"
+        return f"{route} on {self.address}" if self.address else route
 
 
 def route_key(config: dict[str, str]) -> RouteKey:
     """The route an http-server link's config claims (as the host's route table sees it:
     ``/a`` and ``/a/`` are one prefix, Host names are case-insensitive)."""
     path = config.get("path", "/").rstrip("/") or "/"
-    return RouteKey((config.get("host") or "").lower(), path)
+    address = (config.get("address") or "").strip().lower()
+    return RouteKey((config.get("host") or "").lower(), path, address)
 
 
 def routes(app: AppSpec) -> Iterator[tuple[RouteKey, LinkDecl]]:

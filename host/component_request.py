@@ -19,8 +19,12 @@ The rules, in one place:
   keyvalue link sends calls to the out-of-process provider X. A keyvalue link
   naming a bucket that is ``reserved`` (the lattice's own) is refused. To another
   component, each interface becomes an import served by that component.
-- **links to the component** from the http-server are its routes (config
-  ``path``, default ``/``, and optional ``host``).
+- **links to the component** from the http-server are its routes, as
+  wasmCloud's: config ``path`` (prefix, default ``/``), optional ``host``, and
+  optional ``address`` (``HOST:PORT``): a route with an address is served by a
+  listener of its own on that address (``providers.http_listeners``), one
+  without on the host's main listener. Both contracts' links (``wasi:http`` or
+  ``wasmlattice:http`` ``incoming-handler``) route alike.
 """
 
 from __future__ import annotations
@@ -50,7 +54,9 @@ class ComponentPlan:
     """What a host does for one scale request with count > 0."""
 
     spec: ComponentSpec
-    routes: tuple[Route, ...]
+    routes: tuple[Route, ...]  # on the host's main listener
+    # (address, route): on a listener of its own at that address
+    address_routes: tuple[tuple[str, Route], ...]
     # Out-of-process keyvalue providers the spec's links call (each needs a backend
     # named ``providers.remote.remote_backend_name(id)`` in the runtime).
     remote_providers: tuple[str, ...]
@@ -88,13 +94,18 @@ def plan_component(
         links=link_specs,
         component_links=component_links(links),
     )
-    routes = tuple(
-        Route(component_id, link.config.get("path", "/"), link.config.get("host") or None)
-        for link in links_in
-        if link.source_id == HTTP_SERVER
-    )
+    routes, address_routes = [], []
+    for link in links_in:
+        if link.source_id != HTTP_SERVER:
+            continue
+        route = Route(component_id, link.config.get("path", "/"), link.config.get("host") or None)
+        address = (link.config.get("address") or "").strip()
+        if address:
+            address_routes.append((address, route))
+        else:
+            routes.append(route)
     remote = sorted({link.config["provider"] for link in provider_links if _remote(link)})
-    return ComponentPlan(spec, routes, tuple(remote))
+    return ComponentPlan(spec, tuple(routes), tuple(address_routes), tuple(remote))
 
 
 def request_limits(request: ScaleComponent) -> Limits:

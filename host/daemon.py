@@ -83,6 +83,7 @@ from lattice.rpc import serve
 from lattice.secrets import SealingKey, open_values
 from lattice.state import LatticeState
 from lattice.subjects import Subjects, check_token
+from providers.http_listeners import AddressListeners, ListenerUnavailable
 from providers.http_server import HttpLimits, HttpServer
 from providers.keyvalue import KeyValueBackend, MemoryKeyValue, NatsKeyValue
 from providers.remote import RemoteKeyValue, remote_backend_name
@@ -150,6 +151,8 @@ class HostDaemon:
         self.state = state
         self.runtime = runtime
         self.http = http
+        # Listeners of http-server links that name an address, set up as the main one.
+        self.listeners = AddressListeners(functools.partial(_address_server, http))
         # Out-of-process providers this host runs.
         self.supervisor = supervisor
         self.exports = exports
@@ -301,6 +304,7 @@ class HostDaemon:
                 log.warning("shutdown hook failed: %s", exc)
         await _bounded(self._stop_responding(), "unsubscribing", timeout_s=6.0)
         await self.http.stop()
+        await self.listeners.stop()
         for component_id in list(self.runtime.components):
             await self.runtime.stop(component_id, drain_timeout_s)
         await self.runtime.close()
@@ -408,6 +412,7 @@ class HostDaemon:
         if request.count == 0:
             self._desired.pop(component_id, None)
             self.http.routes.remove_component(component_id)
+            await self.listeners.remove_component(component_id)
             await self.exports.stop_serving(component_id)
             if component_id in self.runtime.components:
                 await self.runtime.stop(component_id)
@@ -439,6 +444,14 @@ class HostDaemon:
         self.http.routes.remove_component(component_id)
         for route in plan.routes:
             self.http.routes.add(route)
+        try:
+            await self.listeners.update(component_id, plan.address_routes)
+        except ListenerUnavailable as exc:  # the component runs; that route cannot
+            host, _, port = exc.address.rpartition(":")
+            hint = f"the address of an http-server link to {component_id}"
+            raise HttpUnavailable(
+                host, int(port) if port.isdigit() else 0, exc.reason, hint
+            ) from exc
 
     async def _start_counted(self, component_id: str, spec: ComponentSpec) -> None:
         """Start or update the component, within bounds.max_components."""
@@ -517,6 +530,15 @@ def _policy_subject(config: HostConfig) -> str | None:
     for token in subject.split("."):
         check_token("policy subject token", token)
     return subject
+
+
+def _address_server(main: HttpServer, host: str, port: int) -> HttpServer:
+    """A listener for an address route: the main listener's handlers and limits."""
+    server = HttpServer(
+        main.invoke, host, port, main.max_body_bytes, main.limits, exchanges=main.exchanges
+    )
+    server.host_id = main.host_id
+    return server
 
 
 async def _start_http(http: HttpServer) -> None:

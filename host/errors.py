@@ -104,10 +104,10 @@ class MissingConfig(HostError):
 class HttpUnavailable(HostError):
     """The host cannot serve HTTP on its address (the port is taken, say)."""
 
-    def __init__(self, host: str, port: int, reason: str) -> None:
-        super().__init__(
-            f"cannot serve HTTP on {host}:{port}: {reason} (choose another with --http-port)"
-        )
+    def __init__(
+        self, host: str, port: int, reason: str, hint: str = "choose another with --http-port"
+    ) -> None:
+        super().__init__(f"cannot serve HTTP on {host}:{port}: {reason} ({hint})")
         self.host = host
         self.port = port
         self.reason = reason

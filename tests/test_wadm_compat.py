@@ -384,8 +384,12 @@ async def test_published_wadm_manifests_apply_and_serve(
     assert result.returncode == 0, result.stderr
     await until(lambda: deployed(store, "hello-world"), "hello-world deployed")
 
+    # The manifest's http-server link says `address: 0.0.0.0:8000`: a listener of its
+    # own on the host running the component (wasmCloud's address mode).
+    served_at = "http://127.0.0.1:8000"
+
     async def hello_answers() -> bool:
-        return (await fetch(f"{one_host.http_url}/"))[1] == "Hello from wasmlattice!\n"
+        return (await fetch(f"{served_at}/"))[1] == "Hello from wasmlattice!\n"
 
     await until(hello_answers, "hello answers")
     (index,) = [i for i in await store.apps() if i.name == "hello-world"]
@@ -415,7 +419,7 @@ async def test_published_wadm_manifests_apply_and_serve(
     await until(lambda: deployed(store, "kv-counter"), "kv-counter deployed")
 
     async def counts() -> bool:
-        status, text = await fetch(f"{one_host.http_url}/")
+        status, text = await fetch(f"{served_at}/")
         return status == 200 and '"count"' in text
 
     await until(counts, "the counter counts")

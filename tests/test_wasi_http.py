@@ -88,6 +88,10 @@ async def served(
             config={"fetch_url": f"{upstream}/hello"},
         ),
         ComponentSpec("own", str(components["hello-wat"])),  # the project's own contract
+        # Reuse forced on a componentize-js component, whose instances serve one request.
+        ComponentSpec(
+            "js-reused", str(components["wasi-hello-js"]), config={"http_instance_reuse": "true"}
+        ),
     ]
     for spec in specs:
         await runtime.start(spec)
@@ -108,13 +112,64 @@ async def test_componentize_py_hello_is_served_and_logs_its_stdout(
 ) -> None:
     _, http = served
     caplog.set_level(logging.INFO, logger="wasmlattice.component")
-    for _ in range(3):  # each request gets a fresh instance
-        async with http.get("/hello/there?x=1") as response:
+    for i in range(3):
+        async with http.get(f"/hello/there?x={i}") as response:
             assert response.status == 200
             assert response.headers["content-type"] == "text/plain"
             assert await response.read() == b"Hello from wasi:http!\n"
     messages = [r.getMessage() for r in caplog.records if r.name == "wasmlattice.component"]
-    assert "[hello] stdout: wasi-hello: /hello/there?x=1" in messages
+    # Every request's stdout: the handle componentize-py keeps outlives the request.
+    for i in range(3):
+        assert f"[hello] stdout: wasi-hello: /hello/there?x={i}" in messages
+
+
+async def test_componentize_py_instances_are_reused(
+    served: tuple[HostRuntime, aiohttp.ClientSession],
+) -> None:
+    runtime, http = served
+    pool = runtime.get("hello").pool
+    for _ in range(5):  # one at a time: one instance serves them all
+        assert await get(http, "/hello") == (200, b"Hello from wasi:http!\n")
+    for _ in range(100):  # the response can reach the client before the call returns
+        if pool.idle_instances:
+            break
+        await asyncio.sleep(0.01)
+    assert pool.reuse and pool.idle_instances == 1 and pool.invocations == 5
+    # What the instance keeps (its stdout) is all the host holds for it.
+    assert len(runtime.get("hello").wasi.table) <= 2  # type: ignore[union-attr]
+
+
+async def test_componentize_js_gets_a_fresh_instance_per_request(
+    served: tuple[HostRuntime, aiohttp.ClientSession],
+) -> None:
+    runtime, http = served
+    assert not runtime.get("js").pool.reuse  # its producers section names ComponentizeJS
+    for _ in range(3):
+        assert await get(http, "/js/a") == (200, b"Hello from JavaScript at /js/a!\n")
+    # What discarded instances held (their stdio streams) is released with them (once
+    # their calls have returned: the response can reach the client before that).
+    table = runtime.get("js").wasi
+    assert table is not None
+    for _ in range(100):
+        if len(table.table) <= 2:
+            break
+        await asyncio.sleep(0.01)
+    assert len(table.table) <= 2
+
+
+async def test_a_component_that_fails_on_reuse_falls_back_to_fresh_instances(
+    served: tuple[HostRuntime, aiohttp.ClientSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime, http = served
+    pool = runtime.get("js-reused").pool
+    assert pool.reuse  # configured so, against what its producers say
+    for _ in range(4):  # the second runs on a used instance, fails, and is retried
+        assert await get(http, "/js-reused/b") == (
+            200,
+            b"Hello from JavaScript at /js-reused/b!\n",
+        )
+    assert not pool.reuse
+    assert any("answered on a fresh one" in r.getMessage() for r in caplog.records)
 
 
 async def test_componentize_js_hello_is_served(

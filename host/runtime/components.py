@@ -54,7 +54,9 @@ from host.runtime.bindings import (
 from host.runtime.engine import WasmEngine
 from host.runtime.loader import LoadPolicy, fetch_component
 from host.runtime.pool import HostLimits, InstancePool, Limits
-from host.runtime.wasi import Exchange, HttpClientGrant, WasiHost
+from host.runtime.wasi import HttpClientGrant, WasiHost
+from host.runtime.wasi.reuse import instance_reuse
+from host.runtime.wasi.serve import ExchangeTarget, serve_exchange
 from lattice import tracing
 from lattice.redact import redacted
 from providers import contracts
@@ -217,6 +219,7 @@ class HostRuntime:
             )
             digest = hashlib.sha256(wasm).hexdigest()
             compiled = await self._compile(wasm, spec.source, digest)
+        reuse = self._reuse(spec, wasm)
         del wasm  # the compiled component is all that is needed from here on
         grants = self._grants(spec)
         linked = link_component(self.engine.engine, compiled, grants)
@@ -228,9 +231,9 @@ class HostRuntime:
             linked.linker,
             lambda: new_wasi_config(spec.component_id, environment),
             spec.limits,
-            # A wasi:http component gets a fresh instance per request, as under
-            # `wasmtime serve` or Spin: some (StarlingMonkey's) keep per-request state.
-            reuse=linked.wasi is None,
+            # A wasi:http component may keep per-request state (StarlingMonkey's do).
+            reuse=linked.wasi is None or reuse,
+            forget_store=None if linked.wasi is None else linked.wasi.table.forget_store,
         )
         try:
             await pool.warm(spec.replicas)
@@ -273,6 +276,14 @@ class HostRuntime:
         self._compiling.pop(digest, None)
         if not done.cancelled():
             done.exception()  # retrieved: every waiter may have been cancelled
+
+    @staticmethod
+    def _reuse(spec: ComponentSpec, wasm: bytes) -> bool:
+        """Whether a wasi:http component's instances serve many requests (wasi.reuse)."""
+        try:
+            return instance_reuse(spec.config, wasm)
+        except ValueError as exc:
+            raise LimitRefused(f"component {spec.component_id}: {exc}") from None
 
     def _reserve_threads(self, component_id: str, threads: int) -> None:
         """Count ``threads`` for the component, or refuse if the host would go over its cap."""
@@ -405,51 +416,8 @@ class HostRuntime:
         """One request to a ``wasi:http/incoming-handler``; failures become HandlerError."""
         wasi, export = running.wasi, running.wasi_http_handler
         assert wasi is not None and export is not None
-        exchange = wasi.exchange(request, sink, running.spec.limits.deadline_s)
-        # The guest's worker thread runs in a copy of this context: host functions
-        # find the exchange's deadline and register its handles there.
-        token = exchange.scope.activate()
-        try:
-            handles = exchange.handles()
-            try:
-                await self.call(running.component_id, export, "handle", *handles)
-            except HostError as exc:
-                raise _exchange_failed(exchange, exc) from exc
-            await self._complete(running.component_id, exchange)
-        finally:
-            exchange.scope.deactivate(token)
-            exchange.close()
-
-    async def _complete(self, component_id: str, exchange: Exchange) -> None:
-        """After ``handle`` returned: the response must be set and its body finished."""
-        if not exchange.responded:
-            if exchange.request_error is not None:
-                error = exchange.request_error
-                raise HandlerError(error.status, error.public_message)
-            raise HandlerError(
-                500, "the component failed", f"component {component_id} set no response"
-            )
-        if exchange.error_code is not None:
-            raise HandlerError(
-                500,
-                "the component failed",
-                f"component {component_id} answered with error {exchange.error_code.tag}",
-            )
-        if exchange.aborted is not None or not exchange.finished:
-            reason = exchange.aborted or "returned before finishing the response body"
-            raise HandlerError(500, "the component failed", f"component {component_id} {reason}")
-        if not await exchange.settle(max(exchange.scope.remaining(), 1.0)):
-            raise HandlerError(500, "the response did not reach the client", component_id)
-
-
-def _exchange_failed(exchange: Exchange, exc: HostError) -> HandlerError:
-    """The status of a failed exchange: a broken request body first (the guest's
-    failure is then its consequence), else what the call's failure means."""
-    error = exchange.request_error
-    if error is not None and not exchange.responded:
-        return HandlerError(error.status, error.public_message, str(exc))
-    if isinstance(exc, DeadlineExceeded):
-        return HandlerError(504, "the component did not answer in time", str(exc))
-    if isinstance(exc, Overloaded | UnknownComponent):
-        return HandlerError(503, "the component is unavailable", str(exc))
-    return HandlerError(500, "the component failed", str(exc))
+        target = ExchangeTarget(
+            running.component_id, wasi, running.pool, export, running.spec.limits.deadline_s
+        )
+        with tracing.component_call(running.component_id, "handle", self.host_id):
+            await serve_exchange(target, request, sink)

@@ -10,16 +10,23 @@ reused: a trap can leave its memory in any state.
 Limits per instance: an execution deadline (epoch interruption) per call and
 a linear-memory cap (store limiter). ``HostLimits`` bounds what a request may
 ask for at all: the runtime refuses a pool over them instead of clamping it.
-A pool made with ``reuse=False`` gives each call a fresh instance (wasi:http
-components, which may keep per-request state).
+A pool made with ``reuse=False`` gives each call a fresh instance (a wasi:http
+component whose engine keeps per-request state, StarlingMonkey's); ``stop_reuse``
+switches a running pool to that. A caller that must know more than the result
+passes a ``CallInfo`` (was the instance used before?) and a ``keep`` check run on
+the worker right after the guest returns: when it says no, the instance is
+dropped as a failed one would be (a wasi:http guest that returned without
+answering).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +48,14 @@ from host.runtime.fastcall import FastFunc
 from host.runtime.workers import Workers
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallInfo:
+    """Filled in by ``InstancePool.call`` for a caller that asks."""
+
+    # The instance had served calls before this one (False: made for it, or warmed).
+    reused: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,11 @@ class HostLimits:
             )
         if limits.deadline_s <= 0 or limits.memory_bytes <= 0:
             raise LimitRefused(f"component {component_id}: deadline and memory must be positive")
+
+
+def store_key(store: wasmtime.Store | wasmtime.StoreContext) -> int:
+    """The same number for a store and for the context a host function receives from it."""
+    return ctypes.cast(store._context(), ctypes.c_void_p).value or 0
 
 
 class _Instance:
@@ -119,6 +139,7 @@ class InstancePool:
         limits: Limits,
         *,
         reuse: bool = True,
+        forget_store: Callable[[int], None] | None = None,
     ) -> None:
         self.component_id = component_id
         self.engine = engine
@@ -128,6 +149,8 @@ class InstancePool:
         self.limits = limits
         # False: each instance serves one call (wasi:http components expect a fresh one).
         self.reuse = reuse
+        # Told the ``store_key`` of each instance that is gone (host objects tied to it).
+        self._forget_store = forget_store
         self._idle: list[_Instance] = []
         self._lock = threading.Lock()
         self._instantiate_lock = threading.Lock()
@@ -196,7 +219,22 @@ class InstancePool:
 
     # -- calls -------------------------------------------------------------
 
-    async def call(self, interface: str, func: str, *args: Any) -> Any:
+    def stop_reuse(self) -> None:
+        """From now on every call gets a fresh instance; idle ones are dropped."""
+        self.reuse = False
+        with self._lock:
+            self._idle = [i for i in self._idle if i.calls == 0]
+
+    async def call(
+        self,
+        interface: str,
+        func: str,
+        *args: Any,
+        fresh: bool = False,
+        info: CallInfo | None = None,
+        keep: Callable[[], bool] | None = None,
+    ) -> Any:
+        """``func(*args)`` on an instance; ``fresh`` insists on one never used before."""
         if self._closed:
             raise UnknownComponent(f"component {self.component_id} is stopping")
         slots = self._slots
@@ -217,6 +255,10 @@ class InstancePool:
         self._drained.clear()
         try:
             # Workers run it in a copy of this context: the trace span carries over.
+            if fresh or info is not None or keep is not None:
+                return await self._executor.submit(
+                    self._call, interface, func, args, fresh, info, keep
+                )
             return await self._executor.submit(self._call, interface, func, args)
         finally:
             self.active -= 1
@@ -230,9 +272,13 @@ class InstancePool:
             raise UnknownComponent(f"component {self.component_id} is stopping")
         return self._call(interface, func, args)
 
-    def _take(self) -> _Instance:
+    def _take(self, fresh: bool = False) -> _Instance:
         with self._lock:
-            if self._idle:
+            if fresh:  # an idle instance that never ran a call is as good as a new one
+                for i, idle in enumerate(self._idle):
+                    if idle.calls == 0:
+                        return self._idle.pop(i)
+            elif self._idle:
                 return self._idle.pop()
         return self._instantiate()
 
@@ -247,11 +293,25 @@ class InstancePool:
                 instance = self.linker.instantiate(store, self.component)
         except Exception as exc:
             raise self._translate(exc, "instantiation") from exc
-        return _Instance(store, instance)
+        made = _Instance(store, instance)
+        if self._forget_store is not None:
+            # However the instance goes (failed, not reused, trimmed, closed).
+            weakref.finalize(made, self._forget_store, store_key(store))
+        return made
 
-    def _call(self, interface: str, name: str, args: tuple[Any, ...]) -> Any:
+    def _call(
+        self,
+        interface: str,
+        name: str,
+        args: tuple[Any, ...],
+        fresh: bool = False,
+        info: CallInfo | None = None,
+        keep: Callable[[], bool] | None = None,
+    ) -> Any:
         self.invocations += 1
-        instance = self._take()
+        instance = self._take(fresh)
+        if info is not None:
+            info.reused = instance.calls > 0
         instance.store.set_epoch_deadline(self.engine.deadline_ticks(self.limits.deadline_s))
         try:
             func = instance.func(interface, name)
@@ -262,7 +322,7 @@ class InstancePool:
             # The instance is dropped here: its state after a failure is unknown.
             raise self._translate(exc, f"{interface}#{name}") from exc
         instance.calls += 1
-        if not self.reuse:
+        if not self.reuse or (keep is not None and not keep()):
             return result
         with self._lock:
             if len(self._idle) < self.limits.max_concurrency:

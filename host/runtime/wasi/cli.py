@@ -44,7 +44,10 @@ def functions(
         raise WasiTrap(f"component {component_id} called exit with code {code}")
 
     def output(stream: str) -> Callable[[Any], Any]:
-        return lambda _s: table.own(OutputStream(_LogSink(OutputLines(component_id, stream))))
+        # The instance's, not the exchange's: guests keep their stdio handles.
+        return lambda store: table.own(
+            OutputStream(_LogSink(OutputLines(component_id, stream))), store
+        )
 
     none: Callable[[Any], None] = lambda _s: None  # noqa: E731
     return {
@@ -54,7 +57,7 @@ def functions(
             "initial-cwd": none,
         },
         "wasi:cli/exit": {"exit": exit_, "exit-with-code": exit_with_code},
-        "wasi:cli/stdin": {"get-stdin": lambda _s: table.own(InputStream(None))},
+        "wasi:cli/stdin": {"get-stdin": lambda store: table.own(InputStream(None), store)},
         "wasi:cli/stdout": {"get-stdout": output("stdout")},
         "wasi:cli/stderr": {"get-stderr": output("stderr")},
         "wasi:cli/terminal-input": {},

@@ -26,6 +26,7 @@ incoming trailers are always none and outgoing ones are dropped.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import re
 import threading
@@ -266,12 +267,16 @@ class Exchange:
         self.error_code: Variant | None = None  # ... with an error instead of a response
         self.aborted: str | None = None
         self.finished = False
-        self._pending: list[concurrent.futures.Future[Any]] = []
-        # On the loop: writes hold the lock in the order they were made, and wait
-        # for the head to be sent.
-        self._order = asyncio.Lock()
-        self._started = asyncio.Event()
-        self._head_failed: BaseException | None = None
+        self.body_read = False  # the guest asked for request body bytes
+        # What the guest sends, in order, until the loop's pump takes it: one hop to
+        # the loop for a response made at once, not one per head, chunk and end.
+        self._outbox: collections.deque[_Send] = collections.deque()
+        self._lock = threading.Lock()
+        self._pump_due = False  # a pump is scheduled or running
+        self._pump: asyncio.Task[None] | None = None
+        self._sent_any = False
+        self._send_failed = False
+        self._head_failed = False
 
     # -- made on the loop, before the guest runs ----------------------------
 
@@ -286,7 +291,7 @@ class Exchange:
     def respond(self, response: OutgoingResponse) -> None:
         self.responded = True
         headers = [(k, v) for k, v in response.headers.entries]
-        self._submit(self._start(response.status, headers))
+        self._send(_START, (response.status, headers))
         if response.body is None:
             self.finish()  # a response whose body was never taken is empty
         else:
@@ -297,70 +302,114 @@ class Exchange:
         self.error_code = code
 
     def write(self, chunk: bytes) -> concurrent.futures.Future[None]:
-        return self._submit(self._write(chunk))
+        return self._send(_WRITE, chunk)
 
     def finish(self) -> None:
         self.finished = True
-        self._submit(self._finish())
+        self._send(_FINISH, None)
 
     def abort(self, reason: str) -> None:
         if not self.finished:
             self.aborted = reason
 
-    def _submit(self, coro: Any) -> concurrent.futures.Future[Any]:
-        future = self.table.submit(coro)
-        self._pending.append(future)
-        return future
+    @property
+    def answered(self) -> bool:
+        """The guest answered completely (checked on its worker thread, after ``handle``)."""
+        return self.responded and self.error_code is None and self.finished and not self.aborted
+
+    @property
+    def replayable(self) -> bool:
+        """Nothing went towards the client and no body was read: another instance may serve it."""
+        return not self._sent_any and not self.body_read
+
+    def _send(self, op: int, arg: Any) -> concurrent.futures.Future[None]:
+        """Queue ``op`` for the client; the loop's pump sends queued ops in order."""
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        with self._lock:
+            self._outbox.append((op, arg, done))
+            self._sent_any = True
+            schedule, self._pump_due = not self._pump_due, True
+        if schedule:
+            self.table.loop.call_soon_threadsafe(self._start_pump)
+        return done
 
     # -- the loop's side -----------------------------------------------------
 
+    def _start_pump(self) -> None:
+        self._pump = asyncio.ensure_future(self._run_pump())
+
+    async def _run_pump(self) -> None:
+        while True:
+            with self._lock:
+                if not self._outbox:
+                    self._pump_due = False
+                    return
+                op, arg, done = self._outbox.popleft()
+            if done.cancelled():
+                continue
+            try:
+                await self._deliver(op, arg)
+            except BaseException as exc:
+                self._send_failed = True
+                if not done.cancelled():
+                    done.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+            else:
+                if not done.cancelled():
+                    done.set_result(None)
+
+    async def _deliver(self, op: int, arg: Any) -> None:
+        if op == _START:
+            try:
+                await self.sink.start(*arg)
+            except BaseException:
+                self._head_failed = True
+                raise
+            return
+        if self._head_failed:
+            raise StreamFailed(IoError("the client is gone"))
+        if op == _WRITE:
+            try:
+                await self.sink.write(arg)
+            except (ConnectionError, RuntimeError) as exc:
+                raise StreamFailed(IoError(f"the client is gone: {exc}")) from exc
+        else:
+            await self.sink.finish()
+
     async def read_body(self) -> bytes:
+        self.body_read = True
         try:
             return await self.request.body.read_chunk()
         except BodyError as exc:
             self.request_error = exc
             raise StreamFailed(IoError(exc.public_message)) from exc
 
-    async def _start(self, status: int, headers: list[tuple[str, bytes]]) -> None:
-        try:
-            await self.sink.start(status, headers)
-        except BaseException as exc:
-            self._head_failed = exc
-            raise
-        finally:
-            self._started.set()
-
-    async def _write(self, chunk: bytes) -> None:
-        async with self._order:
-            await self._started.wait()
-            if self._head_failed is not None:
-                raise StreamFailed(IoError("the client is gone"))
-            try:
-                await self.sink.write(chunk)
-            except (ConnectionError, RuntimeError) as exc:
-                raise StreamFailed(IoError(f"the client is gone: {exc}")) from exc
-
-    async def _finish(self) -> None:
-        async with self._order:
-            await self._started.wait()
-            if self._head_failed is None:
-                await self.sink.finish()
-
     async def settle(self, timeout_s: float) -> bool:
         """Wait for what the guest sent to reach the sink; True when all of it did."""
-        pending = [asyncio.wrap_future(f) for f in self._pending]
-        if not pending:
-            return True
-        done, _ = await asyncio.wait(pending, timeout=timeout_s)
-        return len(done) == len(pending) and all(
-            not f.cancelled() and f.exception() is None for f in done
-        )
+        # The pump was scheduled before the guest's call returned (both hops are
+        # call_soon_threadsafe from the worker, which keeps their order).
+        pump = self._pump
+        if pump is not None and not pump.done():
+            done, _ = await asyncio.wait([pump], timeout=timeout_s)
+            if not done:
+                return False
+        return not self._outbox and not self._send_failed and self._sent_any
 
     def close(self) -> None:
         """Cancel what is still pending and release the guest's request handles."""
-        for future in self._pending:
-            future.cancel()
+        with self._lock:
+            left, self._outbox = list(self._outbox), collections.deque()
+        for _op, _arg, done in left:
+            done.cancel()
+        if self._pump is not None and not self._pump.done():
+            self._pump.cancel()
         self.table.release_scope(self.scope)
+
+
+# What the pump sends: the head, a body chunk, the end.
+_START, _WRITE, _FINISH = 0, 1, 2
+_Send = tuple[int, Any, concurrent.futures.Future[None]]
 
 
 def functions(table: ResourceTable) -> Mapping[str, Callable[..., Any]]:

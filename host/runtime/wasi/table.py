@@ -10,8 +10,11 @@ Objects made while an HTTP exchange runs (its request, bodies, streams,
 outgoing calls) belong to that exchange's ``CallScope``: when the exchange
 ends they are released even if the guest never dropped them, so an instance
 reused for the next request cannot hold the previous one's buffers or
-sockets. Objects made outside an exchange (stdio streams, clock pollables)
-live until the guest drops them; ``MAX_OBJECTS`` bounds them.
+sockets. The stdio streams belong to the instance instead (componentize-py
+fetches stdout once and keeps the handle for later requests): they are
+released when the instance is dropped. Objects made outside an exchange
+(clock pollables at start-up) live until the guest drops them;
+``MAX_OBJECTS`` bounds them.
 
 Host functions run on the worker thread that runs the guest; waits on the
 event loop (``CallScope.wait``) end at the call's deadline with
@@ -33,6 +36,7 @@ from typing import Any, ClassVar, TypeVar
 from wasmtime import component as wc
 
 from host.errors import ComponentTrapped, DeadlineExceeded
+from host.runtime.pool import store_key
 
 __all__ = [
     "KINDS",
@@ -135,19 +139,28 @@ class ResourceTable:
         self.deadline_s = deadline_s  # bounds waits outside an exchange
         self._objects: dict[int, HostObject] = {}
         self._reps = itertools.count(1)
+        # Objects of one instance (``own(obj, store)``), by ``pool.store_key``.
+        self._by_store: dict[int, list[int]] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._objects)
 
-    def own(self, obj: HostObject) -> wc.ResourceHost:
-        """Register ``obj`` and hand its new handle to the guest."""
-        scope = current_scope()
+    def own(self, obj: HostObject, store: Any = None) -> wc.ResourceHost:
+        """Register ``obj`` and hand its new handle to the guest.
+
+        With ``store`` (the host function's), the object belongs to that instance
+        rather than to the exchange that asked for it: the stdio streams, which
+        guests fetch once and keep. It is released when the instance is gone.
+        """
+        scope = current_scope() if store is None else None
         with self._lock:
             if scope is None and len(self._objects) >= MAX_OBJECTS:
                 raise WasiTrap(f"the component holds over {MAX_OBJECTS} WASI handles")
             rep = next(self._reps) & 0xFFFF_FFFF
             self._objects[rep] = obj
+            if store is not None:
+                self._by_store.setdefault(store_key(store), []).append(rep)
         if scope is not None:
             scope.reps.append(rep)
         return wc.ResourceHost.own(rep, obj.KIND)
@@ -178,6 +191,14 @@ class ResourceTable:
         with self._lock:
             objs = [self._objects.pop(rep, None) for rep in scope.reps]
         scope.reps.clear()
+        for obj in objs:
+            if obj is not None:
+                obj.release()
+
+    def forget_store(self, key: int) -> None:
+        """An instance is gone: release the objects that were its own."""
+        with self._lock:
+            objs = [self._objects.pop(rep, None) for rep in self._by_store.pop(key, [])]
         for obj in objs:
             if obj is not None:
                 obj.release()
