@@ -129,6 +129,11 @@ class DataPlaneGroup:
         return [m.pid for m in self._members]
 
     @property
+    def ready(self) -> bool:
+        """Every member listens with every component and route."""
+        return all(m.ready for m in self._members)
+
+    @property
     def restarts(self) -> int:
         return sum(m.restarts for m in self._members)
 
