@@ -58,8 +58,11 @@ def start_host(
     port = free_port()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log_path = LOG_DIR / f"{log_name}.log"
+    # One process per host unless ``options`` say otherwise (the last one given wins):
+    # these sections measure the control plane, not the data plane's spread over cores.
     args = ["host", "--nats-url", nats_url, "--http-port", str(port),
-            "--state-dir", str(state_dir), "--host-id", host_id, *options]  # fmt: skip
+            "--state-dir", str(state_dir), "--host-id", host_id,
+            "--data-plane-processes", "1", *options]  # fmt: skip
     # No tracing or metrics exporter, whatever this shell sets: a host's default.
     env = {k: v for k, v in os.environ.items() if not k.startswith("WASMLATTICE_")}
     with open(log_path, "w") as log:

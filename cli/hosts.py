@@ -153,6 +153,14 @@ def host_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "[default: ./build, ./examples and the state dir].",
         ),
         click.option(
+            "--data-plane-processes",
+            type=click.IntRange(min=0),
+            default=os.cpu_count() or 1,
+            show_default="one per core",
+            envvar="WASMLATTICE_DATA_PLANE_PROCESSES",
+            help="Processes serving the HTTP port, this one included (0 or 1: this one only).",
+        ),
+        click.option(
             "--traces",
             default=None,
             envvar="WASMLATTICE_TRACES",
@@ -184,6 +192,7 @@ def _host_config(kwargs: dict[str, Any], nats: NatsOptions, lattice: str) -> Hos
         artifact_dirs=list(kwargs["artifact_dirs"]) or None,
         policy_file=kwargs["policy"],
         policy_subject=kwargs["policy_subject"],
+        data_plane_processes=kwargs["data_plane_processes"],
     )
 
 

@@ -14,6 +14,9 @@ error raised (``HttpUnavailable`` when the HTTP port is taken, say). Starts of
 components and providers pass the host's policy first (``host.policy``), and
 labels, components and providers stay within ``HostConfig.bounds``
 (``host.bounds``), the heartbeat within the server's max payload.
+With ``data_plane_processes`` N >= 2 the HTTP port is served by the daemon and
+N - 1 more processes (``host.dataplane``), which every component start, scale,
+route change and stop reaches too; N of 0 or 1 serves it from this process only.
 ``run()`` serves until ``request_stop()``. ``shutdown()`` is idempotent and
 graceful: stop taking new work (control and HTTP), let in-flight calls finish,
 say ``host_stopped``, then close the connection.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import functools
 import logging
@@ -43,16 +47,23 @@ from host.bounds import (
 )
 from host.component_request import plan_component
 from host.control import ControlInterface, component_key
+from host.dataplane.group import DataPlaneGroup
+from host.dataplane.settings import (
+    PlaneSettings,
+    bind_remote_providers,
+    build_http,
+    build_runtime,
+)
 from host.errors import HttpUnavailable
-from host.exports import CodecCache, ExportServer, RemoteCalls
+from host.exports import ExportServer
 from host.identity import friendly_name, host_labels, stable_host_id
 from host.keyed_locks import KeyedLocks
 from host.policy import DEFAULT_POLICY_TIMEOUT_S, PolicyGate, PolicyService, load_policy
 from host.runtime.components import ComponentSpec, HostRuntime
-from host.runtime.loader import DEFAULT_FETCH_TIMEOUT_S, DEFAULT_MAX_BYTES, LoadPolicy
+from host.runtime.loader import DEFAULT_FETCH_TIMEOUT_S, DEFAULT_MAX_BYTES
 from host.runtime.pool import HostLimits
 from host.supervisor import ProviderSupervisor
-from lattice.artifacts import ArtifactStore
+from lattice import tracing
 from lattice.auth import bound_host_id
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.errors import LatticeError
@@ -69,7 +80,6 @@ from lattice.events import (
     decode_event,
     publish_event,
 )
-from lattice.kv import BucketCache
 from lattice.messages import (
     ComponentDescription,
     HostInventory,
@@ -85,8 +95,6 @@ from lattice.state import LatticeState
 from lattice.subjects import Subjects, check_token
 from providers.http_listeners import AddressListeners, ListenerUnavailable
 from providers.http_server import HttpLimits, HttpServer
-from providers.keyvalue import KeyValueBackend, MemoryKeyValue, NatsKeyValue
-from providers.remote import RemoteKeyValue, remote_backend_name
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +131,28 @@ class HostConfig:
     limits: HostLimits = field(default_factory=HostLimits)
     # Labels, annotations, components and provider processes this host takes.
     bounds: HostBounds = field(default_factory=HostBounds)
+    # Processes serving the HTTP port (this one included; host.dataplane): 0 or 1 is
+    # this process alone.
+    data_plane_processes: int = 1
+
+    def plane_settings(self, host_id: str, http_port: int) -> PlaneSettings:
+        """What this process and each data-plane member build their runtime from."""
+        return PlaneSettings(
+            host_id=host_id,
+            state_dir=self.state_dir,
+            nats=self.nats,
+            subjects=self.subjects,
+            http_host=self.http_host,
+            http_port=http_port,
+            max_body_bytes=self.max_body_bytes,
+            http_limits=self.http_limits,
+            call_timeout_s=self.call_timeout_s,
+            artifact_dirs=tuple(self.artifact_dirs) if self.artifact_dirs is not None else None,
+            max_component_bytes=self.max_component_bytes,
+            fetch_timeout_s=self.fetch_timeout_s,
+            limits=self.limits,
+            traces=tracing.exporters()[0],
+        )
 
 
 class HostDaemon:
@@ -136,6 +166,7 @@ class HostDaemon:
         state: LatticeState,
         runtime: HostRuntime,
         http: HttpServer,
+        dataplane: DataPlaneGroup,
         supervisor: ProviderSupervisor,
         exports: ExportServer,
         policy: PolicyGate,
@@ -153,6 +184,8 @@ class HostDaemon:
         self.http = http
         # Listeners of http-server links that name an address, set up as the main one.
         self.listeners = AddressListeners(functools.partial(_address_server, http))
+        # The other processes serving the HTTP port (none with data_plane_processes <= 1).
+        self.dataplane = dataplane
         # Out-of-process providers this host runs.
         self.supervisor = supervisor
         self.exports = exports
@@ -191,40 +224,17 @@ class HostDaemon:
         async with contextlib.AsyncExitStack() as undo:
             nc = await connect(config.nats)
             undo.push_async_callback(_close_connection, nc)
-            backends: dict[str, KeyValueBackend] = {
-                "nats": NatsKeyValue(BucketCache(nc)),
-                "memory": MemoryKeyValue(),
-            }
-            codecs = CodecCache()
-            remote = RemoteCalls(
-                nc, subjects, codecs, asyncio.get_running_loop(), config.call_timeout_s
-            )
-            runtime = HostRuntime(
-                config.state_dir / "compile-cache",
-                backends,
-                remote=remote.invoke,
-                host_id=host_id,
-                load_policy=LoadPolicy.of(
-                    config.artifact_dirs,
-                    config.state_dir,
-                    config.max_component_bytes,
-                    config.fetch_timeout_s,
-                    objects=ArtifactStore(nc, subjects).get,
-                ),
-                limits=config.limits,
-            )
+            settings = config.plane_settings(host_id, config.http_port)
+            runtime, codecs = build_runtime(nc, settings)
             undo.push_async_callback(runtime.close)
-            http = HttpServer(
-                runtime.handle_http,
-                config.http_host,
-                config.http_port,
-                config.max_body_bytes,
-                config.http_limits,
-                exchanges=runtime.http_exchange,
-            )
-            http.host_id = host_id
+            members = max(0, config.data_plane_processes - 1)
+            http = build_http(runtime, settings, reuse_port=members > 0)
             undo.push_async_callback(http.stop)
             await _start_http(http)
+            # Members join the port this process took (a free one, for port 0).
+            settings = dataclasses.replace(settings, http_port=http.port)
+            dataplane = await DataPlaneGroup.start(settings, members)
+            undo.push_async_callback(dataplane.close)
             publish = functools.partial(_publish, nc, subjects)
             supervisor = ProviderSupervisor(
                 nc,
@@ -244,7 +254,9 @@ class HostDaemon:
                 else None
             )
             policy = PolicyGate(host_id, publish, local_policy, service)
-            daemon = cls(config, host_id, nc, state, runtime, http, supervisor, exports, policy)
+            daemon = cls(
+                config, host_id, nc, state, runtime, http, dataplane, supervisor, exports, policy
+            )
             # From here on, the daemon's own shutdown closes everything.
             undo.pop_all()
         try:
@@ -305,6 +317,7 @@ class HostDaemon:
         await _bounded(self._stop_responding(), "unsubscribing", timeout_s=6.0)
         await self.http.stop()
         await self.listeners.stop()
+        await self.dataplane.close()
         for component_id in list(self.runtime.components):
             await self.runtime.stop(component_id, drain_timeout_s)
         await self.runtime.close()
@@ -348,6 +361,8 @@ class HostDaemon:
         for running in self.runtime.components.values():
             pool = running.pool
             request = self._desired.get(running.component_id)
+            # The data-plane members' calls count with this process's.
+            calls, failures, active = self.dataplane.stats(running.component_id)
             components.append(
                 ComponentDescription(
                     component_id=running.component_id,
@@ -356,9 +371,9 @@ class HostDaemon:
                     digest=running.digest,
                     count=running.spec.replicas,
                     max_concurrency=pool.limits.max_concurrency,
-                    active=pool.active,
-                    invocations=pool.invocations,
-                    failures=pool.failures,
+                    active=pool.active + active,
+                    invocations=pool.invocations + calls,
+                    failures=pool.failures + failures,
                     exports=running.exports,
                     annotations=request.annotations if request else {},
                 )
@@ -413,6 +428,8 @@ class HostDaemon:
             self._desired.pop(component_id, None)
             self.http.routes.remove_component(component_id)
             await self.listeners.remove_component(component_id)
+            await self.dataplane.set_routes(list(self.http.routes))
+            await self.dataplane.stop_component(component_id)
             await self.exports.stop_serving(component_id)
             if component_id in self.runtime.components:
                 await self.runtime.stop(component_id)
@@ -437,13 +454,15 @@ class HostDaemon:
             reserved=self.subjects.owns_bucket,
             secrets=secrets,
         )
-        self._bind_remote_providers(plan.remote_providers)
+        bind_remote_providers(self.runtime, self.nc, self.subjects, plan.remote_providers)
         await self._start_counted(component_id, plan.spec)
+        await self.dataplane.start_component(plan.spec, plan.remote_providers)
         await self.exports.serve(component_id)
         self._desired[component_id] = request
         self.http.routes.remove_component(component_id)
         for route in plan.routes:
             self.http.routes.add(route)
+        await self.dataplane.set_routes(list(self.http.routes))
         try:
             await self.listeners.update(component_id, plan.address_routes)
         except ListenerUnavailable as exc:  # the component runs; that route cannot
@@ -463,18 +482,6 @@ class HostDaemon:
             await self.runtime.start(spec)
         finally:
             self._starting.discard(component_id)
-
-    def _bind_remote_providers(self, provider_ids: tuple[str, ...]) -> None:
-        """A keyvalue backend per out-of-process provider that links call (providers/remote.py).
-
-        A ``RemoteKeyValue`` holds no state but the connection, so every component
-        linked to one provider shares it.
-        """
-        backends = self.runtime.keyvalue_backends
-        for provider_id in provider_ids:
-            name = remote_backend_name(provider_id)
-            if name not in backends:
-                backends[name] = RemoteKeyValue(self.nc, self.subjects, provider_id)
 
     def desired(self, component_id: str) -> ScaleComponent | None:
         return self._desired.get(component_id)

@@ -46,12 +46,14 @@ def spawn(
     capture_stdout: bool = False,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
     """Start ``args``; stdout and stderr go to ``log`` (or are inherited without one).
 
     ``own_group``: a session (and process group) of its own, so signals from the
     terminal reach the parent only. ``capture_stdout``: stdout is a pipe for the
     parent to read (a ``READY`` line, say) and only stderr goes to the log.
+    ``pass_fds``: descriptors the child inherits (one end of a socket pair, say).
     """
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +67,7 @@ def spawn(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=own_group,
+            pass_fds=tuple(pass_fds),
         )
 
 

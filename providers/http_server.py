@@ -272,12 +272,15 @@ class HttpServer:
         limits: HttpLimits | None = None,
         *,
         exchanges: ExchangeLookup | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.invoke = invoke
         self.exchanges = exchanges
         self.routes = RouteTable()
         self.bind_host = host
         self.port = port
+        # SO_REUSEPORT: the processes of one host all listen on its port (host.dataplane).
+        self.reuse_port = reuse_port
         self.max_body_bytes = max_body_bytes
         self.limits = limits or HttpLimits()
         self.server = GuardedServer(self._handle, self.limits)
@@ -288,7 +291,13 @@ class HttpServer:
     async def start(self) -> None:
         self._runner = web.ServerRunner(self.server, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.bind_host, self.port, reuse_address=True)
+        site = web.TCPSite(
+            self._runner,
+            self.bind_host,
+            self.port,
+            reuse_address=True,
+            reuse_port=self.reuse_port or None,
+        )
         await site.start()
         if self.port == 0:
             server = site._server

@@ -7,6 +7,7 @@ leave asyncio tasks behind.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,6 +20,10 @@ sys.path.insert(0, str(REPO))
 from examples.build_components import build_all  # noqa: E402
 from host.runtime.loader import LoadPolicy  # noqa: E402
 from lattice.natsd import NatsServer  # noqa: E402
+
+# Hosts the tests start with the `lattice` CLI serve HTTP from one process unless a
+# test asks for more (tests/test_dataplane.py): the CLI's default is one per core.
+os.environ.setdefault("WASMLATTICE_DATA_PLANE_PROCESSES", "1")
 
 
 @pytest.fixture(scope="session")

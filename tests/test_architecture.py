@@ -32,3 +32,26 @@ def test_importing_the_host_daemon_loads_neither_click_nor_redis() -> None:
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_only_the_runtime_imports_wasmtime() -> None:
+    """Every module outside host/runtime, new ones included (the import-linter
+    contract lists modules by name; this check needs no list)."""
+    import ast
+
+    offenders = []
+    for package in ("cli", "host", "lattice", "providers", "controller", "deploy", "catalog"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            if path.is_relative_to(REPO / "host" / "runtime"):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = (
+                    [alias.name for alias in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
+                if any(name.split(".")[0] == "wasmtime" for name in names):
+                    offenders.append(str(path.relative_to(REPO)))
+    assert offenders == []

@@ -23,6 +23,7 @@ SECTIONS: dict[str, str] = {
     "controller": "bench.sections.controller",
     "reconcile": "bench.sections.reconcile",
     "distributed": "bench.sections.distributed",
+    "dataplane": "bench.sections.dataplane",
 }
 
 

@@ -1,9 +1,14 @@
 """Worker threads that run guest calls off the event loop, with a cheap hand-off.
 
 ``loop.run_in_executor`` costs ~110 µs per round trip on a small VM (a concurrent
-future, its callbacks, then a wake-up of the loop); a plain queue and one
-``call_soon_threadsafe`` per result costs about half. Guest code releases the GIL
-while it runs, so these threads run wasm in parallel with the event loop.
+future, its callbacks, then a wake-up of the loop); a plain queue and a plain
+asyncio future cost about half. Guest code releases the GIL while it runs, so
+these threads run wasm in parallel with the event loop.
+
+Results go back in batches (``_Completions``): a finished call joins a list, and
+only the first call into an empty list wakes the loop (one ``call_soon_threadsafe``,
+a write to the loop's self-pipe); the loop then settles every result gathered
+meanwhile. Under load that is one wake-up for many calls instead of one each.
 
 Threads start on demand, up to ``count``: one when a job is queued and no
 started thread is idle. A pool sized for 64 concurrent calls that sees two at a
@@ -18,10 +23,67 @@ import contextvars
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
-_Job = tuple[asyncio.Future[Any], contextvars.Context, Callable[..., Any], tuple[Any, ...]]
+# A finished call: its future, then the exception raised or the value returned.
+_Done = tuple[asyncio.Future[Any], bool, Any]
+
+
+class _Completions:
+    """Results of worker calls on their way to one loop, settled in batches."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Weak: this object is the value of a weak mapping keyed by the loop.
+        self._loop = weakref.ref(loop)
+        self._lock = threading.Lock()
+        self._done: list[_Done] = []
+
+    def put(self, future: asyncio.Future[Any], value: Any, *, error: bool) -> None:
+        """From a worker thread: hand a result over; wakes the loop only if it is not due."""
+        with self._lock:
+            self._done.append((future, error, value))
+            if len(self._done) > 1:
+                return  # a wake-up is already on its way and will take this one too
+        loop = self._loop()
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._settle)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is waiting any more
+
+    def _settle(self) -> None:
+        with self._lock:
+            done, self._done = self._done, []
+        for future, error, value in done:
+            if future.done():  # the caller was cancelled meanwhile
+                continue
+            if error:
+                future.set_exception(value)
+            else:
+                future.set_result(value)
+
+
+# One per loop, shared by every pool's workers: their results share the wake-ups.
+_completions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Completions] = (
+    weakref.WeakKeyDictionary()
+)
+_completions_lock = threading.Lock()
+
+
+def _completions_for(loop: asyncio.AbstractEventLoop) -> _Completions:
+    found = _completions.get(loop)
+    if found is None:
+        with _completions_lock:
+            found = _completions.setdefault(loop, _Completions(loop))
+    return found
+
+
+_Job = tuple[
+    _Completions, asyncio.Future[Any], contextvars.Context, Callable[..., Any], tuple[Any, ...]
+]
 
 
 class Workers:
@@ -46,7 +108,9 @@ class Workers:
 
     def submit(self, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         """Run ``func(*args)`` on a worker, in a copy of the caller's context."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        completions = _completions_for(loop)
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"workers {self._name} are closed")
@@ -59,7 +123,7 @@ class Workers:
                 self._alive += 1
                 thread.start()
             # Queued under the lock: a close() that follows puts its stop marks after it.
-            self._jobs.put((future, contextvars.copy_context(), func, args))
+            self._jobs.put((completions, future, contextvars.copy_context(), func, args))
         return future
 
     def close(self) -> None:
@@ -110,8 +174,7 @@ class Workers:
                 if job is None:
                     return
                 self._waiting -= 1
-            future, context, func, args = job
-            loop = future.get_loop()
+            completions, future, context, func, args = job
             try:
                 result = context.run(func, *args)
             except BaseException as exc:  # handed to the awaiting coroutine
@@ -122,7 +185,7 @@ class Workers:
             # find this thread free, not start another one.
             with self._lock:
                 self._idle += 1
-            _deliver(loop, future, value, error=error)
+            completions.put(future, value, error=error)
 
 
 def _join_all(threads: list[threading.Thread], timeout_s: float) -> None:
@@ -130,20 +193,3 @@ def _join_all(threads: list[threading.Thread], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def _deliver(
-    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], value: Any, *, error: bool
-) -> None:
-    def settle() -> None:
-        if future.done():  # the caller was cancelled meanwhile
-            return
-        if error:
-            future.set_exception(value)
-        else:
-            future.set_result(value)
-
-    try:
-        loop.call_soon_threadsafe(settle)
-    except RuntimeError:
-        pass  # the loop is closed: nobody is waiting any more

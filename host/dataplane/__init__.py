@@ -1,0 +1,29 @@
+"""The host's data plane spread over several processes: one per core, one port.
+
+One Python process serves HTTP through components on about one core: wasm
+runs on worker threads without the GIL, but parsing HTTP, routing and handing
+calls over all need it. A host configured with ``data_plane_processes = N``
+(N >= 2) therefore serves its HTTP port from N processes: the daemon itself
+and N - 1 *members* (``host.dataplane.member``), each with its own runtime,
+instance pools and event loop, all listening on the same port with
+SO_REUSEPORT, so the kernel spreads connections over them. N of 0 or 1 is the
+plain in-process host.
+
+The daemon stays the host's one face to the lattice: control, heartbeats and
+inventory, exports served to other hosts. It drives its members over a private
+channel (``host.dataplane.channel``: msgpack frames over a socket pair, never
+NATS) with ``DataPlaneGroup`` (``host.dataplane.group``): every component
+start, scale, stop and route change goes to each member; a member that dies
+is started again and given the host's current components and routes before it
+joins the port. Members open their own NATS connections with the host's
+credentials (keyvalue, calls to components on other hosts, artifacts), and
+read compiled components from the host's compile cache on disk, so a member
+deserialises a component in tens of milliseconds instead of compiling it.
+
+What a member needs to build its runtime and HTTP front, and how the daemon
+builds its own from the same description, is ``host.dataplane.settings``.
+
+A member that is killed cannot answer what it had in flight: the kernel closes
+its connections, so those clients see the connection end at once (never a
+hang), and new connections go to the members still listening.
+"""
