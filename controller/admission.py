@@ -14,7 +14,7 @@ other apps and with the lattice's own state, so:
 ``admit`` runs these before ``lattice apply`` stores a spec. The controller runs
 ``parse_stored`` and ``lattice_problems`` on every spec it loads, since the bucket
 can be written without the CLI, and resolves route ownership itself
-(``controller.reconcile.route_owners``): a spec it cannot use marks only its own app
+(``controller.links.route_owners``): a spec it cannot use marks only its own app
 invalid.
 """
 

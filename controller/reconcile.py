@@ -4,6 +4,11 @@
 nothing and awaits nothing: same inputs, same commands. The service
 (``controller.service``) gathers the inputs and the executor sends the output.
 
+The pass is split by concept: ``controller.placement`` says where replicas go (alive
+and eligible hosts, spread and daemon scalers), ``controller.links`` turns each app's
+links into link commands (HTTP route owners included) and ``controller.named_config``
+resolves named config; this module holds the per-host change rules, orphans and status.
+
 Rules:
 
 - A host is alive if it heartbeated within ``host_timeout_s``; replicas on dead hosts
@@ -17,19 +22,14 @@ Rules:
   heartbeat or expires, so it is not re-issued every pass.
 - Components and links annotated with an app that is no longer deployed are removed.
 - Ids are scoped per app (``deploy.names.scoped_id``: ``<app>--<name>``), so two apps
-  never name the same component, provider or link. An HTTP route (path prefix and
-  Host, ``deploy.names.route_key``) has one owner app: the app whose route link is in
-  the lattice already, else the first claimant by name. Another app claiming it gets
-  no link for it, and a reason naming the owner in its status (it never takes it over).
+  never name the same component, provider or link. An HTTP route has one owner app
+  (``controller.links``); another app claiming it gets a reason, not the route.
 - A component (or placed provider) without a scaler is declared, not placed (as in
   wadm): its status row says so, the app is not failed by it. A capability whose image
   has no counterpart here gets a row naming the supported images; its links are left
   out and the rest of the app deploys.
-- Named config a link names (``lattice config put``) is resolved from
-  ``named_config`` (the values the service read for the names the apps use); a missing
-  one leaves that link out with a reason. A component's named configs are passed on by
-  name (the host layers them under its inline config); a missing one is a reason
-  and the component is not started until it exists.
+- A missing named config (``lattice config put``) leaves out the link naming it, or
+  keeps the component naming it from starting, with a reason in the app's status.
 - Out-of-process providers (capabilities of a placed kind) are placed like components by
   their scaler, but at most one per host; on a config change each host replaces its
   provider process, the new one serving before the old one stops.
@@ -40,28 +40,23 @@ Rules:
 from __future__ import annotations
 
 import hashlib
-import heapq
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from catalog.kinds import HTTP_SERVER, SUPPORTED_IMAGES, placed_kind
+from catalog.kinds import SUPPORTED_IMAGES
 from controller.commands import (
     Command,
     DeleteLinkCommand,
-    Pairs,
     ProviderCommand,
     PutLinkCommand,
     ScaleCommand,
 )
-from controller.model import (
-    HostView,
-    LinkView,
-    Observed,
-    Pending,
-    ProviderReplica,
-)
-from deploy.model import AppSpec, CapabilityDecl, ComponentDecl, LinkDecl, Scaler, Spread
-from deploy.names import RouteKey, route_key, routes, scoped_id
+from controller.links import link_commands, route_owners
+from controller.model import HostView, Observed, Pending, ProviderReplica
+from controller.named_config import missing_config, missing_reason
+from controller.placement import HostIndex, alive_hosts, claim, placement
+from deploy.model import AppSpec, CapabilityDecl, ComponentDecl
+from deploy.names import scoped_id
 from lattice.app_status import AppState, AppStatus, ComponentStatus
 
 
@@ -73,22 +68,6 @@ class Plan:
 
 def component_id(app: str, component: str) -> str:
     return scoped_id(app, component)
-
-
-def route_owners(apps: Sequence[AppSpec], observed: Observed) -> dict[RouteKey, str]:
-    """The app owning each route some app claims: one holding it now, else the first
-    claimant by name (so the owner does not depend on the order apps are listed)."""
-    claims: dict[RouteKey, set[str]] = {}
-    for app in apps:
-        for key, _ in routes(app):
-            claims.setdefault(key, set()).add(app.name)
-    held: dict[RouteKey, set[str]] = {}
-    for link in observed.links.values():
-        if link.source == HTTP_SERVER and link.app:
-            held.setdefault(route_key(dict(link.config)), set()).add(link.app)
-    return {
-        key: min(claimants & held.get(key, set()) or claimants) for key, claimants in claims.items()
-    }
 
 
 def revision(app: AppSpec, decl: ComponentDecl) -> str:
@@ -103,99 +82,6 @@ def revision(app: AppSpec, decl: ComponentDecl) -> str:
 def provider_revision(decl: CapabilityDecl) -> str:
     """Identity of what a provider replica should run; a change replaces it."""
     return hashlib.sha256(repr((decl.provider, decl.config)).encode()).hexdigest()[:16]
-
-
-def alive_hosts(observed: Observed, now: float, host_timeout_s: float) -> list[HostView]:
-    return sorted(
-        (h for h in observed.hosts.values() if now - h.last_seen <= host_timeout_s),
-        key=lambda h: h.host_id,
-    )
-
-
-def split_by_weight(total: int, weights: Sequence[int]) -> list[int]:
-    """Largest-remainder split of ``total`` proportional to ``weights``."""
-    weight_sum = sum(weights)
-    if weight_sum <= 0:
-        return [0] * len(weights)
-    exact = [total * w / weight_sum for w in weights]
-    shares = [int(x) for x in exact]
-    by_remainder = sorted(range(len(weights)), key=lambda i: (-(exact[i] - shares[i]), i))
-    for i in by_remainder[: total - sum(shares)]:
-        shares[i] += 1
-    return shares
-
-
-def spread_evenly(
-    total: int, hosts: Sequence[HostView], current: Mapping[str, int], load: Mapping[str, int]
-) -> dict[str, int]:
-    """``total`` replicas over ``hosts``, as even as possible.
-
-    Ties go to hosts already running the component (no needless moves), then to the
-    least loaded hosts (so many apps do not pile onto the same few hosts).
-    """
-    if not hosts:
-        return {}
-
-    def preference(h: HostView) -> tuple[int, int, str]:
-        return (-current.get(h.host_id, 0), load.get(h.host_id, 0), h.host_id)
-
-    base, extra = divmod(total, len(hosts))
-    if base == 0:
-        # Fewer replicas than hosts: only the ``extra`` most preferred get one.
-        return {h.host_id: 1 for h in heapq.nsmallest(extra, hosts, key=preference)}
-    ordered = sorted(hosts, key=preference)
-    return {h.host_id: base + (1 if i < extra else 0) for i, h in enumerate(ordered)}
-
-
-def describe(spread: Spread) -> str:
-    return ",".join(f"{k}={v}" for k, v in spread.requirements) or "any host"
-
-
-class HostIndex:
-    """Eligible hosts of one pass, and which of them match each set of requirements.
-
-    Many apps share a few requirement sets; matching once per set and pass (not once
-    per app) is what keeps 1,000 apps over 100 hosts fast.
-    """
-
-    def __init__(self, eligible: Sequence[HostView]) -> None:
-        self.eligible = list(eligible)
-        self._matching: dict[tuple[tuple[str, str], ...], list[HostView]] = {}
-
-    def matching(self, spread: Spread) -> list[HostView]:
-        found = self._matching.get(spread.requirements)
-        if found is None:
-            found = [h for h in self.eligible if spread.matches(h.labels)]
-            self._matching[spread.requirements] = found
-        return found
-
-
-def placement(
-    scaler: Scaler,
-    index: HostIndex,
-    current: Mapping[str, int],
-    load: Mapping[str, int],
-) -> tuple[dict[str, int], list[str]]:
-    """Target replicas per host, and the reasons a part could not be placed."""
-    spreads = scaler.spreads or (Spread(name="default"),)
-    targets: dict[str, int] = {}
-    reasons = []
-    if scaler.kind == "daemon":
-        for spread in spreads:
-            for host in index.matching(spread):
-                targets[host.host_id] = scaler.instances
-        if not targets and scaler.instances > 0:
-            reasons.append(f"no host matches {' or '.join(describe(s) for s in spreads)}")
-        return targets, reasons
-    shares = split_by_weight(scaler.instances, [s.weight for s in spreads])
-    for spread, share in zip(spreads, shares, strict=True):
-        matching = index.matching(spread)
-        if share and not matching:
-            reasons.append(f"no host matches {describe(spread)} ({share} replicas unplaced)")
-            continue
-        for host_id, n in spread_evenly(share, matching, current, load).items():
-            targets[host_id] = targets.get(host_id, 0) + n
-    return targets, reasons
 
 
 def reconcile(
@@ -222,19 +108,19 @@ def reconcile(
     wanted_links: set[str] = set()
     owners = route_owners(apps, observed)
     for app in apps:
-        link_commands, link_keys, app_reasons = _links(app, observed, owners, named_config)
-        commands.extend(link_commands)
+        put_links, link_keys, app_reasons = link_commands(app, observed, owners, named_config)
+        commands.extend(put_links)
         wanted_links |= link_keys
         component_states = list(_not_placed(app))
-        busy = bool(link_commands)
+        busy = bool(put_links)
         for decl in app.components:
             if decl.scaler is None:
                 continue
             cid = component_id(app.name, decl.name)
             wanted_components.add(cid)
-            missing = _missing_config(decl.config_names, named_config)
+            missing = missing_config(decl.config_names, named_config)
             if missing:
-                reason = _missing_reason(missing)
+                reason = missing_reason(missing)
                 app_reasons.append(f"{decl.name}: {reason}")
                 component_states.append(
                     ComponentStatus(
@@ -297,19 +183,6 @@ def _not_placed(app: AppSpec) -> list[ComponentStatus]:
 def _row(app: AppSpec, name: str, reason: str) -> ComponentStatus:
     cid = component_id(app.name, name)
     return ComponentStatus(component=name, component_id=cid, desired=0, running=0, reason=reason)
-
-
-def _missing_config(
-    names: Sequence[str], named_config: Mapping[str, Mapping[str, str]] | None
-) -> list[str]:
-    if named_config is None:
-        return []
-    return [name for name in names if name not in named_config]
-
-
-def _missing_reason(missing: Sequence[str]) -> str:
-    listed = ", ".join(f"'{name}'" for name in missing)
-    return f"named config {listed} is not stored (lattice config put NAME KEY=VALUE...)"
 
 
 def _command_order(command: Command) -> int:
@@ -375,7 +248,7 @@ def _component(
     current = replicas.of(cid)
     counts = {host_id: count for host_id, (count, _) in current.items() if count}
     targets, reasons = placement(decl.scaler, index, counts, load)
-    _claim(load, targets, counts)
+    claim(load, targets, counts)
     desired_total = sum(targets.values())
     running = {h: n for h, (n, _) in replicas.running.get(cid, {}).items() if n}
     # Replicas observed running the right revision on hosts that keep them.
@@ -397,12 +270,6 @@ def _component(
         reason="; ".join(reasons),
     )
     return commands, state
-
-
-def _claim(load: dict[str, int], targets: Mapping[str, int], counts: Mapping[str, int]) -> None:
-    """Count this placement in the hosts' load, so later ones prefer other hosts."""
-    for host_id, target in targets.items():
-        load[host_id] = load.get(host_id, 0) + target - counts.get(host_id, 0)
 
 
 def _changes(
@@ -450,7 +317,7 @@ def _provider(
             f"{decl.scaler.instances} replicas wanted but a provider runs once per host "
             f"and {len(targets)} hosts match"
         )
-    _claim(load, targets, counts)
+    claim(load, targets, counts)
     observed = replicas.providers.get(pid, {})
     healthy = {h for h, p in observed.items() if p.healthy}
     ready_elsewhere = sum(
@@ -491,100 +358,6 @@ def _scale(app: AppSpec, decl: ComponentDecl, host_id: str, count: int, rev: str
         max_concurrency=decl.max_concurrency,
         config_names=decl.config_names,
         secrets=tuple((s.name, s.key, s.field or "") for s in decl.secrets),
-    )
-
-
-def _links(
-    app: AppSpec,
-    observed: Observed,
-    owners: Mapping[RouteKey, str],
-    named_config: Mapping[str, Mapping[str, str]] | None = None,
-) -> tuple[list[PutLinkCommand], set[str], list[str]]:
-    """The app's link commands, the keys of its links, and its route conflicts."""
-    providers = {c.name: c.provider for c in app.capabilities}
-    unsupported = {c.name for c in app.capabilities if not c.supported}
-    commands = []
-    keys = set()
-    conflicts = []
-    for decl in app.links:
-        if decl.source in unsupported or decl.target in unsupported:
-            continue  # reported on the capability's row
-        names = (*decl.source_config_names, *decl.target_config_names)
-        if names:
-            missing = _missing_config(names, named_config or {})
-            if missing:
-                conflicts.append(f"link {decl.source} -> {decl.target}: {_missing_reason(missing)}")
-                continue
-            decl = _with_named_config(decl, named_config or {})
-        if providers.get(decl.source) == HTTP_SERVER:
-            route = route_key(dict(decl.source_config))
-            owner = owners.get(route, app.name)
-            if owner != app.name:
-                conflicts.append(
-                    f"{decl.target}: HTTP route {route} is owned by app '{owner}' "
-                    "(choose another path or host)"
-                )
-                continue
-            # HTTP routes: one link per target component, configured by the source side.
-            target = component_id(app.name, decl.target)
-            command = PutLinkCommand(
-                HTTP_SERVER,
-                target,
-                decl.namespace,
-                decl.package,
-                decl.interfaces,
-                target,
-                decl.source_config,
-                app.name,
-            )
-        else:
-            source = component_id(app.name, decl.source)
-            target = providers.get(decl.target) or component_id(app.name, decl.target)
-            config = decl.target_config
-            placed = placed_kind(target)
-            if placed is not None and placed.serves is not None:
-                # Calls go to the contract's remote backend, served by provider <app>--<name>.
-                provider_id = component_id(app.name, decl.target)
-                target = placed.serves
-                config = tuple(sorted({**dict(config), "provider": provider_id}.items()))
-            command = PutLinkCommand(
-                source,
-                target,
-                decl.namespace,
-                decl.package,
-                decl.interfaces,
-                decl.name,
-                config,
-                app.name,
-            )
-        keys.add(command.link_key)
-        existing = observed.links.get(command.link_key)
-        wanted = LinkView(
-            command.link_key,
-            command.target,
-            command.interfaces,
-            command.config,
-            app.name,
-            command.source_id,
-        )
-        if existing != wanted:
-            commands.append(command)
-    return commands, keys, conflicts
-
-
-def _with_named_config(decl: LinkDecl, named: Mapping[str, Mapping[str, str]]) -> LinkDecl:
-    """The link with its named configs layered under its inline config."""
-
-    def layered(names: Sequence[str], inline: Pairs) -> Pairs:
-        merged: dict[str, str] = {}
-        for name in names:
-            merged.update(named[name])
-        return tuple(sorted({**merged, **dict(inline)}.items()))
-
-    return replace(
-        decl,
-        source_config=layered(decl.source_config_names, decl.source_config),
-        target_config=layered(decl.target_config_names, decl.target_config),
     )
 
 

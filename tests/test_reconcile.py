@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from controller.commands import DeleteLinkCommand, PutLinkCommand, ScaleCommand
 from controller.model import HostView, LinkView, Observed, Pending, Replicas
-from controller.reconcile import reconcile, revision, split_by_weight
+from controller.placement import split_by_weight
+from controller.reconcile import reconcile, revision
 from deploy.model import AppSpec, CapabilityDecl, ComponentDecl, LinkDecl, Scaler, Spread
 
 NOW = 1000.0
