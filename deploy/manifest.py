@@ -22,6 +22,10 @@ sees what the earlier ones accepted:
    link targets, scalers, sources, providers) add ``ManifestReferenceError`` and
    ``UnsupportedFeatureError`` problems.
 
+This module holds the public API and the normaliser (components, capabilities, scalers);
+``deploy.manifest_links`` the link traits and the checks across them,
+``deploy.manifest_config`` config and secrets.
+
 What is accepted, warned about, ignored and refused (*ext* marks this project's
 extensions), as wadm's own validation defines it:
 
@@ -80,15 +84,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from catalog.kinds import (
     BUILTIN_CAPABILITIES,
-    HTTP_SERVER,
     KINDS,
     kind_of_image,
     placed_kind,
@@ -102,29 +103,38 @@ from deploy.errors import (
     Problem,
     UnsupportedFeatureError,
 )
-from deploy.interfaces import interface_warning
 from deploy.locate import Loc, Locator, Report, parse_yaml, validate
+from deploy.manifest_config import (
+    SECRET_POLICY_TYPE,
+    Pairs,
+    merge_configs,
+    refuse_named,
+    refuse_secrets,
+    secret_refs,
+)
+from deploy.manifest_links import (
+    LinkAt,
+    check_link_config_names,
+    check_links,
+    link_traits,
+    take_provider_config,
+)
 from deploy.model import (
     UNSUPPORTED,
     AppSpec,
     CapabilityDecl,
     ComponentDecl,
-    LinkDecl,
     Scaler,
-    SecretRef,
     Spread,
 )
-from deploy.names import new_version, route_key
+from deploy.names import new_version
 from deploy.schema import (
     CapabilityProperties,
     ComponentEntry,
     ComponentProperties,
-    ConfigProperty,
-    LinkProperties,
     Manifest,
     PolicyEntry,
     ScalerProperties,
-    SecretEntry,
     Trait,
     validate_top,
 )
@@ -149,11 +159,8 @@ API_VERSION = "core.oam.dev/v1beta1"
 KIND = "Application"
 # The built-in providers a capability may name (by image or properties.provider).
 PROVIDERS = BUILTIN_CAPABILITIES
-# The policy type wadm gives secret backends (``spec.policies``).
-SECRET_POLICY_TYPE = "policy.secret.wasmcloud.dev/v1alpha1"
 _SCALERS = {"spreadscaler": "spread", "daemonscaler": "daemon"}
 _TRAITS = (*_SCALERS, "link")
-Pairs = tuple[tuple[str, str], ...]
 
 
 # -- public API -----------------------------------------------------------------------
@@ -221,14 +228,6 @@ def spec_digest(text: str) -> str:
 # -- normalisation and cross-checks ---------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _LinkAt:
-    decl: LinkDecl
-    loc: Loc  # of the trait
-    # (name, location) of every config the link declares, named or inline.
-    config_names: tuple[tuple[str, Loc], ...] = ()
-
-
 class _Normaliser:
     def __init__(self, report: Report, base_dir: Path | None, version: str | None) -> None:
         self.report = report
@@ -241,12 +240,12 @@ class _Normaliser:
         self.policies = {policy.name: policy for policy in manifest.spec.policies}
         self._check_unique_names(raws)
         self._check_unique_ids(raws)
-        links: list[_LinkAt] = []
+        links: list[LinkAt] = []
         for i, raw in enumerate(raws):
             loc: Loc = ("spec", "components", i)
             self._check_trait_types(raw, loc)
-            links.extend(self._links(raw, loc))
-        self._check_link_config_names(links)
+            links.extend(link_traits(self.report, raw, loc))
+        check_link_config_names(self.report, links)
         components: list[ComponentDecl] = []
         capabilities: list[CapabilityDecl] = []
         for i, raw in enumerate(raws):
@@ -259,7 +258,7 @@ class _Normaliser:
         kinds = {raw.name: "component" for raw in raws if raw.type != "capability"}
         kinds |= {raw.name: "capability" for raw in raws if raw.type == "capability"}
         kinds |= {c.name: c.provider for c in capabilities}
-        self._check_links(links, kinds)
+        check_links(self.report, links, kinds)
         annotations = manifest.metadata.annotations
         return AppSpec(
             name=manifest.metadata.name,
@@ -309,10 +308,10 @@ class _Normaliser:
         scaler = self._component_scaler(raw, loc)
         if props is None:
             return []
-        secrets = self._secrets(props.secrets, (*ploc, "secrets"))
+        secrets = secret_refs(self.report, props.secrets, (*ploc, "secrets"), self.policies)
         source = self._source(props.image, (*ploc, "image"))
         sha256 = props.sha256.removeprefix("sha256:").lower() if props.sha256 else None
-        config, names = self._configs([(props.config, (*ploc, "config"))])
+        config, names = merge_configs([(props.config, (*ploc, "config"))])
         if source is None:
             return []
         return [
@@ -328,36 +327,9 @@ class _Normaliser:
             )
         ]
 
-    def _secrets(self, entries: Sequence[SecretEntry], loc: Loc) -> tuple[SecretRef, ...]:
-        """wadm's secret references, each mapped to a secret policy of the manifest."""
-        refs = []
-        seen: set[str] = set()
-        for k, entry in enumerate(entries):
-            where = (*loc, k)
-            policy_name = entry.properties.policy
-            policy = self.policies.get(policy_name)
-            if entry.name in seen:
-                self._problem(ManifestReferenceError, where, f"duplicate secret '{entry.name}'")
-            elif policy is None:
-                message = f"secret '{entry.name}' is mapped to unknown policy '{policy_name}'"
-                self._problem(ManifestReferenceError, (*where, "properties", "policy"), message)
-            elif policy.type != SECRET_POLICY_TYPE:
-                message = (
-                    f"secret '{entry.name}' is mapped to policy '{policy_name}', which is not "
-                    f"a secret policy (type {SECRET_POLICY_TYPE})"
-                )
-                self._problem(ManifestReferenceError, (*where, "properties", "policy"), message)
-            elif "backend" not in policy.properties:
-                message = f"policy '{policy_name}' of secret '{entry.name}' has no 'backend'"
-                self._problem(ManifestReferenceError, (*where, "properties", "policy"), message)
-            seen.add(entry.name)
-            props = entry.properties
-            refs.append(SecretRef(entry.name, props.key, props.field, policy_name))
-        return tuple(refs)
-
     def _capability(
-        self, raw: ComponentEntry, loc: Loc, links: list[_LinkAt]
-    ) -> tuple[list[CapabilityDecl], list[_LinkAt]]:
+        self, raw: ComponentEntry, loc: Loc, links: list[LinkAt]
+    ) -> tuple[list[CapabilityDecl], list[LinkAt]]:
         """The capability, and the links with config it took over (keyvalue-redis's url)."""
         ploc = (*loc, "properties")
         props = validate(self.report, CapabilityProperties, raw.properties, ploc)
@@ -367,24 +339,16 @@ class _Normaliser:
             self._scalers(raw, loc)  # validated, then ignored: built-in providers run everywhere
         if props is None or provider is None:
             return [], links
-        self._refuse_secrets(props.secrets, (*ploc, "secrets"))
-        config, names = self._configs([(props.config, (*ploc, "config"))])
-        self._refuse_named(names, (*ploc, "config"), "a capability's")
+        refuse_secrets(self.report, props.secrets, (*ploc, "secrets"))
+        config, names = merge_configs([(props.config, (*ploc, "config"))])
+        refuse_named(self.report, names, (*ploc, "config"), "a capability's")
         image = props.image or "" if provider == UNSUPPORTED else ""  # kept to be reported
         if not placed:
             return [CapabilityDecl(raw.name, provider, config, image=image)], links
         scaler = self._component_scaler(raw, loc, "capability")
-        config, links = _take_provider_config(raw.name, provider, config, links)
+        config, links = take_provider_config(raw.name, provider, config, links)
         self._check_provider_config(provider, config, (*ploc, "config"))
         return [CapabilityDecl(raw.name, provider, config, scaler)], links
-
-    def _refuse_named(self, names: Sequence[str], loc: Loc, whose: str) -> None:
-        for name in names:
-            message = (
-                f"config '{name}' has no properties: {whose} config is given here, not "
-                "by name (named config on the lattice is for components and links)"
-            )
-            self._problem(UnsupportedFeatureError, loc, message)
 
     def _check_provider_config(self, provider: str, config: Pairs, loc: Loc) -> None:
         kind = KINDS[provider]
@@ -425,26 +389,6 @@ class _Normaliser:
         if isinstance(source, UrlSource):
             return source.url
         return source.path
-
-    @staticmethod
-    def _configs(
-        configs: Iterable[tuple[list[ConfigProperty], Loc]],
-    ) -> tuple[Pairs, tuple[str, ...]]:
-        """Inline configs merged into one mapping (a later name wins), as sorted pairs;
-        and the names of configs given without properties (stored on the lattice)."""
-        merged: dict[str, str] = {}
-        names: list[str] = []
-        for entries, _ in configs:
-            for entry in entries:
-                if entry.properties is None:
-                    names.append(entry.name)
-                else:
-                    merged.update(entry.properties)
-        return tuple(sorted(merged.items())), tuple(names)
-
-    def _refuse_secrets(self, secrets: list[Any], loc: Loc) -> None:
-        if secrets:
-            self._problem(UnsupportedFeatureError, loc, "secrets are not supported")
 
     # traits
 
@@ -493,188 +437,3 @@ class _Normaliser:
             message = f"more than one scaler: a {what} takes one spreadscaler or daemonscaler"
             self._problem(ManifestReferenceError, (*extra, "type"), message)
         return scalers[0] if len(declared) == 1 and scalers else None
-
-    # links
-
-    def _links(self, raw: ComponentEntry, loc: Loc) -> list[_LinkAt]:
-        links = []
-        for trait, tloc in self._traits(raw, loc, ("link",)):
-            link = self._link(raw.name, trait, tloc)
-            if link is not None:
-                links.append(link)
-        return links
-
-    def _link(self, source: str, trait: Trait, tloc: Loc) -> _LinkAt | None:
-        ploc = (*tloc, "properties")
-        props = validate(self.report, LinkProperties, trait.properties, ploc)
-        if props is None:
-            return None
-        self._check_link_forms(trait.properties, ploc)
-        self._refuse_secrets(props.target.secrets, (*ploc, "target", "secrets"))
-        self._refuse_secrets(props.source.secrets, (*ploc, "source", "secrets"))
-        for k, interface in enumerate(props.interfaces):
-            warning = interface_warning(props.namespace, props.package, interface)
-            if warning:
-                self.report.warn((*ploc, "interfaces", k), warning)
-        target_configs = [
-            (props.target.config, (*ploc, "target", "config")),
-            (props.target_config, (*ploc, "target_config")),
-        ]
-        source_configs = [
-            (props.source.config, (*ploc, "source", "config")),
-            (props.source_config, (*ploc, "source_config")),
-        ]
-        target_config, target_names = self._configs(target_configs)
-        source_config, source_names = self._configs(source_configs)
-        decl = LinkDecl(
-            source=source,
-            target=props.target.name,
-            namespace=props.namespace,
-            package=props.package,
-            interfaces=tuple(props.interfaces),
-            name=props.name,
-            source_config=source_config,
-            target_config=target_config,
-            source_config_names=source_names,
-            target_config_names=target_names,
-        )
-        declared = tuple(
-            (entry.name, (*cloc, k))
-            for entries, cloc in (*target_configs, *source_configs)
-            for k, entry in enumerate(entries)
-        )
-        return _LinkAt(decl, tloc, declared)
-
-    def _check_link_config_names(self, links: Sequence[_LinkAt]) -> None:
-        """wadm refuses two link configs of one name anywhere in a manifest: a named config
-        is one object in wasmCloud, so the second would overwrite the first."""
-        first: dict[str, Loc] = {}
-        for link in links:
-            for name, loc in link.config_names:
-                if name in first:
-                    line = self.report.line_of(first[name])
-                    message = f"duplicate link config name '{name}' (first at line {line})"
-                    self._problem(ManifestReferenceError, (*loc, "name"), message)
-                else:
-                    first[name] = loc
-
-    def _check_link_forms(self, raw: dict[str, Any], ploc: Loc) -> None:
-        """Older and current wadm spell link config differently; one link uses one form."""
-        if isinstance(raw.get("target"), dict) and "target_config" in raw:
-            message = "target_config goes with a target given as a name; use target.config"
-            self._problem(ManifestSchemaError, (*ploc, "target_config"), message)
-        if "source" in raw and "source_config" in raw:
-            message = "give source.config or source_config (older wadm), not both"
-            self._problem(ManifestSchemaError, (*ploc, "source_config"), message)
-
-    def _check_links(self, links: Sequence[_LinkAt], kinds: dict[str, str]) -> None:
-        first: dict[tuple[str, ...], Loc] = {}
-        for link in links:
-            if self._check_link_ends(link, kinds):
-                self._check_unique_link(link, kinds, first)
-
-    def _check_link_ends(self, link: _LinkAt, kinds: dict[str, str]) -> bool:
-        decl, tloc = link.decl, (*link.loc, "properties", "target")
-        source_kind, target_kind = kinds.get(decl.source), kinds.get(decl.target)
-        # A provider kind that calls no component (keyvalue, ...) is no link source.
-        provider = KINDS.get(source_kind) if source_kind else None
-        if target_kind is None:
-            names = ", ".join(sorted(kinds))
-            message = f"link target '{decl.target}' is not a component of this app ({names})"
-            self._problem(ManifestReferenceError, tloc, message)
-        elif decl.target == decl.source:
-            self._problem(ManifestReferenceError, tloc, "a component cannot link to itself")
-        elif provider is not None and not provider.calls:
-            message = f"links from a {source_kind} capability are not supported"
-            self._problem(UnsupportedFeatureError, (*link.loc, "type"), message)
-        elif source_kind == HTTP_SERVER and target_kind != "component":
-            message = f"an http-server link must target a wasm component, not '{decl.target}'"
-            self._problem(ManifestReferenceError, tloc, message)
-        elif source_kind == HTTP_SERVER:
-            return self._check_route(link)
-        else:
-            return source_kind is not None
-        return False
-
-    def _check_route(self, link: _LinkAt) -> bool:
-        """wasmCloud's three routing modes: ``path``, ``host``, ``address`` (a listener of its
-        own); they combine."""
-        config = dict(link.decl.source_config)
-        path, address = config.get("path"), config.get("address")
-        where = (*link.loc, "properties", "source")
-        if path is not None and not path.startswith("/"):
-            message = f"the HTTP route path '{path}' must start with '/'"
-            self._problem(ManifestSchemaError, where, message)
-            return False
-        if address is not None and not _LISTEN_ADDRESS.match(address.strip()):
-            message = f"the HTTP address '{address}' must be HOST:PORT (0.0.0.0:8081, [::1]:8081)"
-            self._problem(ManifestSchemaError, where, message)
-            return False
-        return True
-
-    def _check_unique_link(
-        self, link: _LinkAt, kinds: dict[str, str], first: dict[tuple[str, ...], Loc]
-    ) -> None:
-        """Two links with one lattice key would overwrite each other (keys as the controller
-        makes them: HTTP routes are keyed by target component, other links by source,
-        namespace:package and name)."""
-        decl = link.decl
-        if kinds.get(decl.source) == HTTP_SERVER:
-            key: tuple[str, ...] = (HTTP_SERVER, decl.target)
-            what = f"an HTTP route to '{decl.target}' is declared already (a component takes one)"
-        else:
-            key = (decl.source, decl.namespace, decl.package, decl.name)
-            what = (
-                f"'{decl.source}' has a {decl.namespace}:{decl.package} link named "
-                f"'{decl.name}' already (give links distinct names)"
-            )
-        if key in first:
-            line = self.report.line_of(first[key])
-            message = f"duplicate link: {what}, at line {line}"
-            self._problem(ManifestReferenceError, link.loc, message)
-            return
-        first[key] = link.loc
-        if kinds.get(decl.source) == HTTP_SERVER:
-            # Every host serves one route table: one route, one component.
-            route = route_key(dict(decl.source_config))
-            claimed = ("route", str(route))
-            if claimed in first:
-                line = self.report.line_of(first[claimed])
-                message = f"duplicate HTTP route {route}: declared already at line {line}"
-                self._problem(ManifestReferenceError, link.loc, message)
-            else:
-                first[claimed] = link.loc
-
-
-def _take_provider_config(
-    capability: str, provider: str, config: Pairs, links: list[_LinkAt]
-) -> tuple[Pairs, list[_LinkAt]]:
-    """A placed provider's config in this project's keys: wasmCloud's names (aliases)
-    renamed, and keys wasmCloud puts in the target config of links to the capability
-    (keyvalue-redis's ``url``) taken from those links when the capability lacks them."""
-    kind = KINDS[provider]
-    names = {alias: key.name for key in kind.config for alias in (key.name, *key.aliases)}
-    given = {names.get(key, key): value for key, value in config}
-    taken = []
-    for link in links:
-        decl = link.decl
-        if decl.target != capability:
-            taken.append(link)
-            continue
-        kept = []
-        for key, value in decl.target_config:
-            if key in names and key not in dict(config):
-                given.setdefault(names[key], value)
-            else:
-                kept.append((key, value))
-        if len(kept) != len(decl.target_config):
-            decl = replace(decl, target_config=tuple(kept))
-        taken.append(replace(link, decl=decl))
-    return tuple(sorted(given.items())), taken
-
-
-# An http-server link's ``address``: host (a name, IPv4, or [IPv6]) and port.
-_LISTEN_ADDRESS = re.compile(
-    r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}"
-    r"|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"
-)
