@@ -283,8 +283,9 @@ class Exchange:
     def handles(self) -> tuple[Any, Any]:
         """The ``incoming-request`` and ``response-outparam`` handles for ``handle``."""
         body = IncomingBody(lambda: InputStream(_RequestBodySource(self)))
-        request = self.table.own(IncomingRequest(self.request, body))
-        return request, self.table.own(ResponseOutparam(self))
+        table = self.table
+        request = table.own(IncomingRequest(self.request, body))
+        return table.for_export(request), table.for_export(table.own(ResponseOutparam(self)))
 
     # -- the guest's side (worker thread) ------------------------------------
 

@@ -36,7 +36,7 @@ from typing import Any, ClassVar, TypeVar
 from wasmtime import component as wc
 
 from host.errors import ComponentTrapped, DeadlineExceeded
-from host.runtime.pool import store_key
+from host.runtime.wit_values import HostHandle
 
 __all__ = [
     "KINDS",
@@ -146,12 +146,12 @@ class ResourceTable:
     def __len__(self) -> int:
         return len(self._objects)
 
-    def own(self, obj: HostObject, store: Any = None) -> wc.ResourceHost:
+    def own(self, obj: HostObject, store: int | None = None) -> HostHandle:
         """Register ``obj`` and hand its new handle to the guest.
 
-        With ``store`` (the host function's), the object belongs to that instance
-        rather than to the exchange that asked for it: the stdio streams, which
-        guests fetch once and keep. It is released when the instance is gone.
+        With ``store`` (the host function's context), the object belongs to that
+        instance rather than to the exchange that asked for it: the stdio streams,
+        which guests fetch once and keep. It is released when the instance is gone.
         """
         scope = current_scope() if store is None else None
         with self._lock:
@@ -160,10 +160,16 @@ class ResourceTable:
             rep = next(self._reps) & 0xFFFF_FFFF
             self._objects[rep] = obj
             if store is not None:
-                self._by_store.setdefault(store_key(store), []).append(rep)
+                # The context's address is the instance's ``pool.store_key``.
+                self._by_store.setdefault(store, []).append(rep)
         if scope is not None:
             scope.reps.append(rep)
-        return wc.ResourceHost.own(rep, obj.KIND)
+        return HostHandle(rep, obj.KIND)
+
+    @staticmethod
+    def for_export(handle: HostHandle) -> wc.ResourceHost:
+        """A handle as an argument of an export call (converted by wasmtime-py's types)."""
+        return wc.ResourceHost.own(handle.rep, handle.kind)
 
     def get(self, rep: int, cls: type[T]) -> T:
         obj = self._objects.get(rep)
