@@ -99,7 +99,7 @@ async def _profile(runtime: Any, n: int) -> None:
             profiler.enable()
             running.pool._call(running.wasi_http_handler, "handle", handles)
             profiler.disable()
-            await asyncio.sleep(0)  # let the scheduled pump start
+            exchange.release()
             await _complete("wasi-hello", exchange)
         finally:
             exchange.scope.deactivate(token)

@@ -29,7 +29,7 @@ import contextvars
 import itertools
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -119,6 +119,9 @@ class CallScope:
     loop: asyncio.AbstractEventLoop
     deadline: float  # time.monotonic()
     reps: list[int] = field(default_factory=list)
+    # Run on the guest's thread before it waits on anything (``ResourceTable.deadline``):
+    # the exchange sends what it held back, since the guest may wait for it.
+    before_wait: Callable[[], None] | None = None
 
     def activate(self) -> contextvars.Token[CallScope | None]:
         return _SCOPE.set(self)
@@ -212,8 +215,13 @@ class ResourceTable:
     # -- waiting on the event loop from a guest's worker thread ------------
 
     def deadline(self) -> float:
+        """The deadline of a wait the guest's call is about to start (every wait asks)."""
         scope = current_scope()
-        return scope.deadline if scope is not None else time.monotonic() + self.deadline_s
+        if scope is None:
+            return time.monotonic() + self.deadline_s
+        if scope.before_wait is not None:
+            scope.before_wait()
+        return scope.deadline
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
