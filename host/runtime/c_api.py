@@ -19,9 +19,20 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from ctypes import POINTER, c_char_p, c_int, c_size_t, c_ssize_t, c_ubyte, c_void_p
+from ctypes import (
+    POINTER,
+    c_bool,
+    c_char_p,
+    c_int,
+    c_size_t,
+    c_ssize_t,
+    c_ubyte,
+    c_uint32,
+    c_void_p,
+)
 from typing import Any
 
+from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 
 Val = ffi.wasmtime_component_val_t
@@ -71,6 +82,7 @@ ENUM = ffi.WASMTIME_COMPONENT_ENUM.value
 OPTION = ffi.WASMTIME_COMPONENT_OPTION.value
 RESULT = ffi.WASMTIME_COMPONENT_RESULT.value
 FLAGS = ffi.WASMTIME_COMPONENT_FLAGS.value
+RESOURCE = ffi.WASMTIME_COMPONENT_RESOURCE.value
 # The integer kinds by WIT name, with their struct format (lower case: signed).
 INTEGERS: dict[str, tuple[int, str]] = {
     "s8": (ffi.WASMTIME_COMPONENT_S8.value, "b"),
@@ -103,6 +115,17 @@ valrecord_new_uninit = _c(None, "wasmtime_component_valrecord_new_uninit", c_voi
 valflags_new_uninit = _c(None, "wasmtime_component_valflags_new_uninit", c_void_p, c_size_t)
 val_new = _c(c_void_p, "wasmtime_component_val_new", c_void_p)
 val_delete = _c(None, "wasmtime_component_val_delete", c_void_p)
+# Host-defined resources, converted without wasmtime-py's ResourceAny/ResourceHost
+# objects (host.runtime.lowering's host handles). The errors are wasmtime_error_t*.
+resource_any_to_host = _c(
+    c_void_p, "wasmtime_component_resource_any_to_host", c_void_p, c_void_p, c_void_p
+)
+resource_host_new = _c(c_void_p, "wasmtime_component_resource_host_new", c_bool, c_uint32, c_uint32)
+resource_host_rep = _c(c_uint32, "wasmtime_component_resource_host_rep", c_void_p)
+resource_host_to_any = _c(
+    c_void_p, "wasmtime_component_resource_host_to_any", c_void_p, c_void_p, c_void_p
+)
+resource_host_delete = _c(None, "wasmtime_component_resource_host_delete", c_void_p)
 
 # The call releases the GIL (CFUNCTYPE), like wasmtime-py's binding: wasm may run
 # long, and host functions take the GIL back.
@@ -131,6 +154,11 @@ def view(address: int, size: int) -> memoryview:
     """A writable memoryview of `size` bytes of C memory at `address`."""
     memory: memoryview = _from_memory(address, size, _PYBUF_WRITE)
     return memory
+
+
+def raise_error(error: int) -> None:
+    """Raise the ``wasmtime_error_t*`` a C function returned (it is consumed)."""
+    raise WasmtimeError._from_ptr(ctypes.cast(error, POINTER(ffi.wasmtime_error_t)))
 
 
 def string_of(mv: Any, off: int) -> str:

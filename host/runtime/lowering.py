@@ -16,7 +16,14 @@ node, with cached field names and children:
   rule (``host.runtime.wit_values.WitCases``), and box their payloads with
   ``wasmtime_component_val_new``;
 * the kinds bound to a store (resources, futures, streams, error contexts)
-  use the wasmtime-py type's own ``convert_to_c``/``convert_from_c``.
+  use the wasmtime-py type's own ``convert_to_c``/``convert_from_c``;
+* except, for host functions (``converter_for(ty, host_handles=True)``),
+  handles of host-defined resources: they cross straight through the C API
+  (no ``ResourceAny``/``ResourceHost`` objects). A parameter lifts to a
+  ``HandleRef``, its ``resource_any``'s address (``host_rep`` reads the rep while
+  the call runs); a result lowers from a ``HostHandle`` (rep and kind), both
+  in ``host.runtime.wit_values``. The
+  ``store`` of such a converter is the host function's raw context.
 
 Values in and out are exactly what wasmtime-py accepts and produces, and the
 errors for bad values are its errors.
@@ -45,9 +52,11 @@ from __future__ import annotations
 import ctypes
 import struct
 from collections.abc import Callable
-from ctypes import addressof, c_ubyte
+from ctypes import addressof, byref, c_ubyte, c_void_p
 from functools import partial
 from typing import Any
+
+from wasmtime.component import BorrowType, OwnType
 
 from host.runtime.c_api import (
     BOOL,
@@ -67,6 +76,7 @@ from host.runtime.c_api import (
     OPTION,
     PTR,
     RECORD,
+    RESOURCE,
     RESULT,
     RESULT_VAL,
     STRING,
@@ -80,6 +90,12 @@ from host.runtime.c_api import (
     Val,
     ValImage,
     byte_vec_new,
+    raise_error,
+    resource_any_to_host,
+    resource_host_delete,
+    resource_host_new,
+    resource_host_rep,
+    resource_host_to_any,
     string_at,
     string_of,
     val_delete,
@@ -104,9 +120,9 @@ from host.runtime.wit_types import (
     WitType,
     WitVariant,
 )
-from host.runtime.wit_values import Case, NoCase, Record, WitCases
+from host.runtime.wit_values import Case, HandleRef, HostHandle, NoCase, Record, WitCases
 
-__all__ = ["Conv", "converter_for"]
+__all__ = ["Conv", "converter_for", "host_rep"]
 
 
 class Conv:
@@ -435,9 +451,13 @@ class _Cases(Conv):
 
     __slots__ = ("_cases", "_convs", "_tags")
 
-    def __init__(self, cases: WitCases, payloads: tuple[WitType | None, ...]) -> None:
+    def __init__(
+        self, cases: WitCases, payloads: tuple[WitType | None, ...], host_handles: bool = False
+    ) -> None:
         self._cases = cases
-        self._convs = tuple(None if p is None else converter_for(p) for p in payloads)
+        self._convs = tuple(
+            None if p is None else converter_for(p, host_handles=host_handles) for p in payloads
+        )
         self._tags = tuple(case.name.encode("utf-8") for case in cases.cases)
 
     def _select(self, val: Any) -> tuple[Case, Any]:
@@ -547,6 +567,52 @@ class _Native(Conv):
         return val
 
 
+# -- host resources, without wasmtime-py's objects ------------------------------
+
+
+def host_rep(context: int, handle: HandleRef) -> int:
+    """The rep behind a handle of a host resource that a host function received."""
+    host = c_void_p()
+    error = resource_any_to_host(context, handle.address, byref(host))
+    if error:
+        raise_error(error)
+    try:
+        rep: int = resource_host_rep(host)
+    finally:
+        resource_host_delete(host)
+    return rep
+
+
+class _HostResource(Conv):
+    """``own``/``borrow`` of a host resource in a host function (the store is a context).
+
+    Lifting leaves the ``resource_any`` in its slot: the C API frees the arguments
+    after the call, which is what wasmtime-py's ``ResourceAny`` did when collected.
+    """
+
+    __slots__ = ("_owned",)
+
+    def __init__(self, owned: bool) -> None:
+        self._owned = owned
+
+    def lower(self, store: Any, val: Any, mv: Any, addr: int, off: int) -> None:
+        if not isinstance(val, HostHandle):
+            raise TypeError("expected a HostHandle for a host resource")
+        host = resource_host_new(self._owned, val.rep, val.kind)
+        resource = c_void_p()
+        try:
+            error = resource_host_to_any(store, host, byref(resource))
+        finally:
+            resource_host_delete(host)
+        if error:
+            raise_error(error)
+        PTR.pack_into(mv, off + OF, resource.value or 0)
+        mv[off] = RESOURCE
+
+    def lift(self, mv: Any, addr: int, off: int) -> Any:
+        return HandleRef(PTR.unpack_from(mv, off + OF)[0])
+
+
 # -- compiling a type ----------------------------------------------------------------
 
 # The converters of the kinds without parts, by WIT name.
@@ -560,27 +626,36 @@ _PRIMITIVES: dict[str, Callable[[], Conv]] = {
 }
 
 
-def converter_for(ty: WitType) -> Conv:
-    """The converter for one WIT type (walks the description once)."""
+def converter_for(ty: WitType, *, host_handles: bool = False) -> Conv:
+    """The converter for one WIT type (walks the description once).
+
+    ``host_handles``: resources convert as a host function's handles (see above).
+    """
     if isinstance(ty, WitPrimitive):
         return _PRIMITIVES[ty.name]()
     if isinstance(ty, WitList):
         if ty.element == WitPrimitive("u8"):
             return _Bytes()
-        return _List(converter_for(ty.element))
+        return _List(converter_for(ty.element, host_handles=host_handles))
     if isinstance(ty, WitRecord):
-        return _Record([(name, converter_for(field)) for name, field in ty.fields])
+        return _Record(
+            [(name, converter_for(field, host_handles=host_handles)) for name, field in ty.fields]
+        )
     if isinstance(ty, WitTuple):
-        return _Tuple([converter_for(element) for element in ty.elements])
+        return _Tuple([converter_for(e, host_handles=host_handles) for e in ty.elements])
     if isinstance(ty, WitEnum):
         return _String(ENUM, "expected str type")
     if isinstance(ty, WitFlags):
         return _Flags()
     if isinstance(ty, WitVariant):
-        return _Variant(ty.cases, ty.payloads)
+        return _Variant(ty.cases, ty.payloads, host_handles)
     if isinstance(ty, WitOption):
-        return _Option(ty.cases, (None, ty.payload))
+        return _Option(ty.cases, (None, ty.payload), host_handles)
     if isinstance(ty, WitResult):
-        return _Result(ty.cases, (ty.ok, ty.err))
+        return _Result(ty.cases, (ty.ok, ty.err), host_handles)
     assert isinstance(ty, WitOpaque)
+    if host_handles:
+        if not isinstance(ty.native, OwnType | BorrowType):
+            raise TypeError(f"a host function cannot take or return {ty.what}")
+        return _HostResource(isinstance(ty.native, OwnType))
     return _Native(ty.native)

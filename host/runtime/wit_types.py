@@ -22,7 +22,7 @@ from typing import Any, TypeAlias
 
 from wasmtime import component as wc
 
-from host.runtime.wit_values import WitCases
+from host.runtime.wit_values import HANDLE_CLASSES, WitCases
 
 __all__ = [
     "ComponentFuncType",
@@ -170,6 +170,8 @@ def _classes(ty: wc.ValType | None) -> frozenset[type] | None:
         return None
     found: set[type] = set()
     ty.add_classes(found)
+    if wc.ResourceHost in found:  # handles as host functions convert them
+        found |= HANDLE_CLASSES
     return frozenset(found)
 
 

@@ -25,7 +25,36 @@ from typing import Any
 
 from wasmtime.component import Record, Variant
 
-__all__ = ["Case", "NoCase", "Record", "Variant", "WitCases"]
+__all__ = ["Case", "HandleRef", "HostHandle", "NoCase", "Record", "Variant", "WitCases"]
+
+
+class HostHandle:
+    """A host-defined resource a host function hands out: its rep and kind.
+
+    Host functions that convert handles straight through the C API
+    (``host.runtime.lowering``, ``host_handles``) return these instead of
+    wasmtime-py's ``ResourceHost``.
+    """
+
+    __slots__ = ("kind", "rep")
+
+    def __init__(self, rep: int, kind: int) -> None:
+        self.rep = rep
+        self.kind = kind
+
+
+class HandleRef:
+    """A handle a host function received, as the address of its ``resource_any``
+    (valid while the call runs; ``host.runtime.lowering.host_rep`` reads its rep)."""
+
+    __slots__ = ("address",)
+
+    def __init__(self, address: int) -> None:
+        self.address = address
+
+
+# What a resource payload may be besides wasmtime-py's classes (see above).
+HANDLE_CLASSES = frozenset({HostHandle, HandleRef})
 
 
 @dataclass(frozen=True, slots=True)

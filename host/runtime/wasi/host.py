@@ -30,7 +30,7 @@ from host.runtime.wasi.denied import DENIED_PACKAGES, denied_function
 from host.runtime.wasi.http_outgoing import HttpClientGrant
 from host.runtime.wasi.http_types import Exchange
 from host.runtime.wasi.table import DENIED_KIND_BASE, KINDS, ResourceTable
-from host.runtime.wasi.trampoline import add_fast_func
+from host.runtime.wasi.trampoline import add_fast_func, add_fast_resource
 from host.runtime.wasi.values import param_reader, result_writer
 from host.runtime.wit_types import WitFunc, describe_func
 from providers.http_server import ResponseSink, StreamedRequest
@@ -115,7 +115,7 @@ class WasiHost:
                 for item, ty in _exports(engine, extern).items():
                     if isinstance(ty, wc.ResourceType):
                         kind = wc.ResourceType.host(self._kind(item))
-                        instance.add_resource(item, kind, self.table.drop)
+                        add_fast_resource(instance, item, kind, self.table.drop)
                     elif isinstance(ty, wc.FuncType):
                         impl = self._implementation(name, item)
                         assert impl is not None  # missing() refused the component otherwise

@@ -268,9 +268,16 @@ class Exchange:
         self.aborted: str | None = None
         self.finished = False
         self.body_read = False  # the guest asked for request body bytes
-        # What the guest sends, in order, until the loop's pump takes it: one hop to
-        # the loop for a response made at once, not one per head, chunk and end.
+        # What the guest sends, in order, until the loop's pump takes it. While the
+        # guest runs, the loop is not woken for it (a wake-up mid-call makes the loop
+        # and the guest fight over the GIL): the pump starts when the call returns
+        # (``release``), when the guest is about to wait on anything
+        # (``scope.before_wait``), or once _HOLD_BYTES are queued, so a long body
+        # still streams out chunk by chunk. A response made at once costs no hop.
         self._outbox: collections.deque[_Send] = collections.deque()
+        self._holding = True
+        self._held_bytes = 0
+        self.scope.before_wait = self._release_held
         self._lock = threading.Lock()
         self._pump_due = False  # a pump is scheduled or running
         self._pump: asyncio.Task[None] | None = None
@@ -283,8 +290,9 @@ class Exchange:
     def handles(self) -> tuple[Any, Any]:
         """The ``incoming-request`` and ``response-outparam`` handles for ``handle``."""
         body = IncomingBody(lambda: InputStream(_RequestBodySource(self)))
-        request = self.table.own(IncomingRequest(self.request, body))
-        return request, self.table.own(ResponseOutparam(self))
+        table = self.table
+        request = table.own(IncomingRequest(self.request, body))
+        return table.for_export(request), table.for_export(table.own(ResponseOutparam(self)))
 
     # -- the guest's side (worker thread) ------------------------------------
 
@@ -328,10 +336,36 @@ class Exchange:
         with self._lock:
             self._outbox.append((op, arg, done))
             self._sent_any = True
+            if self._holding:
+                if op == _WRITE:
+                    self._held_bytes += len(arg)
+                if self._held_bytes < _HOLD_BYTES:
+                    return done
+                self._holding = False
             schedule, self._pump_due = not self._pump_due, True
         if schedule:
             self.table.loop.call_soon_threadsafe(self._start_pump)
         return done
+
+    def _release_held(self) -> None:
+        """Stop holding sends back; start the pump for what is queued (guest's thread)."""
+        with self._lock:
+            if not self._holding:
+                return
+            self._holding = False
+            schedule = bool(self._outbox) and not self._pump_due
+            self._pump_due = self._pump_due or schedule
+        if schedule:
+            self.table.loop.call_soon_threadsafe(self._start_pump)
+
+    def release(self) -> None:
+        """The guest's call returned: send what it held back (on the loop)."""
+        with self._lock:
+            self._holding = False
+            schedule = bool(self._outbox) and not self._pump_due
+            self._pump_due = self._pump_due or schedule
+        if schedule:
+            self._start_pump()
 
     # -- the loop's side -----------------------------------------------------
 
@@ -387,8 +421,9 @@ class Exchange:
 
     async def settle(self, timeout_s: float) -> bool:
         """Wait for what the guest sent to reach the sink; True when all of it did."""
-        # The pump was scheduled before the guest's call returned (both hops are
-        # call_soon_threadsafe from the worker, which keeps their order).
+        # ``release`` started the pump, or it was scheduled before the guest's call
+        # returned (both hops are call_soon_threadsafe from the worker, which keeps
+        # their order).
         pump = self._pump
         if pump is not None and not pump.done():
             done, _ = await asyncio.wait([pump], timeout=timeout_s)
@@ -409,6 +444,8 @@ class Exchange:
 
 # What the pump sends: the head, a body chunk, the end.
 _START, _WRITE, _FINISH = 0, 1, 2
+# Body bytes held back while the guest runs without waiting (see Exchange).
+_HOLD_BYTES = 32 * 1024
 _Send = tuple[int, Any, concurrent.futures.Future[None]]
 
 

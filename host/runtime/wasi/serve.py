@@ -87,6 +87,7 @@ async def _attempt(
             )
         except HostError as exc:
             raise _failed(exchange, exc) from exc
+        exchange.release()
         await _complete(target.component_id, exchange)
     finally:
         exchange.scope.deactivate(token)

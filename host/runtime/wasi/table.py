@@ -29,14 +29,14 @@ import contextvars
 import itertools
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from wasmtime import component as wc
 
 from host.errors import ComponentTrapped, DeadlineExceeded
-from host.runtime.pool import store_key
+from host.runtime.wit_values import HostHandle
 
 __all__ = [
     "KINDS",
@@ -119,6 +119,9 @@ class CallScope:
     loop: asyncio.AbstractEventLoop
     deadline: float  # time.monotonic()
     reps: list[int] = field(default_factory=list)
+    # Run on the guest's thread before it waits on anything (``ResourceTable.deadline``):
+    # the exchange sends what it held back, since the guest may wait for it.
+    before_wait: Callable[[], None] | None = None
 
     def activate(self) -> contextvars.Token[CallScope | None]:
         return _SCOPE.set(self)
@@ -146,12 +149,12 @@ class ResourceTable:
     def __len__(self) -> int:
         return len(self._objects)
 
-    def own(self, obj: HostObject, store: Any = None) -> wc.ResourceHost:
+    def own(self, obj: HostObject, store: int | None = None) -> HostHandle:
         """Register ``obj`` and hand its new handle to the guest.
 
-        With ``store`` (the host function's), the object belongs to that instance
-        rather than to the exchange that asked for it: the stdio streams, which
-        guests fetch once and keep. It is released when the instance is gone.
+        With ``store`` (the host function's context), the object belongs to that
+        instance rather than to the exchange that asked for it: the stdio streams,
+        which guests fetch once and keep. It is released when the instance is gone.
         """
         scope = current_scope() if store is None else None
         with self._lock:
@@ -160,10 +163,16 @@ class ResourceTable:
             rep = next(self._reps) & 0xFFFF_FFFF
             self._objects[rep] = obj
             if store is not None:
-                self._by_store.setdefault(store_key(store), []).append(rep)
+                # The context's address is the instance's ``pool.store_key``.
+                self._by_store.setdefault(store, []).append(rep)
         if scope is not None:
             scope.reps.append(rep)
-        return wc.ResourceHost.own(rep, obj.KIND)
+        return HostHandle(rep, obj.KIND)
+
+    @staticmethod
+    def for_export(handle: HostHandle) -> wc.ResourceHost:
+        """A handle as an argument of an export call (converted by wasmtime-py's types)."""
+        return wc.ResourceHost.own(handle.rep, handle.kind)
 
     def get(self, rep: int, cls: type[T]) -> T:
         obj = self._objects.get(rep)
@@ -206,8 +215,13 @@ class ResourceTable:
     # -- waiting on the event loop from a guest's worker thread ------------
 
     def deadline(self) -> float:
+        """The deadline of a wait the guest's call is about to start (every wait asks)."""
         scope = current_scope()
-        return scope.deadline if scope is not None else time.monotonic() + self.deadline_s
+        if scope is None:
+            return time.monotonic() + self.deadline_s
+        if scope.before_wait is not None:
+            scope.before_wait()
+        return scope.deadline
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)

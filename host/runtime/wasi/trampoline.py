@@ -1,17 +1,24 @@
-"""Host functions whose values convert with converters compiled once.
+"""Host functions and resource destructors registered with the C API directly.
 
 ``LinkerInstance.add_func`` converts a host function's arguments and result
 through wasmtime-py's types on every call, element by element: a 4 KiB
 ``list<u8>`` written to an output stream cost ~2.5 ms. This registers the
 function with the C API directly and converts with ``host.runtime.lowering``
 (the converters ``host.runtime.fastcall`` uses for exports), compiled from the
-function's type as the component imports it.
+function's type as the component imports it, with resource handles converted
+straight through the C API (``converter_for(..., host_handles=True)``).
 
-Ownership: the C API frees the arguments after the call (lifting a resource
-takes its handle out of the slot, as ``lowering._Native`` does); the result
-slot is filled for the caller, which frees it.
-A Python exception is parked by ``catch_exceptions`` and re-raised where the
-guest call returns, as with wasmtime-py's own host functions.
+A guest makes a dozen host calls per request, so the per-call overhead counts:
+the C callbacks take every pointer as a plain int (ctypes builds no pointer
+objects), the function gets the raw store context as its ``store`` (no
+``StoreContext``), and no closure is made per call. Destructors
+(``add_fast_resource``) go the same way.
+
+Ownership: the C API frees the arguments after the call (a lifted handle stays
+in its slot and is freed with them); the result slot is filled for the caller,
+which frees it. A Python exception is parked where wasmtime-py parks it
+(``wasmtime.component._enter``) and re-raised where the guest call returns, as
+with wasmtime-py's own host functions.
 """
 
 from __future__ import annotations
@@ -20,20 +27,21 @@ import ctypes
 import itertools
 import threading
 from collections.abc import Callable
+from ctypes import c_char_p, c_size_t, c_uint32, c_void_p
 from typing import Any
 
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
-from wasmtime.component import LinkerInstance
-from wasmtime.component._enter import catch_exceptions
+from wasmtime.component import LinkerInstance, ResourceType, _enter
 
 from host.runtime.c_api import VAL, view
 from host.runtime.lowering import converter_for
 from host.runtime.wit_types import WitFunc
 
-__all__ = ["add_fast_func"]
+__all__ = ["add_fast_func", "add_fast_resource"]
 
 _functions: dict[int, _HostFunc] = {}
+_destructors: dict[int, Callable[[int, int], None]] = {}
 _ids = itertools.count(1)
 _lock = threading.Lock()
 
@@ -43,54 +51,126 @@ class _HostFunc:
 
     def __init__(self, impl: Callable[..., Any], func: WitFunc) -> None:
         self._impl = impl
-        self._lifts = tuple(converter_for(ty).lift for _, ty in func.params)
-        self._lower = None if func.result is None else converter_for(func.result).lower
+        self._lifts = tuple(converter_for(ty, host_handles=True).lift for _, ty in func.params)
+        self._lower = (
+            None if func.result is None else converter_for(func.result, host_handles=True).lower
+        )
 
-    def __call__(self, store: Any, args: int, nargs: int, results: int) -> None:
-        values = []
+    def __call__(self, context: int, args: int, nargs: int, results: int) -> None:
         if nargs:
             mv = view(args, nargs * VAL)
-            for i, lift in enumerate(self._lifts):
-                values.append(lift(mv, args, i * VAL))
-        result = self._impl(store, *values)
+            result = self._impl(
+                context, *[lift(mv, args, i * VAL) for i, lift in enumerate(self._lifts)]
+            )
+        else:
+            result = self._impl(context)
         if self._lower is not None:
-            self._lower(store, result, view(results, VAL), results, 0)
+            self._lower(context, result, view(results, VAL), results, 0)
+
+
+def _error(exc: Exception) -> int:
+    """A ``wasmtime_error_t*`` for the C side, parking a Python exception as wasmtime-py does."""
+    if not isinstance(exc, WasmtimeError):
+        _enter.LAST_EXCEPTION = exc
+        exc = WasmtimeError("python exception")
+    return ctypes.cast(exc._consume(), c_void_p).value or 0
 
 
 def _call(
-    env: int | None, context: Any, _ty: Any, args: Any, nargs: int, results: Any, _n: int
-) -> Any:
-    host = _functions[env or 0]
-    args_at = ctypes.cast(args, ctypes.c_void_p).value or 0
-    results_at = ctypes.cast(results, ctypes.c_void_p).value or 0
-    return catch_exceptions(context, lambda store: host(store, args_at, nargs, results_at))
+    env: int | None,
+    context: int | None,
+    _ty: int | None,
+    args: int | None,
+    nargs: int,
+    results: int | None,
+    _n: int,
+) -> int:
+    try:
+        _functions[env or 0](context or 0, args or 0, nargs, results or 0)
+    except Exception as exc:
+        return _error(exc)
+    return 0
+
+
+def _destroy(env: int | None, context: int | None, rep: int) -> int:
+    try:
+        _destructors[env or 0](context or 0, rep)
+    except Exception as exc:
+        return _error(exc)
+    return 0
 
 
 def _forget(env: int | None) -> None:
-    _functions.pop(env or 0, None)
+    key = env or 0
+    _functions.pop(key, None)
+    _destructors.pop(key, None)
 
 
-# The C callbacks (kept at module level: C holds on to them for the process).
-_trampoline = ffi.wasmtime_component_func_callback_t(_call)
-_finalize = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_forget)
+# The C callbacks (kept at module level: C holds on to them for the process), with
+# every pointer as c_void_p, and private prototypes of the functions taking them.
+_trampoline = ctypes.CFUNCTYPE(
+    c_size_t, c_void_p, c_void_p, c_void_p, c_void_p, c_size_t, c_void_p, c_size_t
+)(_call)
+_destructor = ctypes.CFUNCTYPE(c_size_t, c_void_p, c_void_p, c_uint32)(_destroy)
+_finalize = ctypes.CFUNCTYPE(None, c_void_p)(_forget)
+_add_func = ctypes.PYFUNCTYPE(c_void_p, c_void_p, c_char_p, c_size_t, c_void_p, c_void_p, c_void_p)(
+    ("wasmtime_component_linker_instance_add_func", ffi.dll)
+)
+_add_resource = ctypes.PYFUNCTYPE(
+    c_void_p, c_void_p, c_char_p, c_size_t, c_void_p, c_void_p, c_void_p, c_void_p
+)(("wasmtime_component_linker_instance_add_resource", ffi.dll))
+
+
+def _address(obj: Any) -> int:
+    return ctypes.cast(obj, c_void_p).value or 0
+
+
+def _register(table: dict[int, Any], value: Any) -> int:
+    with _lock:
+        key = next(_ids)
+        table[key] = value
+    return key
+
+
+def _check(error: int | None, table: dict[int, Any], key: int) -> None:
+    if error:
+        table.pop(key, None)
+        raise WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
 
 
 def add_fast_func(
     instance: LinkerInstance, name: str, impl: Callable[..., Any], func: WitFunc
 ) -> None:
-    """``instance.add_func(name, impl)``, with ``func``'s values converted fast."""
-    with _lock:
-        key = next(_ids)
-        _functions[key] = _HostFunc(impl, func)
+    """``instance.add_func(name, impl)``, with ``func``'s values converted fast.
+
+    ``impl(context, *params)``: ``context`` is the raw store context (an int).
+    """
+    key = _register(_functions, _HostFunc(impl, func))
     encoded = name.encode("utf-8")
-    error = ffi.wasmtime_component_linker_instance_add_func(
-        instance.ptr(),
-        ctypes.create_string_buffer(encoded),
+    error = _add_func(
+        _address(instance.ptr()),
+        encoded,
         len(encoded),
-        _trampoline,
+        _address(_trampoline),
         key,
-        _finalize,
+        _address(_finalize),
     )
-    if error:
-        _functions.pop(key, None)
-        raise WasmtimeError._from_ptr(error)
+    _check(error, _functions, key)
+
+
+def add_fast_resource(
+    instance: LinkerInstance, name: str, ty: ResourceType, dtor: Callable[[int, int], None]
+) -> None:
+    """``instance.add_resource(name, ty, dtor)``; ``dtor(context, rep)``."""
+    key = _register(_destructors, dtor)
+    encoded = name.encode("utf-8")
+    error = _add_resource(
+        _address(instance.ptr()),
+        encoded,
+        len(encoded),
+        _address(ty.ptr()),
+        _address(_destructor),
+        key,
+        _address(_finalize),
+    )
+    _check(error, _destructors, key)

@@ -12,7 +12,10 @@ per function, from the function's type as the component imports it:
 - an option is ``None`` or its payload;
 - a variant case is ``Variant(tag, payload)``; an enum case its name;
 - a resource handle in a parameter arrives as its ``rep`` (an int); one in a result
-  is a ``ResourceHost`` (``ResourceTable.own``).
+  is a ``HostHandle`` (``ResourceTable.own``).
+
+The ``store`` these functions get is the host function's raw context (an int:
+``host.runtime.wasi.trampoline``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 from wasmtime import component as wc
 
+from host.runtime.lowering import host_rep
 from host.runtime.wit_types import (
     WitList,
     WitOpaque,
@@ -33,6 +37,7 @@ from host.runtime.wit_types import (
     WitType,
     WitVariant,
 )
+from host.runtime.wit_values import HandleRef
 
 __all__ = ["Err", "Ok", "Variant", "param_reader", "result_writer"]
 
@@ -176,5 +181,5 @@ def param_reader(ty: WitType) -> ReadParam | None:
     return None
 
 
-def _rep(store: Any, handle: Any) -> int:
-    return int(handle.to_host(store).rep)
+def _rep(context: int, handle: HandleRef) -> int:
+    return host_rep(context, handle)
