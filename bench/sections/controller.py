@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bench.context import Config, prepare_components
 from bench.procs import BenchProcessError
+from bench.sections import Output
 from bench.sections.controller_lattice import (
     Bench,
     Timing,
@@ -64,16 +65,18 @@ FAST = Timing("fast", heartbeat_s=0.3, host_timeout_s=1.0, tick_s=0.2, lease_ttl
 DEFAULTS = Timing("defaults", heartbeat_s=1.0, host_timeout_s=2.5, tick_s=0.5, lease_ttl_s=3.0)
 
 
-def run(config: Config) -> list[Table]:
+def run(config: Config) -> Output:
     wasm = prepare_components(["hello-wat"])["hello-wat"]
     with tempfile.TemporaryDirectory(prefix="bench-controller-") as tmp:
         results = asyncio.run(_run_lattices(config, wasm, Path(tmp)))
     fast, applied, defaults = results
-    return [
-        _failover_table([(FAST, fast), (DEFAULTS, defaults)]),
-        _rounds_table([(FAST, fast), (DEFAULTS, defaults)]),
-        _apply_table(applied),
-    ]
+    return Output(
+        [
+            _failover_table([(FAST, fast), (DEFAULTS, defaults)]),
+            _rounds_table([(FAST, fast), (DEFAULTS, defaults)]),
+            _apply_table(applied),
+        ]
+    )
 
 
 async def _run_lattices(config: Config, wasm: Path, tmp: Path) -> tuple[Samples, Samples, Samples]:
