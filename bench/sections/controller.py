@@ -26,15 +26,13 @@ import time
 from pathlib import Path
 
 from bench.context import Config, prepare_components
-from bench.procs import BenchProcessError
 from bench.sections import Output
 from bench.sections.controller_lattice import (
     Bench,
     Timing,
     add_host,
-    first_at,
     kill,
-    last_at,
+    on_the_wire,
     replica_counts,
     running_lattice,
     serving,
@@ -129,10 +127,7 @@ async def _failover_round(bench: Bench, cid: str, phase_s: float) -> dict[str, f
     killed = time.perf_counter()
     kill(bench.hosts.pop(victim))
     placed, served = await serving(bench, survivors, cid, FAILOVER_REPLICAS, "/")
-    sent = first_at(bench.requests, killed, cid)
-    done = last_at(bench.scaled, killed, cid)
-    if sent is None or done is None:
-        raise BenchProcessError("replicas came back without a scale request on the wire")
+    sent, done = await on_the_wire(bench, killed, cid)
     return {
         "lost": float(counts[victim]),
         "heard": heard_ms,
@@ -175,10 +170,7 @@ async def _apply_round(bench: Bench, cid: str, version: str) -> dict[str, float]
     await bench.specs.deploy(APPLY_APP, version)
     deployed = time.perf_counter()
     placed, served = await serving(bench, list(bench.hosts), cid, APPLY_REPLICAS, APPLY_PATH)
-    sent = first_at(bench.requests, started, cid)
-    done = last_at(bench.scaled, started, cid)
-    if sent is None or done is None:
-        raise BenchProcessError("50 replicas placed without scale requests on the wire")
+    sent, done = await on_the_wire(bench, started, cid)
     return {
         "deployed": (deployed - started) * 1000,
         "sent": (sent - started) * 1000,
