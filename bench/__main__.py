@@ -1,4 +1,8 @@
-"""``python -m bench [SECTION ...]``: run the selected sections (default: all), print tables."""
+"""``python -m bench [SECTION ...]``: run the selected sections (default: all), print tables.
+
+The run ends with the aims table (``bench.aims``) whenever a section that measures an aim ran:
+the figures the sections returned, each beside its aim.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import sys
 import time
 from types import FrameType
 
+from bench.aims import AIMS, Figure, Measured, aims_table
 from bench.context import Config
 from bench.machine import load_average, machine_table
 from bench.sections import SECTIONS, load
@@ -31,11 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     config = Config(rounds=args.rounds, duration_s=args.duration)
     started = time.monotonic()
     print(render(machine_table()))
-    for name in args.sections or list(SECTIONS):
+    selected = args.sections or list(SECTIONS)
+    figures: dict[Figure, Measured] = {}
+    for name in selected:
         section = load(name)
         print(f"## {name}: {section.TITLE}\n", flush=True)
-        for table in section.run(config):
+        output = section.run(config)
+        for table in output.tables:
             print(render(table), flush=True)
+        figures.update(output.figures)
+    if any(aim.section in selected for aim in AIMS):
+        print("## aims\n")
+        print(render(aims_table(figures)), flush=True)
     print(f"Total bench time {time.monotonic() - started:.0f} s; load average at end "
           f"{load_average()}.")  # fmt: skip
     return 0

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,14 +62,14 @@ def wrk_binary() -> str:
     return found
 
 
-def run_wrk(url: str, duration_s: float, connections: int, server_pid: int) -> WrkRun:
-    """``wrk -t1 -cN -dS --latency url``, with the server's CPU over the run."""
+def run_wrk(url: str, duration_s: float, connections: int, server_pids: Sequence[int]) -> WrkRun:
+    """``wrk -t1 -cN -dS --latency url``, with the server's CPU (all its processes) over the run."""
     args = [wrk_binary(), f"-t{WRK_THREADS}", f"-c{connections}", f"-d{duration_s:g}s",
             "--latency", url]  # fmt: skip
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server, machine = cpu_seconds(server_pid), machine_busy_seconds()
+    server, machine = _cpu_seconds(server_pids), machine_busy_seconds()
     proc = subprocess.run(args, capture_output=True, text=True, timeout=duration_s + 30)
-    server_after, machine_after = cpu_seconds(server_pid), machine_busy_seconds()
+    server_after, machine_after = _cpu_seconds(server_pids), machine_busy_seconds()
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise BenchProcessError(f"wrk failed on {url}: {proc.stderr.strip()[-500:]}")
@@ -87,6 +88,12 @@ def run_wrk(url: str, duration_s: float, connections: int, server_pid: int) -> W
         machine_cpu_s=minus(machine_after, machine),
         duration_s=duration_s,
     )
+
+
+def _cpu_seconds(pids: Sequence[int]) -> float | None:
+    """CPU seconds of all ``pids`` so far; None when one cannot be read (it is gone)."""
+    times = [cpu_seconds(pid) for pid in pids]
+    return None if None in times else sum(t for t in times if t is not None)
 
 
 @dataclass(frozen=True)

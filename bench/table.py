@@ -18,6 +18,8 @@ class Table:
     columns: list[str]
     rows: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Columns of text, aligned left; the rest are numbers, aligned right.
+    left_columns: set[int] = field(default_factory=lambda: {0})
 
     def add(self, *cells: object) -> None:
         if len(cells) != len(self.columns):
@@ -29,19 +31,19 @@ def render(table: Table) -> str:
     widths = [len(c) for c in table.columns]
     for row in table.rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-    lines = [f"### {table.title}", "", _line(table.columns, widths)]
-    # First column is a label (left-aligned); the rest are numbers (right-aligned).
-    lines.append("|" + "|".join(_rule(w, i == 0) for i, w in enumerate(widths)) + "|")
-    lines += [_line(row, widths) for row in table.rows]
+    left = table.left_columns
+    lines = [f"### {table.title}", "", _line(table.columns, widths, left)]
+    lines.append("|" + "|".join(_rule(w, i in left) for i, w in enumerate(widths)) + "|")
+    lines += [_line(row, widths, left) for row in table.rows]
     if table.notes:
         lines.append("")
         lines += [f"- {note}" for note in table.notes]
     return "\n".join(lines) + "\n"
 
 
-def _line(cells: list[str], widths: list[int]) -> str:
+def _line(cells: list[str], widths: list[int], left: set[int]) -> str:
     pairs = enumerate(zip(cells, widths, strict=True))
-    padded = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs]
+    padded = [c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in pairs]
     return "| " + " | ".join(padded) + " |"
 
 

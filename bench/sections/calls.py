@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bench.context import CACHE_DIR, Config, prepare_components
+from bench.sections import Output
 from bench.stats import median, minus
 from bench.table import Table, fmt, ratio
 
@@ -62,8 +63,8 @@ def _cases() -> list[Case]:
     ]
 
 
-def run(config: Config) -> list[Table]:
-    return asyncio.run(_run(config))
+def run(config: Config) -> Output:
+    return Output(asyncio.run(_run(config)))
 
 
 async def _run(config: Config) -> list[Table]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from bench.context import Config, prepare_components
 from bench.echo import ECHO_SUBJECT, EMPTY_MAP, echo_responder, wait_answering
 from bench.procs import BenchProcessError
+from bench.sections import Output
 from bench.sections.control_lattice import (
     HOST_ID,
     Lattice,
@@ -61,10 +62,10 @@ GOAL_MS = 50.0
 Samples = dict[str, list[float]]
 
 
-def run(config: Config) -> list[Table]:
+def run(config: Config) -> Output:
     wasm = prepare_components(COMPONENTS)
     with tempfile.TemporaryDirectory(prefix="bench-control-") as tmp:
-        return asyncio.run(_run(config.rounds_or(ROUNDS), wasm, Path(tmp)))
+        return Output(asyncio.run(_run(config.rounds_or(ROUNDS), wasm, Path(tmp))))
 
 
 async def _run(rounds: int, wasm: dict[str, Path], tmp: Path) -> list[Table]:

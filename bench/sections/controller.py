@@ -26,14 +26,13 @@ import time
 from pathlib import Path
 
 from bench.context import Config, prepare_components
-from bench.procs import BenchProcessError
+from bench.sections import Output
 from bench.sections.controller_lattice import (
     Bench,
     Timing,
     add_host,
-    first_at,
     kill,
-    last_at,
+    on_the_wire,
     replica_counts,
     running_lattice,
     serving,
@@ -64,16 +63,18 @@ FAST = Timing("fast", heartbeat_s=0.3, host_timeout_s=1.0, tick_s=0.2, lease_ttl
 DEFAULTS = Timing("defaults", heartbeat_s=1.0, host_timeout_s=2.5, tick_s=0.5, lease_ttl_s=3.0)
 
 
-def run(config: Config) -> list[Table]:
+def run(config: Config) -> Output:
     wasm = prepare_components(["hello-wat"])["hello-wat"]
     with tempfile.TemporaryDirectory(prefix="bench-controller-") as tmp:
         results = asyncio.run(_run_lattices(config, wasm, Path(tmp)))
     fast, applied, defaults = results
-    return [
-        _failover_table([(FAST, fast), (DEFAULTS, defaults)]),
-        _rounds_table([(FAST, fast), (DEFAULTS, defaults)]),
-        _apply_table(applied),
-    ]
+    return Output(
+        [
+            _failover_table([(FAST, fast), (DEFAULTS, defaults)]),
+            _rounds_table([(FAST, fast), (DEFAULTS, defaults)]),
+            _apply_table(applied),
+        ]
+    )
 
 
 async def _run_lattices(config: Config, wasm: Path, tmp: Path) -> tuple[Samples, Samples, Samples]:
@@ -126,10 +127,7 @@ async def _failover_round(bench: Bench, cid: str, phase_s: float) -> dict[str, f
     killed = time.perf_counter()
     kill(bench.hosts.pop(victim))
     placed, served = await serving(bench, survivors, cid, FAILOVER_REPLICAS, "/")
-    sent = first_at(bench.requests, killed, cid)
-    done = last_at(bench.scaled, killed, cid)
-    if sent is None or done is None:
-        raise BenchProcessError("replicas came back without a scale request on the wire")
+    sent, done = await on_the_wire(bench, killed, cid)
     return {
         "lost": float(counts[victim]),
         "heard": heard_ms,
@@ -172,10 +170,7 @@ async def _apply_round(bench: Bench, cid: str, version: str) -> dict[str, float]
     await bench.specs.deploy(APPLY_APP, version)
     deployed = time.perf_counter()
     placed, served = await serving(bench, list(bench.hosts), cid, APPLY_REPLICAS, APPLY_PATH)
-    sent = first_at(bench.requests, started, cid)
-    done = last_at(bench.scaled, started, cid)
-    if sent is None or done is None:
-        raise BenchProcessError("50 replicas placed without scale requests on the wire")
+    sent, done = await on_the_wire(bench, started, cid)
     return {
         "deployed": (deployed - started) * 1000,
         "sent": (sent - started) * 1000,

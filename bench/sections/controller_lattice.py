@@ -290,6 +290,30 @@ async def wait_settled(
     raise BenchProcessError(f"{component_id} did not settle at {target} replicas")
 
 
+async def on_the_wire(
+    bench: Bench, since: float, component_id: str, timeout_s: float = 5.0
+) -> tuple[float, float]:
+    """When the first scale request since ``since`` was seen, and the last confirmation.
+
+    A host answers a scale once its replicas run and publishes ``component_scaled`` just
+    after, so the bench may see the replicas serving before the event arrives (on a busy
+    machine, by tens of ms): wait until every request seen has its confirmation.
+    """
+
+    def confirmed() -> bool:
+        sent = [s for s in bench.requests if s.at >= since and s.component_id == component_id]
+        done = [s for s in bench.scaled if s.at >= since and s.component_id == component_id]
+        return bool(sent) and len(done) >= len(sent)
+
+    await until(confirmed, timeout_s, f"scale requests of {component_id} and their events")
+    sent, done = (
+        first_at(bench.requests, since, component_id),
+        last_at(bench.scaled, since, component_id),
+    )
+    assert sent is not None and done is not None  # confirmed() saw both
+    return sent, done
+
+
 def first_at(seen: Sequence[Seen], since: float, component_id: str) -> float | None:
     return next((s.at for s in seen if s.at >= since and s.component_id == component_id), None)
 

