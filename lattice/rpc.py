@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 Handler = Callable[[str, bytes], Awaitable[Reply]]
 
 
+# How long to wait before asking once more when no responder was there.
+NO_RESPONDERS_RETRY_S = 0.2
+
+
 async def request(
     nc: Client,
     subject: str,
@@ -31,10 +35,15 @@ async def request(
     headers: Mapping[str, str] | None = None,
 ) -> Reply:
     """One request, one reply; ``who`` names the peer in errors ("host abc")."""
+    payload, wire_headers = encode(message), dict(headers or {}) or None
     try:
-        msg = await nc.request(
-            subject, encode(message), timeout=timeout_s, headers=dict(headers or {}) or None
-        )
+        try:
+            msg = await nc.request(subject, payload, timeout=timeout_s, headers=wire_headers)
+        except nats.errors.NoRespondersError:
+            # Nobody received it, so asking again is safe; once, a moment later, covers
+            # a responder whose subscription the server is still registering.
+            await asyncio.sleep(NO_RESPONDERS_RETRY_S)
+            msg = await nc.request(subject, payload, timeout=timeout_s, headers=wire_headers)
     except nats.errors.NoRespondersError as exc:
         raise RequestTimeout(f"no {who} answered: is it running on this lattice?") from exc
     except nats.errors.TimeoutError as exc:
