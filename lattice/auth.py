@@ -203,6 +203,20 @@ _KV_READ_API = [
     "$JS.API.DIRECT.GET.*",
     "$JS.API.DIRECT.GET.*.>",
 ]
+def _object_read_api(bucket: str) -> list[str]:
+    """What reading one object store takes: finding its stream, an ordered consumer on it
+    (created, asked about, deleted) and its flow-control replies."""
+    stream = f"OBJ_{bucket}"
+    return [
+        "$JS.API.STREAM.NAMES",  # nats-py looks the stream up by subject first
+        f"$JS.API.CONSUMER.CREATE.{stream}",
+        f"$JS.API.CONSUMER.CREATE.{stream}.>",
+        f"$JS.API.CONSUMER.INFO.{stream}.>",
+        f"$JS.API.CONSUMER.DELETE.{stream}.>",
+        f"$JS.FC.{stream}.>",
+    ]
+
+
 # Creating and changing buckets. A stream may capture any subject of the account
 # (control requests, inboxes): only the roles trusted with desired state get these.
 _KV_WRITE_API = ["$JS.API.STREAM.CREATE.*", "$JS.API.STREAM.UPDATE.*", "$JS.API.STREAM.PURGE.*"]
@@ -225,7 +239,8 @@ def permissions(role: str, subjects: Subjects, name: str, user_key: str) -> dict
     if role == "admin":
         # Trusted to change anything in its lattice, and to call components; but it
         # serves nothing, so it cannot pose as a host, a component or a provider.
-        pub = {"allow": [f"{root}.>", "$KV.>", "$JS.API.>"]}
+        # "$O.>": uploading components into the lattice's object store (lattice apply).
+        pub = {"allow": [f"{root}.>", "$KV.>", "$O.>", "$JS.API.>"]}
         sub = {"allow": [f"{root}.evt.>", inbox]}
         return {"pub": pub, "sub": sub}
     if role == "controller":
@@ -243,6 +258,9 @@ def permissions(role: str, subjects: Subjects, name: str, user_key: str) -> dict
                 # link's writer creates them, see lattice.state.put_link).
                 "$KV.>",
                 *_KV_READ_API,
+                # Reading uploaded components (lattice.artifacts): a consumer on that
+                # one object store's stream; writing it stays the admin's.
+                *_object_read_api(subjects.artifacts_bucket),
             ],
             "deny": [
                 # The lattice's own buckets: links and config may be read, not written;

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import pytest
 from cli.creds import ensure_lattice_buckets
 from controller.service import Controller
 from host.daemon import HostConfig, HostDaemon, resolve_host_id
+from lattice.artifacts import ArtifactFailure, ArtifactStore
 from lattice.auth import AuthStore, read_creds
 from lattice.client import LatticeClient
 from lattice.connection import Connection, NatsOptions, connect
@@ -410,3 +412,20 @@ async def _get_when_served(url: str, timeout_s: float) -> str:
                     return await response.text()
             assert time.monotonic() < deadline, f"{url} not served within {timeout_s} s"
             await asyncio.sleep(0.2)
+
+
+async def test_an_admin_uploads_a_component_that_a_host_can_read_not_write(
+    roles: Roles, buckets: None
+) -> None:
+    """`lattice apply` uploads components into the object store; hosts fetch them from it."""
+    admin = await roles.connect("admin")
+    host = await roles.connect("host", "edge-1")
+    try:
+        data = os.urandom(300_000)  # several chunks
+        digest = await ArtifactStore(admin, SUBJECTS).put(data)
+        assert await ArtifactStore(host, SUBJECTS).get(digest, max_bytes=2**20) == data
+        with pytest.raises(ArtifactFailure):
+            await ArtifactStore(host, SUBJECTS).put(b"a host may not add components")
+    finally:
+        await host.close()
+        await admin.close()
