@@ -18,8 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from bench.lattice_rig import log_tail
-from bench.procs import READY, BenchProcessError, Server, spawn_server, stop, wait_ready
+from bench.procs import READY, BenchProcessError, Server, log_tail, spawn_server, stop, wait_ready
 
 if TYPE_CHECKING:
     from nats.aio.client import Client

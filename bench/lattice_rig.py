@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -22,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.context import CACHE_DIR, LOG_DIR
-from bench.procs import BenchProcessError, Server
+from bench.procs import BenchProcessError, Server, log_tail
+from lattice.process import spawn
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -65,12 +65,9 @@ def start_host(
             "--data-plane-processes", "1", *options]  # fmt: skip
     # No tracing or metrics exporter, whatever this shell sets: a host's default.
     env = {k: v for k, v in os.environ.items() if not k.startswith("WASMLATTICE_")}
-    with open(log_path, "w") as log:
-        # Own session: a Ctrl-C reaches only the bench, which then stops the host by pid.
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "lattice"), *args], stdout=log,
-            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
-        )  # fmt: skip
+    # Own session: a Ctrl-C reaches only the bench, which then stops the host by pid.
+    lattice_cli = str(Path(sys.executable).parent / "lattice")
+    process = spawn([lattice_cli, *args], log=log_path, append=False, own_group=True, env=env)
     return Server(host_id, process, log_path, port)
 
 
@@ -104,6 +101,3 @@ async def connected(nats_url: str, name: str) -> AsyncIterator[Client]:
     finally:
         await nc.close()
 
-
-def log_tail(path: Path, lines: int = 20) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

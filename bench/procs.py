@@ -69,7 +69,7 @@ def wait_ready(server: Server, timeout_s: float = 60.0) -> None:
                 return
             if not line and server.process.poll() is not None:
                 break
-    raise BenchProcessError(f"server {server.name} did not start:\n{_tail(server.log_path)}")
+    raise BenchProcessError(f"server {server.name} did not start:\n{log_tail(server.log_path)}")
 
 
 def stop(server: Server, timeout_s: float = 5.0) -> None:
@@ -93,7 +93,8 @@ def run_json_child(module: str, args: list[str], timeout_s: float) -> str:
     return proc.stdout
 
 
-def _tail(path: Path, lines: int = 20) -> str:
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` of a process's log, for an error message (never raises)."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError as exc:

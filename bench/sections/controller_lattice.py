@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ import aiohttp
 
 from bench.lattice_rig import connected, nats_server, start_host, wait_joined
 from bench.procs import BenchProcessError, Server
+from lattice.process import kill_process
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -149,14 +148,12 @@ def add_host(bench: Bench, host_id: str, zone: str) -> Host:
 
 def kill(host: Host) -> None:
     """SIGKILL by pid: no host_stopped event, no drain, as when a machine dies."""
-    os.kill(host.server.pid, signal.SIGKILL)
-    host.server.process.wait()
+    kill_process(host.server.process)
 
 
 def _kill_quietly(host: Host) -> None:
     # The end of the bench: nothing is measured any more, so no graceful drain is needed.
-    if host.server.process.poll() is None:
-        kill(host)
+    kill(host)
 
 
 async def wait_host_joined(bench: Bench, host: Host) -> None:
