@@ -27,6 +27,9 @@ __all__ = ["AddressListeners", "ListenerUnavailable", "parse_address"]
 
 log = logging.getLogger(__name__)
 
+# Listeners of link addresses one host runs beside its main one.
+MAX_LISTENERS = 16
+
 
 class ListenerUnavailable(Exception):
     """An http-server link's address cannot be listened on."""
@@ -52,8 +55,11 @@ ServerFactory = Callable[[str, int], HttpServer]
 class AddressListeners:
     """The listeners of address routes on one host."""
 
-    def __init__(self, make: ServerFactory) -> None:
+    def __init__(self, make: ServerFactory, max_listeners: int = MAX_LISTENERS) -> None:
         self._make = make
+        # Whoever writes specs picks addresses: each listener holds a port and up to
+        # its connection cap, so a host serves only so many.
+        self._max = max_listeners
         self._servers: dict[tuple[str, int], HttpServer] = {}
         # component -> its address routes
         self._routes: dict[str, tuple[tuple[tuple[str, int], Route], ...]] = {}
@@ -109,6 +115,10 @@ class AddressListeners:
                 server.routes.remove_component(component_id)
 
     async def _listen(self, key: tuple[str, int]) -> HttpServer:
+        if len(self._servers) >= self._max:
+            raise ListenerUnavailable(
+                _shown(key), f"this host serves at most {self._max} link addresses"
+            )
         host, port = key
         server = self._make(host, port)
         try:

@@ -224,3 +224,25 @@ async def test_listeners_start_stop_and_refuse_a_taken_address() -> None:
         assert listeners.servers == {}
     finally:
         await listeners.stop()
+
+
+async def test_a_host_serves_only_so_many_link_addresses() -> None:
+    """A spec picks the addresses: each costs a listener, so there is a cap."""
+    from lattice.natsd import free_port
+    from providers.http_listeners import AddressListeners, ListenerUnavailable
+    from providers.http_server import HttpRequest, HttpServer, Route
+
+    async def never(_component: str, _request: HttpRequest) -> HttpResponse:
+        raise AssertionError("no request is sent")
+
+    listeners = AddressListeners(lambda host, port: HttpServer(never, host, port), 1)
+    first, second = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    try:
+        await listeners.update("a", [(first, Route("a", "/"))])
+        with pytest.raises(ListenerUnavailable, match="at most 1 link addresses"):
+            await listeners.update("b", [(second, Route("b", "/"))])
+        assert list(listeners.servers) == [("127.0.0.1", int(first.rsplit(":", 1)[1]))]
+        # The same address again takes no new listener.
+        await listeners.update("c", [(first, Route("c", "/c"))])
+    finally:
+        await listeners.stop()
