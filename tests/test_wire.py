@@ -57,10 +57,7 @@ class Echo:
         return WireCodec.for_func(self.func(name).type(self.store))
 
     def call(self, name: str, *args: Any) -> Any:
-        func = FastFunc(self.func(name), self.store)
-        result = func(self.store, *args)
-        func.post_return(self.store)
-        return result
+        return FastFunc(self.func(name), self.store)(self.store, *args)
 
     def call_slow(self, name: str, *args: Any) -> Any:
         func = self.func(name)

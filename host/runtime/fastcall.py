@@ -116,6 +116,3 @@ class FastFunc:
             return self._lift(result, address, 0)
         finally:
             val_delete(address)
-
-    def post_return(self, store: Any) -> None:
-        self.func.post_return(store)
