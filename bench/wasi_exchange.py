@@ -43,6 +43,10 @@ class _Sink:
     async def finish(self) -> None:
         pass
 
+    def complete(self, status: int, headers: list[tuple[str, bytes]], body: bytes) -> None:
+        self.status = status
+        self.chunks.append(body)
+
 
 async def _measure(n: int, profile: bool) -> None:
     from host.runtime.components import ComponentSpec, HostRuntime

@@ -160,9 +160,14 @@ class StreamedRequest:
 
 
 class ResponseSink(Protocol):
-    """Where a streamed response goes: ``start`` once, then ``write``s, then ``finish``."""
+    """Where a streamed response goes: ``start`` once, then ``write``s, then ``finish``;
+    or, for a response complete before anything was sent, ``complete`` alone."""
 
     async def start(self, status: int, headers: list[tuple[str, bytes]]) -> None: ...
+
+    def complete(self, status: int, headers: list[tuple[str, bytes]], body: bytes) -> None:
+        """The whole response at once (sent with its length, in one write)."""
+        ...
 
     async def write(self, chunk: bytes) -> None: ...
 
@@ -185,11 +190,17 @@ class _ResponseWriter:
 
     async def start(self, status: int, headers: list[tuple[str, bytes]]) -> None:
         response = web.StreamResponse(status=status)
-        for name, value in headers:
-            if name.lower() not in _HOP_BY_HOP:
-                response.headers.add(name, value.decode("latin-1"))
+        _add_headers(response, headers)
         self.response = response
         await response.prepare(self._request)
+
+    def complete(self, status: int, headers: list[tuple[str, bytes]], body: bytes) -> None:
+        # Returned from the handler, aiohttp writes head and body in one go (a streamed
+        # response writes the head, each chunk and the end separately).
+        response = web.Response(status=status, body=body)
+        _add_headers(response, headers)
+        self.response = response
+        self.finished = True
 
     async def write(self, chunk: bytes) -> None:
         assert self.response is not None
@@ -205,6 +216,12 @@ class _ResponseWriter:
         transport = self._request.transport
         if transport is not None:
             transport.abort()
+
+
+def _add_headers(response: web.StreamResponse, headers: list[tuple[str, bytes]]) -> None:
+    for name, value in headers:
+        if name.lower() not in _HOP_BY_HOP:
+            response.headers.add(name, value.decode("latin-1"))
 
 
 @dataclass(frozen=True)

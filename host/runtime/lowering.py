@@ -22,11 +22,13 @@ node, with cached field names and children:
   (no ``ResourceAny``/``ResourceHost`` objects). A parameter lifts to a
   ``HandleRef``, its ``resource_any``'s address (``host_rep`` reads the rep while
   the call runs); a result lowers from a ``HostHandle`` (rep and kind), both
-  in ``host.runtime.wit_values``. The
+  in ``host.runtime.wit_values``. Variants, options and results are then in
+  the plain spelling (``wit_values.plain_cases``: ``Ok``/``Err``, ``None`` or the
+  payload, ``Variant``), so host functions need no translation of their own. The
   ``store`` of such a converter is the host function's raw context.
 
-Values in and out are exactly what wasmtime-py accepts and produces, and the
-errors for bad values are its errors.
+Otherwise values in and out are exactly what wasmtime-py accepts and produces,
+and the errors for bad values are its errors.
 
 Memory ownership mirrors wasmtime-py (``wasmtime/component/_types.py``; the C
 layout and allocators are in ``host.runtime.c_api``):
@@ -120,9 +122,18 @@ from host.runtime.wit_types import (
     WitType,
     WitVariant,
 )
-from host.runtime.wit_values import Case, HandleRef, HostHandle, NoCase, Record, WitCases
+from host.runtime.wit_values import (
+    Case,
+    HandleRef,
+    HostHandle,
+    NoCase,
+    PlainCases,
+    Record,
+    WitCases,
+    plain_cases,
+)
 
-__all__ = ["Conv", "converter_for", "host_rep"]
+__all__ = ["Conv", "converter_for", "host_rep", "rep_at"]
 
 
 class Conv:
@@ -454,7 +465,7 @@ class _Cases(Conv):
     def __init__(
         self, cases: WitCases, payloads: tuple[WitType | None, ...], host_handles: bool = False
     ) -> None:
-        self._cases = cases
+        self._cases: WitCases | PlainCases = plain_cases(cases) if host_handles else cases
         self._convs = tuple(
             None if p is None else converter_for(p, host_handles=host_handles) for p in payloads
         )
@@ -572,8 +583,13 @@ class _Native(Conv):
 
 def host_rep(context: int, handle: HandleRef) -> int:
     """The rep behind a handle of a host resource that a host function received."""
+    return rep_at(context, handle.address)
+
+
+def rep_at(context: int, address: int) -> int:
+    """The rep behind the ``resource_any`` at ``address`` (a host function's argument)."""
     host = c_void_p()
-    error = resource_any_to_host(context, handle.address, byref(host))
+    error = resource_any_to_host(context, address, byref(host))
     if error:
         raise_error(error)
     try:

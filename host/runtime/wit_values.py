@@ -15,6 +15,11 @@ fast calls (``host.runtime.lowering``) and the cross-host codec
 (``host.wire``) both ask it which case a value is and build case values with
 it. Nothing here touches wasmtime's C API; the classes of each case come from
 the runtime's description of the type (``host.runtime.wit_types``).
+
+Host functions the runtime defines itself (the WASI it serves) use one *plain*
+spelling instead, the same for every type (``plain_cases``): a result is
+``Ok(value)`` or ``Err(value)``, an option ``None`` or its payload, a variant
+``Variant(tag, payload)``. The fast converters take and give it directly.
 """
 
 from __future__ import annotations
@@ -25,7 +30,18 @@ from typing import Any
 
 from wasmtime.component import Record, Variant
 
-__all__ = ["Case", "HandleRef", "HostHandle", "NoCase", "Record", "Variant", "WitCases"]
+__all__ = [
+    "Case",
+    "Err",
+    "HandleRef",
+    "HostHandle",
+    "NoCase",
+    "Ok",
+    "Record",
+    "Variant",
+    "WitCases",
+    "plain_cases",
+]
 
 
 class HostHandle:
@@ -186,3 +202,83 @@ def _tagged(classes: list[frozenset[type]]) -> bool:
             return True
         seen |= case
     return False
+
+
+# -- the plain spelling of host functions -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ok:
+    """The ``ok`` case of a result, in the plain spelling (``Ok()``: no payload)."""
+
+    value: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Err:
+    """The ``err`` case of a result, in the plain spelling."""
+
+    value: Any = None
+
+
+class PlainCases:
+    """The cases of one variant, option or result type, in the plain spelling.
+
+    It answers what ``WitCases`` answers (``split``, ``value``, ``named``,
+    ``cases``), so the fast converters use either.
+    """
+
+    __slots__ = ("_by_name", "cases", "kind")
+
+    def __init__(self, cases: WitCases) -> None:
+        self.kind = cases.kind
+        self.cases = cases.cases
+        self._by_name = {case.name: case for case in reversed(self.cases)}
+
+    def named(self, tag: Any) -> Case | None:
+        return self._by_name.get(tag) if isinstance(tag, str) else None
+
+    def split(self, value: Any, exact_first: bool = False) -> tuple[Case, Any]:
+        if not isinstance(value, Variant):
+            raise NoCase(not_variant=True)
+        case = self.named(value.tag)
+        if case is None:
+            raise NoCase(not_variant=False, tag=value.tag)
+        return case, value.payload
+
+    def value(self, case: Case, payload: Any) -> Any:
+        return Variant(case.name, payload)
+
+
+class _PlainOption(PlainCases):
+    __slots__ = ()
+
+    def split(self, value: Any, exact_first: bool = False) -> tuple[Case, Any]:
+        return (self.cases[0], None) if value is None else (self.cases[1], value)
+
+    def value(self, case: Case, payload: Any) -> Any:
+        return None if case.index == 0 else payload
+
+
+class _PlainResult(PlainCases):
+    __slots__ = ()
+
+    def split(self, value: Any, exact_first: bool = False) -> tuple[Case, Any]:
+        cls = type(value)
+        if cls is Ok:
+            return self.cases[0], value.value
+        if cls is Err:
+            return self.cases[1], value.value
+        raise NoCase(not_variant=False)
+
+    def value(self, case: Case, payload: Any) -> Any:
+        return Ok(payload) if case.index == 0 else Err(payload)
+
+
+def plain_cases(cases: WitCases) -> PlainCases:
+    """The plain spelling of a type's cases (option: none, some; result: ok, err)."""
+    if cases.kind == "option":
+        return _PlainOption(cases)
+    if cases.kind == "result":
+        return _PlainResult(cases)
+    return PlainCases(cases)

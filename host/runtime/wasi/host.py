@@ -5,9 +5,9 @@ for each imported WASI interface (by its exact name, so ``wasi:io/streams@0.2.12
 next to ``wasi:filesystem/types@0.2.9`` is fine), every resource it names gets
 a host-defined kind (``table.KINDS``), and every function it imports gets the
 implementation of that name from the modules of this package, or, for the
-denied packages, one derived from its type (``denied``). Values cross through
-``values.param_reader`` / ``result_writer`` and the fast converters of
-``trampoline``, compiled once per function from its type as imported.
+denied packages, one derived from its type (``denied``). Values cross in the
+plain spelling of ``values`` through the fast converters of ``trampoline``,
+compiled once per function from its type as imported.
 
 Versions: every ``0.2.x`` of these packages is served (the vendored WIT is
 0.2.12, ``providers/wit/deps/WASI.md``). An import outside that range, or a
@@ -31,7 +31,6 @@ from host.runtime.wasi.http_outgoing import HttpClientGrant
 from host.runtime.wasi.http_types import Exchange
 from host.runtime.wasi.table import DENIED_KIND_BASE, KINDS, ResourceTable
 from host.runtime.wasi.trampoline import add_fast_func, add_fast_resource
-from host.runtime.wasi.values import param_reader, result_writer
 from host.runtime.wit_types import WitFunc, describe_func
 from providers.http_server import ResponseSink, StreamedRequest
 
@@ -155,20 +154,7 @@ def _exports(engine: wasmtime.Engine, extern: Any) -> dict[str, Any]:
 
 
 def _adapted(impl: HostFunc | _Denied, func: WitFunc) -> HostFunc:
-    """``impl`` taking and returning plain values, as wasmtime-py calls it."""
+    """``impl`` itself, or the deny-all function ``func``'s type calls for."""
     if isinstance(impl, _Denied):
-        impl = denied_function(impl.interface, impl.func, func, impl.table)
-    readers = [param_reader(ty) for _, ty in func.params]
-    write = result_writer(func.result)
-    if all(r is None for r in readers):
-
-        def plain(store: Any, *args: Any) -> Any:
-            return write(impl(store, *args))
-
-        return plain
-
-    def host(store: Any, *args: Any) -> Any:
-        values = [a if r is None else r(store, a) for r, a in zip(readers, args, strict=True)]
-        return write(impl(store, *values))
-
-    return host
+        return denied_function(impl.interface, impl.func, func, impl.table)
+    return impl

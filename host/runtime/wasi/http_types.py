@@ -191,7 +191,7 @@ class _ResponseBody:
         self._finish_held = False
         self._lock = threading.Lock()
 
-    def write(self, chunk: bytes) -> concurrent.futures.Future[None]:
+    def write(self, chunk: bytes) -> concurrent.futures.Future[None] | None:
         with self._lock:
             if self._exchange is not None:
                 return self._exchange.write(chunk)
@@ -216,7 +216,11 @@ class _ResponseBody:
             self._exchange = exchange
             held, self._held = self._held, []
             for chunk, waiting in held:
-                _chain(exchange.write(chunk), waiting)
+                sent = exchange.write(chunk)
+                if sent is None:
+                    waiting.set_result(None)
+                else:
+                    _chain(sent, waiting)
             if self._finish_held:
                 exchange.finish()
 
@@ -309,7 +313,7 @@ class Exchange:
         self.responded = True
         self.error_code = code
 
-    def write(self, chunk: bytes) -> concurrent.futures.Future[None]:
+    def write(self, chunk: bytes) -> concurrent.futures.Future[None] | None:
         return self._send(_WRITE, chunk)
 
     def finish(self) -> None:
@@ -330,18 +334,24 @@ class Exchange:
         """Nothing went towards the client and no body was read: another instance may serve it."""
         return not self._sent_any and not self.body_read
 
-    def _send(self, op: int, arg: Any) -> concurrent.futures.Future[None]:
-        """Queue ``op`` for the client; the loop's pump sends queued ops in order."""
-        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+    def _send(self, op: int, arg: Any) -> concurrent.futures.Future[None] | None:
+        """Queue ``op`` for the client; the loop's pump sends queued ops in order.
+
+        The future completes when the op reached the sink. An op held back gets
+        none (None: done, for the output stream): held bytes stay under the write
+        budget, and a failure to send them fails the exchange as any other.
+        """
         with self._lock:
-            self._outbox.append((op, arg, done))
             self._sent_any = True
             if self._holding:
                 if op == _WRITE:
                     self._held_bytes += len(arg)
                 if self._held_bytes < _HOLD_BYTES:
-                    return done
+                    self._outbox.append((op, arg, None))
+                    return None
                 self._holding = False
+            done: concurrent.futures.Future[None] = concurrent.futures.Future()
+            self._outbox.append((op, arg, done))
             schedule, self._pump_due = not self._pump_due, True
         if schedule:
             self.table.loop.call_soon_threadsafe(self._start_pump)
@@ -362,10 +372,44 @@ class Exchange:
         """The guest's call returned: send what it held back (on the loop)."""
         with self._lock:
             self._holding = False
-            schedule = bool(self._outbox) and not self._pump_due
+            whole = None if self._pump_due else self._whole_response()
+            schedule = whole is None and bool(self._outbox) and not self._pump_due
             self._pump_due = self._pump_due or schedule
-        if schedule:
+        if whole is not None:
+            self._complete(*whole)
+        elif schedule:
             self._start_pump()
+
+    def _whole_response(self) -> tuple[int, list[tuple[str, bytes]], list[_Send]] | None:
+        """The held sends when they are a whole response, nothing of it sent yet
+        (head, chunks, end; a length header, if any, matching the body); taken out."""
+        outbox = self._outbox
+        if len(outbox) < 2 or outbox[0][0] != _START or outbox[-1][0] != _FINISH:
+            return None
+        sends = list(outbox)
+        if any(op != _WRITE for op, _, _ in sends[1:-1]):
+            return None
+        status, headers = sends[0][1]
+        size = sum(len(chunk) for _, chunk, _ in sends[1:-1])
+        if any(k == "content-length" and v.strip() != str(size).encode() for k, v in headers):
+            return None
+        outbox.clear()
+        return status, headers, sends
+
+    def _complete(self, status: int, headers: list[tuple[str, bytes]], sends: list[_Send]) -> None:
+        """Hand a whole response to the sink at once: no pump, one write to the client."""
+        body = b"".join(chunk for _, chunk, _ in sends[1:-1])
+        try:
+            self.sink.complete(status, headers, body)
+        except Exception as exc:
+            self._send_failed = True
+            for _, _, done in sends:
+                if done is not None and not done.cancelled():
+                    done.set_exception(exc)
+            return
+        for _, _, done in sends:
+            if done is not None and not done.cancelled():
+                done.set_result(None)
 
     # -- the loop's side -----------------------------------------------------
 
@@ -379,18 +423,18 @@ class Exchange:
                     self._pump_due = False
                     return
                 op, arg, done = self._outbox.popleft()
-            if done.cancelled():
+            if done is not None and done.cancelled():
                 continue
             try:
                 await self._deliver(op, arg)
             except BaseException as exc:
                 self._send_failed = True
-                if not done.cancelled():
+                if done is not None and not done.cancelled():
                     done.set_exception(exc)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
             else:
-                if not done.cancelled():
+                if done is not None and not done.cancelled():
                     done.set_result(None)
 
     async def _deliver(self, op: int, arg: Any) -> None:
@@ -436,7 +480,8 @@ class Exchange:
         with self._lock:
             left, self._outbox = list(self._outbox), collections.deque()
         for _op, _arg, done in left:
-            done.cancel()
+            if done is not None:
+                done.cancel()
         if self._pump is not None and not self._pump.done():
             self._pump.cancel()
         self.table.release_scope(self.scope)
@@ -446,7 +491,7 @@ class Exchange:
 _START, _WRITE, _FINISH = 0, 1, 2
 # Body bytes held back while the guest runs without waiting (see Exchange).
 _HOLD_BYTES = 32 * 1024
-_Send = tuple[int, Any, concurrent.futures.Future[None]]
+_Send = tuple[int, Any, concurrent.futures.Future[None] | None]
 
 
 def functions(table: ResourceTable) -> Mapping[str, Callable[..., Any]]:

@@ -6,7 +6,10 @@ through wasmtime-py's types on every call, element by element: a 4 KiB
 function with the C API directly and converts with ``host.runtime.lowering``
 (the converters ``host.runtime.fastcall`` uses for exports), compiled from the
 function's type as the component imports it, with resource handles converted
-straight through the C API (``converter_for(..., host_handles=True)``).
+straight through the C API and values in the plain spelling of
+``host.runtime.wasi.values`` (``converter_for(..., host_handles=True)``): the
+function gets a handle parameter as its rep and returns plain values, with no
+translation layer between it and the C side.
 
 A guest makes a dozen host calls per request, so the per-call overhead counts:
 the C callbacks take every pointer as a plain int (ctypes builds no pointer
@@ -32,11 +35,12 @@ from typing import Any
 
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
-from wasmtime.component import LinkerInstance, ResourceType, _enter
+from wasmtime.component import BorrowType, LinkerInstance, OwnType, ResourceType, _enter
 
-from host.runtime.c_api import VAL, view
-from host.runtime.lowering import converter_for
-from host.runtime.wit_types import WitFunc
+from host.runtime.c_api import OF, PTR, VAL, view
+from host.runtime.lowering import converter_for, rep_at
+from host.runtime.wasi.values import param_reader
+from host.runtime.wit_types import WitFunc, WitOpaque, WitType
 
 __all__ = ["add_fast_func", "add_fast_resource"]
 
@@ -47,11 +51,21 @@ _lock = threading.Lock()
 
 
 class _HostFunc:
-    __slots__ = ("_impl", "_lifts", "_lower")
+    __slots__ = ("_impl", "_lower", "_params")
 
     def __init__(self, impl: Callable[..., Any], func: WitFunc) -> None:
         self._impl = impl
-        self._lifts = tuple(converter_for(ty, host_handles=True).lift for _, ty in func.params)
+        # Per parameter: its offset, and either None (a handle: its rep is read
+        # straight from the slot) or its converter's lift and the reader of the
+        # handles inside it (values.param_reader).
+        params: list[tuple[int, Any, Any]] = []
+        for i, (_, ty) in enumerate(func.params):
+            if _is_handle(ty):
+                params.append((i * VAL, None, None))
+            else:
+                lift = converter_for(ty, host_handles=True).lift
+                params.append((i * VAL, lift, param_reader(ty)))
+        self._params = tuple(params)
         self._lower = (
             None if func.result is None else converter_for(func.result, host_handles=True).lower
         )
@@ -59,13 +73,23 @@ class _HostFunc:
     def __call__(self, context: int, args: int, nargs: int, results: int) -> None:
         if nargs:
             mv = view(args, nargs * VAL)
-            result = self._impl(
-                context, *[lift(mv, args, i * VAL) for i, lift in enumerate(self._lifts)]
-            )
+            values = []
+            for off, lift, read in self._params:
+                if lift is None:
+                    values.append(rep_at(context, PTR.unpack_from(mv, off + OF)[0]))
+                elif read is None:
+                    values.append(lift(mv, args, off))
+                else:
+                    values.append(read(context, lift(mv, args, off)))
+            result = self._impl(context, *values)
         else:
             result = self._impl(context)
         if self._lower is not None:
             self._lower(context, result, view(results, VAL), results, 0)
+
+
+def _is_handle(ty: WitType) -> bool:
+    return isinstance(ty, WitOpaque) and isinstance(ty.native, OwnType | BorrowType)
 
 
 def _error(exc: Exception) -> int:
@@ -143,7 +167,8 @@ def add_fast_func(
 ) -> None:
     """``instance.add_func(name, impl)``, with ``func``'s values converted fast.
 
-    ``impl(context, *params)``: ``context`` is the raw store context (an int).
+    ``impl(context, *params)``: ``context`` is the raw store context (an int);
+    params and result in the plain spelling (``host.runtime.wasi.values``).
     """
     key = _register(_functions, _HostFunc(impl, func))
     encoded = name.encode("utf-8")
