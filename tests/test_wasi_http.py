@@ -192,6 +192,21 @@ async def test_request_parts_reach_the_component(
     assert "x-probe: yes" in text
 
 
+async def test_a_response_complete_when_the_call_returns_is_sent_whole(
+    served: tuple[HostRuntime, aiohttp.ClientSession],
+) -> None:
+    """A short response goes out at once with its length; a longer one streams."""
+    _, http = served
+    async with http.get("/hello") as response:
+        assert response.headers.get("Content-Length") == str(len(b"Hello from wasi:http!\n"))
+        assert "Transfer-Encoding" not in response.headers
+        assert await response.read() == b"Hello from wasi:http!\n"
+    n = 64 * 1024  # over what an exchange holds back while the guest runs
+    async with http.get(f"/probe/bytes?n={n}") as response:
+        assert response.headers.get("Transfer-Encoding") == "chunked"
+        assert await response.read() == b"x" * n
+
+
 async def test_four_mib_stream_in_and_out(
     served: tuple[HostRuntime, aiohttp.ClientSession],
 ) -> None:
