@@ -124,7 +124,6 @@ async def _per_call_us(runtime: HostRuntime, case: Case, mode: str) -> float:
 
         def direct() -> None:
             func(store, *case.args)
-            func.post_return(store)
 
         return _time_sync(direct)
     finally:
