@@ -14,7 +14,10 @@ the guest drives it through host functions on its worker thread:
   order (a lock on the event loop keeps the order of writes; writes made before
   ``set`` wait for it, and count against the stream's write budget meanwhile);
 - ``outgoing-body.finish`` ends the response; dropping the body unfinished
-  aborts it (the client sees a truncated response, as the spec asks).
+  aborts it (the client sees a truncated response, as the spec asks);
+- sends are held back while the guest runs (``Exchange``): a response that is
+  whole when the call returns goes to the sink in one piece
+  (``ResponseSink.complete``: one write, with its length), with no pump.
 
 Header rules: names are HTTP tokens, values carry no CR, LF or NUL, and the
 connection-level names (``connection``, ``transfer-encoding``...) are
