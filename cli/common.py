@@ -6,7 +6,6 @@ failure into one line at the top of the command.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -17,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from lattice import eventloop
 from lattice.auth import auth_dir, creds_path
 from lattice.client import LatticeClient
 from lattice.connection import NatsOptions, connect
@@ -103,7 +103,7 @@ def key_value_option(*decls: str, help: str) -> Decorator:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine (its errors reach ``cli.errors``)."""
-    return asyncio.run(coro)
+    return eventloop.run(coro)
 
 
 def with_client(nats: NatsFlags, action: Callable[[LatticeClient], Awaitable[T]]) -> T:

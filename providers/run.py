@@ -32,7 +32,7 @@ from typing import Any
 
 import click
 
-from lattice import tracing
+from lattice import eventloop, tracing
 from lattice.connection import NatsOptions, connect
 from lattice.errors import ConnectError
 from lattice.options import NatsFlags, nats_options
@@ -132,7 +132,7 @@ def keyvalue_redis(redis_url: str, key_prefix: str, verbose: int, **kw: Any) -> 
     except KeyValueError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        asyncio.run(_serve_redis(options, backend))
+        eventloop.run(_serve_redis(options, backend))
     except StartupError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -45,7 +45,7 @@ from host.dataplane.settings import (
 )
 from host.errors import HostError
 from host.runtime.components import HostRuntime
-from lattice import tracing
+from lattice import eventloop, tracing
 from lattice.connection import Connection, connect
 from lattice.process import stop_on_signals, watch_parent
 from lattice.redact import SafeFormatter
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         SafeFormatter(f"%(asctime)s %(levelname)-7s data-plane {args.index} %(name)s: %(message)s")
     )
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    asyncio.run(run(args.fd, args.parent_pid))
+    eventloop.run(run(args.fd, args.parent_pid))
 
 
 if __name__ == "__main__":
