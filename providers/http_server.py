@@ -70,7 +70,7 @@ DEFAULT_MAX_BODY = 4 * 2**20
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "te"})
 
 
-@dataclass
+@dataclass(slots=True)
 class HttpRequest:
     """The ``request`` record of the handler contract (field names match the WIT)."""
 
@@ -243,6 +243,9 @@ class Route:
 class RouteTable:
     def __init__(self) -> None:
         self._routes: list[Route] = []
+        # Per route, most specific first: (route, host, prefix, prefix + "/"), the
+        # strings ``Route.matches`` would derive on every request.
+        self._matchers: list[tuple[Route, str | None, str, str]] = []
 
     def add(self, route: Route) -> None:
         self._routes = [
@@ -250,13 +253,25 @@ class RouteTable:
         ]
         self._routes.append(route)
         self._routes.sort(key=Route.specificity, reverse=True)
+        self._compile()
 
     def remove_component(self, component_id: str) -> None:
         self._routes = [r for r in self._routes if r.component_id != component_id]
+        self._compile()
+
+    def _compile(self) -> None:
+        matchers = []
+        for route in self._routes:
+            prefix = route.path_prefix.rstrip("/")
+            matchers.append((route, route.host, prefix, prefix + "/"))
+        self._matchers = matchers
 
     def lookup(self, host: str, path: str) -> Route | None:
-        for route in self._routes:
-            if route.matches(host, path):
+        """The most specific route for a request (``Route.matches``, precomputed)."""
+        for route, route_host, prefix, below in self._matchers:
+            if route_host is not None and route_host != host:
+                continue
+            if not prefix or path == prefix or path.startswith(below):
                 return route
         return None
 
@@ -335,6 +350,11 @@ class HttpServer:
         route = self.routes.lookup(host, request.path)
         if route is None:
             return _text(404, f"no component is routed at {request.path}")
+        stream = self.exchanges(route.component_id) if self.exchanges is not None else None
+        if stream is None and not request.body_exists:
+            # Most requests (GETs) carry no body: nothing to reserve or read, so no
+            # reservation and no RequestBody per request on the whole-request path.
+            return await self._call(route, request, b"")
         length = request.content_length
         if length is not None and length > self.max_body_bytes:
             return _text(413, f"request body over {self.max_body_bytes} bytes", close=True)
@@ -350,7 +370,6 @@ class HttpServer:
             reserved = granted
         try:
             body = RequestBody(request, self.max_body_bytes, self.limits)
-            stream = self.exchanges(route.component_id) if self.exchanges is not None else None
             if stream is not None:
                 return await self._stream(request, body, stream)
             try:
@@ -401,6 +420,7 @@ class HttpServer:
             except HandlerError as exc:
                 log.info("%s %s -> %s: %s", request.method, request.path, exc.status, exc)
                 return _text(exc.status, exc.public_message)
+        # CIMultiDict copies the header pairs itself: no list() of them first.
         return web.Response(
-            status=response.status, headers=list(response.headers), body=bytes(response.body)
+            status=response.status, headers=response.headers, body=bytes(response.body)
         )

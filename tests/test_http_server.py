@@ -11,7 +11,7 @@ import pytest
 
 from host.runtime.components import ComponentSpec, HostRuntime
 from host.runtime.pool import Limits
-from providers.http_server import HttpServer, Route
+from providers.http_server import HttpServer, Route, RouteTable
 from providers.keyvalue import MemoryKeyValue
 
 
@@ -107,3 +107,27 @@ async def test_loop_is_504_and_does_not_block_others(
         statuses.append(await get("/"))
     assert await looping == 504
     assert len(statuses) > 5 and set(statuses) == {200}
+
+
+def test_route_lookup_is_the_most_specific_matching_route() -> None:
+    """The table's precomputed lookup picks what ``Route.matches`` and specificity say."""
+    routes = [
+        Route("root", "/"),
+        Route("api", "/api/"),
+        Route("api-v1", "/api/v1"),
+        Route("host-root", "/", "example.com"),
+        Route("host-api", "/api", "example.com"),
+    ]
+    table = RouteTable()
+    for route in routes:
+        table.add(route)
+    hosts = ["example.com", "other.org", ""]
+    paths = ["/", "", "/api", "/api/", "/api/v1", "/api/v1/x", "/apix", "/api/v10", "/x/api"]
+    for host in hosts:
+        for path in paths:
+            matching = [r for r in routes if r.matches(host, path)]
+            expected = max(matching, key=Route.specificity) if matching else None
+            assert table.lookup(host, path) == expected, (host, path)
+    table.remove_component("root")
+    assert table.lookup("other.org", "/x") is None
+    assert table.lookup("other.org", "/api/x") == Route("api", "/api/")

@@ -2,8 +2,8 @@
 
 Three ways to make the same call, each adding one layer on top of the previous:
 
-- direct: ``func(store, *args)`` + ``post_return`` on an instance taken from the
-  pool, on the calling thread (wasmtime-py and the canonical ABI only);
+- direct: ``func(store, *args)`` (a ``FastFunc``) on an instance taken from the
+  pool, on the calling thread (the converters and the canonical ABI only);
 - pool._call: the pool's synchronous call path on the calling thread (take and
   put back the instance, arm the epoch deadline, look up the export);
 - runtime.call: what the provider uses: ``await HostRuntime.call`` (concurrency
@@ -123,7 +123,7 @@ async def _per_call_us(runtime: HostRuntime, case: Case, mode: str) -> float:
         func, store = instance.func(case.interface, case.func), instance.store
 
         def direct() -> None:
-            func(store, *case.args)
+            func(store, *case.args)  # FastFunc: the guest's post-return runs inside the call
 
         return _time_sync(direct)
     finally:

@@ -108,7 +108,8 @@ class RunningComponent:
     # The host's own WASI, for a component that uses wasi:http (None: wasmtime's).
     wasi: WasiHost | None = None
 
-    @property
+    # Cached: asked on every HTTP request, and exports and wasi are fixed once started.
+    @functools.cached_property
     def wasi_http_handler(self) -> str | None:
         """The exported ``wasi:http/incoming-handler`` (with its version), if any."""
         wanted = contracts.unversioned(contracts.WASI_HTTP_INCOMING)

@@ -311,7 +311,10 @@ class _Bytes(Conv):
         if not isinstance(val, bytes):
             raise TypeError("expected bytes value")
         n = len(val)
-        if n == 0 or n > _BYTES_CHUNK:
+        if n == 0:  # an empty body, the common case for requests
+            _new_vec(vallist_new_uninit, LIST, 0, mv, addr, off)
+            return
+        if n > _BYTES_CHUNK:
             data = _new_vec(vallist_new_uninit, LIST, n, mv, addr, off)
             self._fill(val, data)
             return

@@ -36,7 +36,7 @@ class _Completions:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weak: this object is the value of a weak mapping keyed by the loop.
-        self._loop = weakref.ref(loop)
+        self.loop = weakref.ref(loop)
         self._lock = threading.Lock()
         self._done: list[_Done] = []
 
@@ -46,7 +46,7 @@ class _Completions:
             self._done.append((future, error, value))
             if len(self._done) > 1:
                 return  # a wake-up is already on its way and will take this one too
-        loop = self._loop()
+        loop = self.loop()
         if loop is None:
             return
         try:
@@ -100,6 +100,9 @@ class Workers:
         self._alive = 0  # started threads that have not exited
         self._on_last_exit: Callable[[], object] | None = None
         self._closed = False
+        # The completions of the loop that submitted last: found again without a
+        # lookup in the weak mapping (which builds a weakref per call).
+        self._completions: _Completions | None = None
 
     @property
     def threads(self) -> int:
@@ -110,7 +113,9 @@ class Workers:
         """Run ``func(*args)`` on a worker, in a copy of the caller's context."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        completions = _completions_for(loop)
+        completions = self._completions
+        if completions is None or completions.loop() is not loop:
+            completions = self._completions = _completions_for(loop)
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"workers {self._name} are closed")
