@@ -149,9 +149,10 @@ class ConnectionReporter:
                 os.close(fd)
         self._loop.remove_writer(self._sock)
 
-    def _break(self, exc: OSError) -> None:
-        """The daemon is gone: this member is about to stop too."""
-        log.warning("the daemon's connection channel failed: %s", exc)
+    def _break(self, exc: OSError | None) -> None:
+        """The daemon is gone (``exc``: this member is about to stop too), or closing."""
+        if exc is not None and not self._broken:
+            log.warning("the daemon's connection channel failed: %s", exc)
         self._broken = True
         self._loop.remove_writer(self._sock)
         for _, fd in self._outbox:
@@ -160,7 +161,10 @@ class ConnectionReporter:
         self._outbox.clear()
 
     def close(self) -> None:
-        self._break(OSError("closed"))
+        """Idempotent."""
+        if self._sock.fileno() < 0:
+            return
+        self._break(None)
         self._sock.close()
         self.states.release()
         self._table.close()
