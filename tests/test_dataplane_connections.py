@@ -16,7 +16,14 @@ import pytest
 
 from host.dataplane.connections import GONE, ConnectionReporter, HeldConnections
 from providers.http_limits import FREE, IDLE, IN_REQUEST
-from providers.http_server import HttpRequest, HttpResponse, HttpServer, Route
+from providers.http_server import (
+    HttpRequest,
+    HttpResponse,
+    HttpServer,
+    ResponseSink,
+    Route,
+    StreamedRequest,
+)
 
 SLOTS = 8
 
@@ -135,5 +142,39 @@ async def test_the_http_server_marks_each_phase_of_a_connection(
         writer.close()
         await _until(lambda: held.held == 0, "the daemon dropped its copy")
         assert bytes(reporter.states) == bytes(SLOTS)
+    finally:
+        await http.stop()
+
+
+async def test_a_streamed_response_that_started_is_no_longer_in_request(
+    pair: tuple[HeldConnections, ConnectionReporter],
+) -> None:
+    held, reporter = pair
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def never(component_id: str, request: HttpRequest) -> HttpResponse:
+        raise AssertionError("the streamed contract serves this route")
+
+    async def stream(request: StreamedRequest, sink: ResponseSink) -> None:
+        await sink.start(200, [("content-type", b"text/plain")])
+        started.set()
+        await release.wait()
+        await sink.write(b"done")
+        await sink.finish()
+
+    http = HttpServer(never, "127.0.0.1", 0, exchanges=lambda _: stream, tracker=reporter)
+    http.routes.add(Route("c", "/"))
+    await http.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", http.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        await started.wait()
+        await _until(lambda: held.held == 1, "the daemon holds the connection")
+        # Headers are out: a 503 from the daemon now would corrupt the response.
+        assert [s for s in reporter.states if s != FREE] == [IDLE]
+        release.set()
+        await reader.readuntil(b"done")
+        writer.close()
+        await _until(lambda: held.held == 0, "the daemon dropped its copy")
     finally:
         await http.stop()
