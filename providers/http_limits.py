@@ -37,6 +37,16 @@ keep-alive timeout rather than the head deadline.
 ``GuardedServer`` is aiohttp's low-level ``web.Server`` whose per-connection
 protocol (``_Connection``) adds the connection cap and the head deadline and
 size; the body rules are applied by the request handler (``providers.http_server``).
+
+A server may also be given a ``ConnectionTracker``: something outside the
+process that keeps a copy of each connection, so that it can still answer the
+connection's client if this process dies (``host.dataplane.connections``). The
+server tells it of each connection opened (``opened``, which gives the
+connection a slot) and closed (``closed``), and writes each connection's phase
+into its slot of ``states``: ``IN_REQUEST`` once a request head is parsed and
+nothing of its answer has been written yet, ``IDLE`` from the moment its
+response is about to be written (and between requests). That is two byte
+stores per request; a server without a tracker pays one attribute check.
 """
 
 from __future__ import annotations
@@ -45,7 +55,7 @@ import asyncio
 import collections
 import logging
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol, cast
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
@@ -149,7 +159,7 @@ class ByteBudget:
             future.set_result(None)
 
 
-def _plain(status: int, reason: str, message: str) -> bytes:
+def plain_response(status: int, reason: str, message: str) -> bytes:
     """A whole HTTP/1.1 response that closes the connection, for the protocol to send."""
     body = message.encode() + b"\n"
     head = (
@@ -159,9 +169,37 @@ def _plain(status: int, reason: str, message: str) -> bytes:
     return head.encode() + body
 
 
-_BUSY = _plain(503, "Service Unavailable", "too many open connections")
-_HEAD_TIMEOUT = _plain(408, "Request Timeout", "request head not received in time")
-_HEAD_TOO_LARGE = _plain(431, "Request Header Fields Too Large", "request head too large")
+_BUSY = plain_response(503, "Service Unavailable", "too many open connections")
+_HEAD_TIMEOUT = plain_response(408, "Request Timeout", "request head not received in time")
+_HEAD_TOO_LARGE = plain_response(431, "Request Header Fields Too Large", "request head too large")
+
+# A connection's phase in its tracker's ``states`` (FREE: no connection in the slot).
+FREE = 0
+IDLE = 1
+IN_REQUEST = 2
+
+
+class TrackedSocket(Protocol):
+    """What a tracker gets of a connection's socket (asyncio's ``TransportSocket``)."""
+
+    def fileno(self) -> int: ...
+
+    def shutdown(self, how: int, /) -> None: ...
+
+
+class ConnectionTracker(Protocol):
+    """Told of every connection a ``GuardedServer`` opens and closes (see the docstring)."""
+
+    # One byte per slot, written by the server: FREE, IDLE or IN_REQUEST.
+    states: memoryview
+
+    def opened(self, sock: TrackedSocket) -> int:
+        """A slot for a new connection (marked IDLE), or -1 to leave it untracked."""
+        ...
+
+    def closed(self, slot: int, sock: TrackedSocket) -> None:
+        """The connection in ``slot`` is closing: its socket is still open."""
+        ...
 
 
 class _Connection(RequestHandler):
@@ -176,6 +214,8 @@ class _Connection(RequestHandler):
         # The body of the request last handed to the handler (set by the server's
         # request factory): while it is unread, bytes that come are body, not head.
         self.payload: StreamReader | None = None
+        # Its slot in the server's ConnectionTracker, -1 when untracked.
+        self.slot = -1
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._guard.open_connections >= self._guard.limits.max_connections:
@@ -186,6 +226,8 @@ class _Connection(RequestHandler):
             return
         self._admitted = True
         self._guard.open_connections += 1
+        if self._guard.tracker is not None:
+            self.slot = self._guard.tracker.opened(transport.get_extra_info("socket"))
         super().connection_made(transport)
         self._arm_head_deadline()
 
@@ -194,6 +236,9 @@ class _Connection(RequestHandler):
             return
         self._admitted = False
         self._guard.open_connections -= 1
+        if self.slot >= 0 and self._guard.tracker is not None and self.transport is not None:
+            self._guard.tracker.closed(self.slot, self.transport.get_extra_info("socket"))
+            self.slot = -1
         self._disarm_head_deadline()
         super().connection_lost(exc)
 
@@ -245,10 +290,23 @@ class _Connection(RequestHandler):
         self.force_close()  # closes the transport once the answer is written
 
 
+class _TrackedRequest(web.BaseRequest):
+    """A request on a tracked connection: its slot turns IDLE as its response starts."""
+
+    async def _prepare_hook(self, response: web.StreamResponse) -> None:
+        # Called by StreamResponse.prepare just before the status line and headers
+        # are written: from here on a 503 from elsewhere would corrupt the answer.
+        connection = cast(_Connection, self._protocol)
+        if connection.slot >= 0 and connection._guard.tracker is not None:
+            connection._guard.tracker.states[connection.slot] = IDLE
+
+
 class GuardedServer(web.Server):
     """aiohttp's low-level server, with ``_Connection`` as its per-connection protocol."""
 
-    def __init__(self, handler: Any, limits: HttpLimits) -> None:
+    def __init__(
+        self, handler: Any, limits: HttpLimits, tracker: ConnectionTracker | None = None
+    ) -> None:
         super().__init__(
             handler,
             access_log=None,
@@ -259,6 +317,7 @@ class GuardedServer(web.Server):
             max_headers=limits.max_headers,
         )
         self.limits = limits
+        self.tracker = tracker
         self.open_connections = 0
         self.refused_connections = 0
         self.rejected_heads = 0
@@ -276,4 +335,11 @@ class GuardedServer(web.Server):
     ) -> web.BaseRequest:
         if isinstance(protocol, _Connection):
             protocol.payload = payload
+            if protocol.slot >= 0 and self.tracker is not None:
+                # Response bytes of an earlier (pipelined) request still waiting in this
+                # process: a 503 after them, were they cut, would read as part of them.
+                transport = protocol.transport
+                if transport is not None and not transport.get_write_buffer_size():
+                    self.tracker.states[protocol.slot] = IN_REQUEST
+                return _TrackedRequest(message, payload, protocol, writer, task, self._loop)
         return super()._make_request(message, payload, protocol, writer, task)

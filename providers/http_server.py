@@ -43,7 +43,7 @@ from typing import Protocol
 from aiohttp import web
 
 from lattice import tracing
-from providers.http_limits import ByteBudget, GuardedServer, HttpLimits
+from providers.http_limits import ByteBudget, ConnectionTracker, GuardedServer, HttpLimits
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -305,6 +305,7 @@ class HttpServer:
         *,
         exchanges: ExchangeLookup | None = None,
         reuse_port: bool = False,
+        tracker: ConnectionTracker | None = None,
     ) -> None:
         self.invoke = invoke
         self.exchanges = exchanges
@@ -315,7 +316,9 @@ class HttpServer:
         self.reuse_port = reuse_port
         self.max_body_bytes = max_body_bytes
         self.limits = limits or HttpLimits()
-        self.server = GuardedServer(self._handle, self.limits)
+        # Told of every connection and request phase (providers.http_limits): a data-plane
+        # member's, so the daemon can answer its requests should it die (host.dataplane).
+        self.server = GuardedServer(self._handle, self.limits, tracker)
         self.bodies = ByteBudget(self.limits.body_buffer_bytes)
         self._runner: web.ServerRunner | None = None
         self.host_id = "local"  # names this host in traces

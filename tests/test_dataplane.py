@@ -140,7 +140,35 @@ async def test_deadlines_and_memory_caps_hold_in_every_process(
     assert failures > 0
 
 
-async def test_a_killed_member_cuts_its_requests_and_comes_back(
+async def _open(url: str, request: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection of its own to ``url``'s host with ``request`` sent on it."""
+    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(request)
+    await writer.drain()
+    return reader, writer
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    """One whole response: status, headers (lower-case names), body."""
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in head[1:] if line)
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return int(head[0].split()[1]), headers, body
+
+
+async def _after_kill(reader: asyncio.StreamReader) -> str:
+    """What an idle kept-alive connection sees: closed cleanly, reset, or still open."""
+    try:
+        async with asyncio.timeout(5.0):
+            return "closed" if await reader.read(1) == b"" else "data"
+    except TimeoutError:
+        return "open"
+    except ConnectionError:
+        return "reset"
+
+
+async def test_a_killed_members_requests_are_answered_503_and_it_comes_back(
     lattice: tuple[HostDaemon, LatticeClient], components: dict[str, Path]
 ) -> None:
     daemon, client = lattice
@@ -150,27 +178,34 @@ async def test_a_killed_member_cuts_its_requests_and_comes_back(
     hello_url = await _deploy(daemon, client, "hello", components["hello-wat"])
     (old_pid,) = daemon.dataplane.pids
     assert old_pid is not None
-
-    async def outcome(session: aiohttp.ClientSession) -> int | str:
-        try:
-            # POST: aiohttp sends an idempotent request again on a new connection
-            # when its connection drops, which would hide the cut.
-            async with session.post(loop_url) as response:
-                return response.status
-        except aiohttp.ClientError as exc:
-            return type(exc).__name__
-
-    connector = aiohttp.TCPConnector(force_close=True, limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        in_flight = [asyncio.create_task(outcome(session)) for _ in range(REQUESTS)]
+    # Kept-alive connections with one request served each, then idle.
+    idle = [await _open(hello_url, b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") for _ in range(12)]
+    assert [(await _answer(reader))[0] for reader, _ in idle] == [200] * len(idle)
+    # Requests that run until their deadline, each on its own connection.
+    post = b"POST /loop HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
+    busy = [await _open(loop_url, post) for _ in range(REQUESTS)]
+    try:
         await asyncio.sleep(1.0)
         os.kill(old_pid, signal.SIGKILL)
         started = time.monotonic()
-        # Never hung: the member's are cut at once, the daemon's end at the deadline.
-        outcomes = await asyncio.wait_for(asyncio.gather(*in_flight), 10.0)
-    assert time.monotonic() - started < 10.0
-    cut = [o for o in outcomes if isinstance(o, str)]
-    assert cut and set(outcomes) - set(cut) <= {504}, outcomes
+        # Never hung, never cut: the member's are answered 503 once it is gone,
+        # the daemon's 504 at their deadline.
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(_answer(reader) for reader, _ in busy)), 10.0
+        )
+        assert time.monotonic() - started < 10.0
+        statuses = [status for status, _, _ in answers]
+        assert 503 in statuses and set(statuses) <= {503, 504}, statuses
+        for status, headers, body in answers:
+            if status == 503:
+                assert headers["connection"] == "close"
+                assert body == b"the process serving this request stopped; try again\n"
+        # The member's idle connections are closed (not reset); the daemon's stay open.
+        after = await asyncio.gather(*(_after_kill(reader) for reader, _ in idle))
+        assert "closed" in after and set(after) <= {"closed", "open"}, after
+    finally:
+        for _, writer in idle + busy:
+            writer.close()
     # Restarted with every component and route before it takes connections.
     for _ in range(300):
         (pid,) = daemon.dataplane.pids

@@ -23,7 +23,9 @@ deserialises a component in tens of milliseconds instead of compiling it.
 What a member needs to build its runtime and HTTP front, and how the daemon
 builds its own from the same description, is ``host.dataplane.settings``.
 
-A member that is killed cannot answer what it had in flight: the kernel closes
-its connections, so those clients see the connection end at once (never a
-hang), and new connections go to the members still listening.
+A member that is killed cannot answer what it had in flight, but the daemon
+holds a copy of each of its connections (``host.dataplane.connections``):
+once the member is gone, every request it was serving is answered ``503``
+with ``Connection: close``, its idle connections are closed, new connections
+go to the processes still listening, and the member is started again.
 """

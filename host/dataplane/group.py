@@ -13,6 +13,11 @@ Then:
   lost its channel or did not answer in ``STATS_TIMEOUT_S`` is killed and
   started again after a backoff doubling from ``BACKOFF_INITIAL_S`` to
   ``BACKOFF_MAX_S``;
+- a member that exited does not leave its clients hanging or cut: the daemon
+  holds a copy of each of the member's connections (``host.dataplane.connections``)
+  and, once the member is gone, answers every request it was serving with
+  ``503`` (``Connection: close``) and closes its other connections, then starts it
+  again (the lingering for those clients overlaps the backoff);
 - ``close()`` asks each member to shut down (it stops listening and drains),
   then stops it by pid (SIGTERM, then SIGKILL: ``lattice.process``); idempotent.
 
@@ -36,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from host.dataplane.channel import Channel, ChannelClosed, MemberError
+from host.dataplane.connections import HeldConnections, raise_fd_limit
 from host.dataplane.settings import (
     PlaneSettings,
     routes_to_wire,
@@ -73,9 +79,10 @@ BOOTSTRAP = (
 Stats = tuple[int, int, int]
 
 
-def member_command(fd: int, index: int) -> list[str]:
+def member_command(fd: int, index: int, connections_fd: int, states_fd: int) -> list[str]:
     return [sys.executable, "-I", "-c", BOOTSTRAP, str(PROJECT_ROOT),
-            "--fd", str(fd), "--parent-pid", str(os.getpid()), "--index", str(index)]  # fmt: skip
+            "--fd", str(fd), "--parent-pid", str(os.getpid()), "--index", str(index),
+            "--connections-fd", str(connections_fd), "--states-fd", str(states_fd)]  # fmt: skip
 
 
 @dataclass
@@ -83,6 +90,8 @@ class _Member:
     index: int
     process: subprocess.Popen[bytes] | None = None
     channel: Channel | None = None
+    # The daemon's copies of the process's connections, answered when it exits.
+    connections: HeldConnections | None = None
     # Listening with every component and route: broadcasts go to it directly.
     ready: bool = False
     restarts: int = 0
@@ -112,6 +121,8 @@ class DataPlaneGroup:
     async def start(cls, settings: PlaneSettings, count: int) -> DataPlaneGroup:
         """Spawn ``count`` members (0: none) listening on ``settings.http_port``."""
         group = cls(settings, count)
+        # The daemon holds a copy of every member connection besides its own.
+        raise_fd_limit(256 + (count + 1) * settings.http_limits.max_connections)
         try:
             await asyncio.gather(*(group._bring_up(m) for m in group._members))
         except BaseException:
@@ -186,14 +197,18 @@ class DataPlaneGroup:
         """Spawn, configure, give it every component and route, then let it listen."""
         async with member.lock:
             ours, theirs = socket.socketpair()
+            member.connections = held = HeldConnections.create(
+                self.settings.http_limits.max_connections
+            )
             try:
                 member.process = spawn(
-                    member_command(theirs.fileno(), member.index),
+                    member_command(theirs.fileno(), member.index, *held.member_fds),
                     own_group=True,  # Ctrl-C reaches the daemon, which stops members in order
-                    pass_fds=[theirs.fileno()],
+                    pass_fds=[theirs.fileno(), *held.member_fds],
                 )
             finally:
                 theirs.close()
+                held.close_member_fds()
             member.started_at = time.monotonic()
             member.channel = channel = await Channel.open(ours)
             settings = settings_to_wire(self.settings)
@@ -219,7 +234,7 @@ class DataPlaneGroup:
             self._discard(member)
             if time.monotonic() - member.started_at >= STABLE_S:
                 delay = BACKOFF_INITIAL_S
-            await asyncio.sleep(delay)
+            await asyncio.gather(self._answer_orphans(member), asyncio.sleep(delay))
             delay = min(delay * 2, BACKOFF_MAX_S)
             member.restarts += 1
             try:
@@ -256,6 +271,19 @@ class DataPlaneGroup:
         if member.process is not None:
             kill_process(member.process)
 
+    async def _answer_orphans(self, member: _Member) -> None:
+        """The exited member's requests answered 503, its other connections closed."""
+        held, member.connections = member.connections, None
+        if held is None:
+            return
+        answered, closed = await held.end()
+        if answered or closed:
+            log.warning(
+                "data-plane process %s: %s request(s) it was serving answered 503, "
+                "%s other connection(s) closed",
+                member.index, answered, closed,
+            )  # fmt: skip
+
     async def close(self) -> None:
         """Stop every member: stop listening, drain, exit; idempotent."""
         self._closed = True
@@ -277,6 +305,7 @@ class DataPlaneGroup:
             member.process, SHUTDOWN_TIMEOUT_S
         ):
             log.warning("data-plane process %s ignored SIGTERM: it was killed", member.index)
+        await self._answer_orphans(member)  # none left after a drain, unless it was killed
 
 
 def _start_fields(spec: ComponentSpec, remote_providers: Sequence[str]) -> dict[str, Any]:

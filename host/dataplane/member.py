@@ -1,6 +1,7 @@
 """A data-plane member: one more process serving the host's HTTP port.
 
-    python -I -c BOOTSTRAP ROOT --fd N --parent-pid PID --index I   (see group.member_command)
+    python -I -c BOOTSTRAP ROOT --fd N --parent-pid PID --index I
+        --connections-fd C --states-fd S                        (see group.member_command)
 
 The daemon starts it with one end of a socket pair as descriptor N. The first
 message gives its ``PlaneSettings``: it connects to NATS with the host's
@@ -20,6 +21,13 @@ asked, one request at a time:
 
 It exits as well when its channel closes or its parent is gone (a daemon that
 was SIGKILLed cannot stop it: no orphans), and on SIGTERM.
+
+Descriptors C and S are how the daemon answers for it should it die
+(``host.dataplane.connections``): every connection the member accepts goes to
+the daemon over C, and its HTTP server marks in the table S which connections
+have a request waiting for its answer. If the member is killed, those get a
+``503`` from the daemon, its other connections are closed, and the daemon
+starts a new member.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import sys
 from typing import Any
 
 from host.dataplane.channel import Channel, ChannelClosed, failed, ok
+from host.dataplane.connections import ConnectionReporter
 from host.dataplane.settings import (
     PlaneSettings,
     bind_remote_providers,
@@ -128,15 +137,17 @@ class Member:
             await asyncio.wait_for(self.nc.drain(), 3.0)
 
 
-async def run(fd: int, parent_pid: int) -> None:
+async def run(fd: int, parent_pid: int, connections_fd: int, states_fd: int) -> None:
     channel = await Channel.open(socket.socket(fileno=fd))
+    reporter = ConnectionReporter.from_fds(connections_fd, states_fd)
     first = await channel.receive()
     settings = settings_from_wire(first["settings"])
     if settings.traces:
         tracing.setup("wasmlattice-host", settings.traces)
     nc = await connect(settings.nats)
     runtime, _ = build_runtime(nc, settings)
-    member = Member(settings, nc, runtime, build_http(runtime, settings, reuse_port=True))
+    http = build_http(runtime, settings, reuse_port=True, tracker=reporter)
+    member = Member(settings, nc, runtime, http)
     await channel.send(ok(os.getpid()))
     stop_on_signals(member.stop_requested.set)
     try:
@@ -150,6 +161,7 @@ async def run(fd: int, parent_pid: int) -> None:
     finally:
         await member.close()
         channel.close()
+        reporter.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -157,13 +169,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--connections-fd", type=int, required=True)
+    parser.add_argument("--states-fd", type=int, required=True)
     args = parser.parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         SafeFormatter(f"%(asctime)s %(levelname)-7s data-plane {args.index} %(name)s: %(message)s")
     )
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    eventloop.run(run(args.fd, args.parent_pid))
+    eventloop.run(run(args.fd, args.parent_pid, args.connections_fd, args.states_fd))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from lattice.artifacts import ArtifactStore
 from lattice.connection import Connection, NatsOptions
 from lattice.kv import BucketCache
 from lattice.subjects import Subjects
+from providers.http_limits import ConnectionTracker
 from providers.http_server import DEFAULT_MAX_BODY, HttpLimits, HttpServer, Route
 from providers.keyvalue import KeyValueBackend, MemoryKeyValue, NatsKeyValue
 from providers.remote import RemoteKeyValue, remote_backend_name
@@ -79,8 +80,15 @@ def build_runtime(nc: Connection, settings: PlaneSettings) -> tuple[HostRuntime,
     return runtime, codecs
 
 
-def build_http(runtime: HostRuntime, settings: PlaneSettings, *, reuse_port: bool) -> HttpServer:
-    """The HTTP front of ``runtime`` (not listening yet); ``reuse_port`` to share the port."""
+def build_http(
+    runtime: HostRuntime,
+    settings: PlaneSettings,
+    *,
+    reuse_port: bool,
+    tracker: ConnectionTracker | None = None,
+) -> HttpServer:
+    """The HTTP front of ``runtime`` (not listening yet); ``reuse_port`` to share the port,
+    ``tracker`` to have its connections answered by the daemon should this process die."""
     http = HttpServer(
         runtime.handle_http,
         settings.http_host,
@@ -89,6 +97,7 @@ def build_http(runtime: HostRuntime, settings: PlaneSettings, *, reuse_port: boo
         settings.http_limits,
         exchanges=runtime.http_exchange,
         reuse_port=reuse_port,
+        tracker=tracker,
     )
     http.host_id = settings.host_id
     return http
