@@ -184,8 +184,6 @@ class TrackedSocket(Protocol):
 
     def fileno(self) -> int: ...
 
-    def shutdown(self, how: int, /) -> None: ...
-
 
 class ConnectionTracker(Protocol):
     """Told of every connection a ``GuardedServer`` opens and closes (see the docstring)."""

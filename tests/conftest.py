@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import uvloop
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -83,3 +84,19 @@ def _describe(task: asyncio.Task[object]) -> str:
     subject = getattr(owner, "subject", None)
     where = f" reading {subject!r}" if subject else ""
     return f"{task.get_name()} ({getattr(coro, '__qualname__', coro)}{where})"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_loops: run the async test on asyncio's loop and on uvloop"
+    )
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """asyncio's loop for every test; ``both_loops`` tests also on uvloop, the loop
+    wasmlattice's processes run on (``lattice.eventloop``)."""
+    if item.get_closest_marker("both_loops") is not None:
+        return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}

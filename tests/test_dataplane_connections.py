@@ -28,6 +28,11 @@ from providers.http_server import (
 SLOTS = 8
 
 
+# Every test on both loops: members run on uvloop (lattice.eventloop), whose
+# transports' sockets differ from asyncio's (no shutdown(), for one).
+pytestmark = pytest.mark.both_loops
+
+
 @pytest.fixture
 async def pair() -> AsyncIterator[tuple[HeldConnections, ConnectionReporter]]:
     held = HeldConnections.create(SLOTS)

@@ -106,8 +106,7 @@ class ConnectionReporter:
         return slot
 
     def closed(self, slot: int, sock: TrackedSocket) -> None:
-        with contextlib.suppress(OSError):  # already reset by the client
-            sock.shutdown(socket.SHUT_RDWR)
+        _shutdown(sock.fileno())
         self.states[slot] = FREE
         self._free.append(slot)
         self._send(_MESSAGE.pack(_CLOSED, slot), None)
@@ -284,3 +283,20 @@ class HeldConnections:
         with contextlib.suppress(OSError):
             while await self._loop.sock_recv(sock, 65536):
                 pass
+
+
+def _shutdown(fd: int) -> None:
+    """End the TCP connection on ``fd`` even though the daemon holds a copy of it.
+
+    Through a socket object of our own: uvloop's transports hand out sockets whose
+    ``shutdown()`` raises TypeError. Detached again, so ``fd`` stays the transport's.
+    """
+    if fd < 0:
+        return
+    sock = socket.socket(fileno=fd)
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already reset by the client
+    finally:
+        sock.detach()
