@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from bench.procs import READY, BenchProcessError, Server, log_tail, spawn_server, stop, wait_ready
+from lattice import eventloop
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -79,4 +80,4 @@ async def _main(nats_url: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
-    asyncio.run(_main(sys.argv[1]))
+    eventloop.run(_main(sys.argv[1]))

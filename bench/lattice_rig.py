@@ -100,4 +100,3 @@ async def connected(nats_url: str, name: str) -> AsyncIterator[Client]:
         yield nc
     finally:
         await nc.close()
-

@@ -22,6 +22,7 @@ import aiohttp
 
 from bench.context import HELLO_BODY
 from bench.stats import minus, percentile
+from lattice import eventloop
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -136,7 +137,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--server-pid", type=int)
-    print(json.dumps(asyncio.run(measure(parser.parse_args()))))
+    print(json.dumps(eventloop.run(measure(parser.parse_args()))))
 
 
 if __name__ == "__main__":

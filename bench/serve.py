@@ -22,6 +22,7 @@ from aiohttp import web
 
 from bench.context import CACHE_DIR, HELLO_BODY, HELLO_CONTENT_TYPE
 from bench.procs import READY
+from lattice import eventloop
 
 if TYPE_CHECKING:
     from host.runtime.components import HostRuntime
@@ -122,4 +123,4 @@ async def _exit_when_orphaned(stopped: asyncio.Event) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1:]))
+    eventloop.run(main(sys.argv[1:]))

@@ -13,7 +13,6 @@ cProfile (worker threads included) and prints the top functions.
 
 from __future__ import annotations
 
-import asyncio
 import cProfile
 import logging
 import pstats
@@ -22,6 +21,7 @@ import time
 from typing import Any
 
 from bench.context import CACHE_DIR, prepare_components
+from lattice import eventloop
 
 
 class _Body:
@@ -114,7 +114,7 @@ async def _profile(runtime: Any, n: int) -> None:
 def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.WARNING)
     n = next((int(a) for a in argv if a.isdigit()), 500)
-    asyncio.run(_measure(n, "--profile" in argv))
+    eventloop.run(_measure(n, "--profile" in argv))
 
 
 if __name__ == "__main__":

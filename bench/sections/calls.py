@@ -12,7 +12,6 @@ Three ways to make the same call, each adding one layer on top of the previous:
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from bench.context import CACHE_DIR, Config, prepare_components
 from bench.sections import Output
 from bench.stats import median, minus
 from bench.table import Table, fmt, ratio
+from lattice import eventloop
 
 if TYPE_CHECKING:
     from host.runtime.components import HostRuntime
@@ -64,7 +64,7 @@ def _cases() -> list[Case]:
 
 
 def run(config: Config) -> Output:
-    return Output(asyncio.run(_run(config)))
+    return Output(eventloop.run(_run(config)))
 
 
 async def _run(config: Config) -> list[Table]:

@@ -45,6 +45,7 @@ from bench.sections.control_lattice import (
 from bench.sections.control_replay import KV_STEPS, Replay
 from bench.stats import median, percentile
 from bench.table import Table, fmt, p50_p90, verdict
+from lattice import eventloop
 
 TITLE = "control plane: scale to first HTTP 200, and control request/reply latency"
 
@@ -65,7 +66,7 @@ Samples = dict[str, list[float]]
 def run(config: Config) -> Output:
     wasm = prepare_components(COMPONENTS)
     with tempfile.TemporaryDirectory(prefix="bench-control-") as tmp:
-        return Output(asyncio.run(_run(config.rounds_or(ROUNDS), wasm, Path(tmp))))
+        return Output(eventloop.run(_run(config.rounds_or(ROUNDS), wasm, Path(tmp))))
 
 
 async def _run(rounds: int, wasm: dict[str, Path], tmp: Path) -> list[Table]:

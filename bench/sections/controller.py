@@ -43,6 +43,7 @@ from bench.sections.controller_lattice import (
 )
 from bench.stats import median
 from bench.table import Table, fmt, median_range, verdict
+from lattice import eventloop
 
 TITLE = "failover after SIGKILL, and apply to serving (50 replicas)"
 
@@ -66,7 +67,7 @@ DEFAULTS = Timing("defaults", heartbeat_s=1.0, host_timeout_s=2.5, tick_s=0.5, l
 def run(config: Config) -> Output:
     wasm = prepare_components(["hello-wat"])["hello-wat"]
     with tempfile.TemporaryDirectory(prefix="bench-controller-") as tmp:
-        results = asyncio.run(_run_lattices(config, wasm, Path(tmp)))
+        results = eventloop.run(_run_lattices(config, wasm, Path(tmp)))
     fast, applied, defaults = results
     return Output(
         [

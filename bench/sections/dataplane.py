@@ -18,7 +18,6 @@ with the most req/s, set against wasmtime serve (req/s, p99) and plain aiohttp
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
 import time
@@ -43,6 +42,7 @@ from bench.procs import BenchProcessError, Server, spawn_server, stop, wait_read
 from bench.sections import Output
 from bench.stats import median
 from bench.table import Table, fmt, ratio
+from lattice import eventloop
 
 TITLE = "HTTP hello on a host with 1 vs N data-plane processes, wasmtime serve, plain aiohttp"
 
@@ -108,7 +108,7 @@ def run(config: Config) -> Output:
             peer = spawn_wasmtime_serve("dataplane-wasmtime", binary, wasm["wasi-hello"])
             cleanup.callback(stop, peer)
         wait_ready(plain)
-        asyncio.run(_deploy(nats.url, [server for server, _ in hosts], wasm))
+        eventloop.run(_deploy(nats.url, [server for server, _ in hosts], wasm))
         targets = [_host_target(kind, server, count)
                    for kind in (OWN, WASI) for server, count in hosts]  # fmt: skip
         if peer is not None:

@@ -50,6 +50,7 @@ from bench.sections.distributed_lattice import (
 )
 from bench.stats import median, minus, percentile
 from bench.table import Table, fmt, ratio, verdict
+from lattice import eventloop
 
 TITLE = "distributed calls: a linked call to another host over NATS vs the in-process call"
 
@@ -112,7 +113,7 @@ class Load:
 def run(config: Config) -> Output:
     wasm = prepare_components(["front", "greeter"])
     with tempfile.TemporaryDirectory(prefix="bench-distributed-") as tmp:
-        return asyncio.run(_run(config, wasm, Path(tmp)))
+        return eventloop.run(_run(config, wasm, Path(tmp)))
 
 
 async def _run(config: Config, wasm: dict[str, Path], tmp: Path) -> Output:

@@ -167,7 +167,6 @@ async def _start_in_process(runtime: HostRuntime, wasm: dict[str, Path]) -> tupl
     return export, running.export_functions[export]["greet"]
 
 
-
 async def _check_routing(rig: Rig) -> None:
     """Refuse to measure unless each path reaches the greeter it is meant to."""
     for path, expected in (("/local", CALLER), ("/remote", CALLEE)):
