@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 import nats.errors
@@ -25,6 +26,8 @@ from lattice.redact import redacted, redacted_text
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5.0
+
+T = TypeVar("T")
 
 # The connection type other packages may name without importing nats.
 Connection = Client
@@ -81,7 +84,7 @@ async def connect(options: NatsOptions, *, reconnect: bool = True) -> Client:
     try:
         # nats-py retries the first connection like a reconnect (forever with -1):
         # bound the whole attempt so a missing server is a clear error, not a hang.
-        client = await asyncio.wait_for(
+        client = await within(
             _connect(options, reconnect, on_disconnect, on_reconnect, on_error), CONNECT_TIMEOUT_S
         )
         connected.append(client)
@@ -97,6 +100,48 @@ async def connect(options: NatsOptions, *, reconnect: bool = True) -> Client:
             f"no NATS server at {shown}: start one with `lattice up` "
             f"or pass --nats-url ({redacted_text(str(exc)) or type(exc).__name__})"
         ) from exc
+
+
+# Attempts given up on, still being cancelled (see ``within``); held so they are not lost.
+_abandoned: set[asyncio.Task[Any]] = set()
+
+
+async def within(coro: Coroutine[Any, Any, T], timeout_s: float) -> T:
+    """``coro``'s result, or TimeoutError after ``timeout_s`` even if it will not stop.
+
+    ``asyncio.wait_for`` cancels the attempt and then waits for it to end. nats-py's
+    connect loop can swallow that cancellation (its ``_close`` catches
+    CancelledError while it tears a failed attempt down) and go on retrying
+    forever: a wrong password with reconnects on hung a test that way. Here the
+    attempt is abandoned instead, and cancelled again until it does end.
+    """
+    task = asyncio.ensure_future(coro)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    except asyncio.CancelledError:
+        _abandon(task)
+        raise
+    if not done:
+        _abandon(task)
+        raise TimeoutError(f"gave up after {timeout_s:g} s")
+    return task.result()
+
+
+def _abandon(task: asyncio.Task[Any]) -> None:
+    reaper = asyncio.get_running_loop().create_task(_cancel_until_done(task))
+    _abandoned.add(reaper)
+    reaper.add_done_callback(_abandoned.discard)
+
+
+async def _cancel_until_done(task: asyncio.Task[Any], every_s: float = 0.25) -> None:
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=every_s)
+    if not task.cancelled():
+        task.exception()  # retrieved: no "exception was never retrieved" warning
+        client = None if task.exception() else task.result()
+        if isinstance(client, Client):  # it connected after all: nobody will use it
+            await client.close()
 
 
 def _refusal(exc: Exception, errors: list[Exception]) -> str | None:
