@@ -46,7 +46,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 import aiohttp
 
 from deploy import oci
-from deploy.blobs import ContentCache
+from deploy.blobs import DEFAULT_CACHE_BYTES, ContentCache
 from deploy.oci_auth import RegistryOptions
 from deploy.sources import ObjectSource, OciSource, Reference, UnknownScheme, classify
 from host.errors import DigestMismatch, FetchError, InvalidComponent, SourceRefused
@@ -81,6 +81,8 @@ class LoadPolicy:
     cache_dir: Path | None = None
     # How lattice objects are read; None: nats-object:// sources are refused.
     objects: ObjectFetcher | None = None
+    # The most bytes the blob cache keeps: the least recently used go first (deploy.blobs).
+    cache_max_bytes: int = DEFAULT_CACHE_BYTES
 
     @classmethod
     def of(
@@ -314,9 +316,15 @@ def _describe(exc: aiohttp.ClientError) -> str:
 # -- registries and the lattice's object store ---------------------------------------------
 
 
+def _cache(policy: LoadPolicy) -> ContentCache | None:
+    if policy.cache_dir is None:
+        return None
+    return ContentCache(policy.cache_dir, policy.cache_max_bytes)
+
+
 async def _pull(reference: Reference, policy: LoadPolicy, executor: Executor | None) -> bytes:
     """The component layer of an OCI artifact (translated into the host's errors)."""
-    cache = ContentCache(policy.cache_dir) if policy.cache_dir is not None else None
+    cache = _cache(policy)
     try:
         async with oci.registry_client(policy.registry, cache, executor) as client:
             return (await client.pull(reference)).wasm
@@ -336,7 +344,7 @@ async def _fetch_object(
     """A lattice object, from the blob cache if this host has read it before."""
     if policy.objects is None:
         raise SourceRefused(f"{source}: this host reads no lattice objects (not on a lattice)")
-    cache = ContentCache(policy.cache_dir) if policy.cache_dir is not None else None
+    cache = _cache(policy)
     loop = asyncio.get_running_loop()
     if cache is not None:
         found = await loop.run_in_executor(executor, cache.get, source.sha256, policy.max_bytes)
