@@ -160,12 +160,7 @@ class WitCases:
         that wasmtime-py lifted from a later case keeps that case.
         """
         if self.tagged:
-            if not isinstance(value, Variant):
-                raise NoCase(not_variant=True)
-            case = self.named(value.tag)
-            if case is None:
-                raise NoCase(not_variant=False, tag=value.tag)
-            return case, value.payload
+            return split_variant(self, value)
         if exact_first:
             case = self._by_type.get(type(value))
             if case is not None:
@@ -192,6 +187,17 @@ class WitCases:
             if isinstance(payload, earlier.classes):
                 return earlier
         return None
+
+
+def split_variant(cases: WitCases | PlainCases, value: Any) -> tuple[Case, Any]:
+    """A ``Variant``'s case (by its tag) and payload; NoCase when it is not one or its
+    tag names no case."""
+    if not isinstance(value, Variant):
+        raise NoCase(not_variant=True)
+    case = cases.named(value.tag)
+    if case is None:
+        raise NoCase(not_variant=False, tag=value.tag)
+    return case, value.payload
 
 
 def _tagged(classes: list[frozenset[type]]) -> bool:
@@ -239,12 +245,7 @@ class PlainCases:
         return self._by_name.get(tag) if isinstance(tag, str) else None
 
     def split(self, value: Any, exact_first: bool = False) -> tuple[Case, Any]:
-        if not isinstance(value, Variant):
-            raise NoCase(not_variant=True)
-        case = self.named(value.tag)
-        if case is None:
-            raise NoCase(not_variant=False, tag=value.tag)
-        return case, value.payload
+        return split_variant(self, value)
 
     def value(self, case: Case, payload: Any) -> Any:
         return Variant(case.name, payload)
