@@ -8,7 +8,7 @@ import click
 
 from cli.common import connection, nats_options, run
 from controller.service import Controller
-from lattice.connection import NatsOptions, connect
+from lattice.connection import NatsOptions, close_connection, connect
 from lattice.options import NatsFlags
 from lattice.process import stop_on_signals
 from lattice.secrets import SealingKey
@@ -57,7 +57,7 @@ async def _run_controller(
         click.echo(f"controller {controller.controller_id} on lattice {subjects.lattice}")
         await controller.run()
     finally:
-        await nc.drain()
+        await close_connection(nc)
 
 
 COMMANDS = (controller_command,)

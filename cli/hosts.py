@@ -44,7 +44,7 @@ from host.identity import stable_host_id
 from host.runtime.loader import default_artifact_dirs
 from lattice import tracing
 from lattice.client import LatticeClient
-from lattice.connection import NatsOptions, connect
+from lattice.connection import NatsOptions, close_connection, connect
 from lattice.messages import HostInventory
 from lattice.natsd import NatsServer, port_is_open
 from lattice.options import URL_PARAM, NatsFlags
@@ -110,7 +110,7 @@ async def _start_controller_beside(daemon: HostDaemon, nats: NatsOptions | None)
         controller.request_stop()
         await task
         if nc is not daemon.nc:
-            await nc.drain()
+            await close_connection(nc)
 
     daemon.before_shutdown.append(stop_controller)
 

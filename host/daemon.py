@@ -65,7 +65,7 @@ from host.runtime.pool import HostLimits
 from host.supervisor import ProviderSupervisor
 from lattice import tracing
 from lattice.auth import bound_host_id
-from lattice.connection import Connection, NatsOptions, connect
+from lattice.connection import Connection, NatsOptions, close_connection, connect
 from lattice.errors import LatticeError
 from lattice.events import (
     ConfigDeleted,
@@ -223,7 +223,7 @@ class HostDaemon:
         policy_subject = _policy_subject(config)
         async with contextlib.AsyncExitStack() as undo:
             nc = await connect(config.nats)
-            undo.push_async_callback(_close_connection, nc)
+            undo.push_async_callback(close_connection, nc)
             settings = config.plane_settings(host_id, config.http_port)
             runtime, codecs = build_runtime(nc, settings)
             undo.push_async_callback(runtime.close)
@@ -323,7 +323,7 @@ class HostDaemon:
         await self.runtime.close()
         if not self.nc.is_closed:
             await self.publish(HostStopped(source=self.host_id, data=HostRef(host_id=self.host_id)))
-            await _close_connection(self.nc)
+            await close_connection(self.nc)
         self._stop_requested.set()
 
     async def _stop_responding(self) -> None:
@@ -555,12 +555,6 @@ async def _start_http(http: HttpServer) -> None:
     except OSError as exc:
         reason = "address already in use" if exc.errno == errno.EADDRINUSE else str(exc)
         raise HttpUnavailable(http.bind_host, http.port, reason) from exc
-
-
-async def _close_connection(nc: Connection) -> None:
-    # With the server gone, drain would wait for a reconnect forever: bound it.
-    if not await _bounded(nc.drain(), "draining the NATS connection"):
-        await _bounded(nc.close(), "closing the NATS connection")
 
 
 async def _bounded(work: Awaitable[Any], what: str, timeout_s: float = 3.0) -> bool:

@@ -124,7 +124,26 @@ async def within(coro: Coroutine[Any, Any, T], timeout_s: float) -> T:
     if not done:
         _abandon(task)
         raise TimeoutError(f"gave up after {timeout_s:g} s")
+    if task.cancelled():
+        # Cancelled from inside (nats-py's close cancels its own waits), not by our
+        # caller: an error like any other, not a CancelledError that would look
+        # like a request to stop to whoever awaits us.
+        raise RuntimeError("cancelled before it ended")
     return task.result()
+
+
+async def close_connection(nc: Client, timeout_s: float = 3.0) -> None:
+    """Drain ``nc`` (what is in flight is sent), closing it outright if that takes
+    longer than ``timeout_s`` or fails; never raises, never hangs (see ``within``)."""
+    try:
+        await within(nc.drain(), timeout_s)
+        return
+    except Exception as exc:  # shutdown goes on whatever NATS does
+        log.warning("draining the NATS connection failed: %s", str(exc) or type(exc).__name__)
+    try:
+        await within(nc.close(), timeout_s)
+    except Exception as exc:
+        log.debug("closing the NATS connection failed: %s", str(exc) or type(exc).__name__)
 
 
 def _abandon(task: asyncio.Task[Any]) -> None:

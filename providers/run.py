@@ -33,7 +33,7 @@ from typing import Any
 import click
 
 from lattice import eventloop, tracing
-from lattice.connection import NatsOptions, connect
+from lattice.connection import NatsOptions, close_connection, connect
 from lattice.errors import ConnectError
 from lattice.options import NatsFlags, nats_options
 from lattice.process import stop_on_signals, watch_parent
@@ -176,10 +176,7 @@ async def _serve_on_nats(options: RunOptions, backend: RedisKeyValue) -> None:
         log.info("stopping: %s", reason)
         await service.close()
     finally:
-        try:
-            await nc.drain()  # answers in flight are sent before the connection closes
-        except Exception as exc:
-            log.debug("closing the NATS connection failed: %s", exc)
+        await close_connection(nc)  # answers in flight are sent before it closes
 
 
 async def _until_stopped(parent_pid: int | None) -> str:

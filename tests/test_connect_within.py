@@ -1,4 +1,4 @@
-"""``lattice.connection.within``: a bound on an attempt that may swallow its cancellation."""
+"""Bounds on NATS connects and closes that nats-py might not keep (``lattice.connection``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from lattice.connection import _abandoned, within
+from lattice.connection import NatsOptions, _abandoned, close_connection, connect, within
+from lattice.natsd import NatsServer
 
 
 async def test_an_attempt_that_swallows_cancellation_still_times_out_and_ends() -> None:
@@ -52,3 +53,15 @@ async def test_an_error_in_time_is_raised_as_is() -> None:
 
     with pytest.raises(OSError, match="refused"):
         await within(refused(), 5)
+
+
+async def test_closing_a_connection_whose_server_is_gone_ends_in_time(
+    nats_server: NatsServer,
+) -> None:
+    """A reconnecting client's drain waits for a server that is not coming back."""
+    nc = await connect(NatsOptions(nats_server.url))
+    nats_server.stop()
+    started = time.monotonic()
+    await close_connection(nc, timeout_s=0.5)
+    assert time.monotonic() - started < 3.0
+    assert nc.is_closed

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -55,7 +54,7 @@ from host.dataplane.settings import (
 from host.errors import HostError
 from host.runtime.components import HostRuntime
 from lattice import eventloop, tracing
-from lattice.connection import Connection, connect
+from lattice.connection import Connection, close_connection, connect
 from lattice.process import stop_on_signals, watch_parent
 from lattice.redact import SafeFormatter
 from providers.http_server import HttpServer, RouteTable
@@ -133,8 +132,7 @@ class Member:
         for component_id in list(self.runtime.components):
             await self.runtime.stop(component_id, DRAIN_TIMEOUT_S)
         await self.runtime.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.nc.drain(), 3.0)
+        await close_connection(self.nc)
 
 
 async def run(fd: int, parent_pid: int, connections_fd: int, states_fd: int) -> None:
