@@ -180,7 +180,8 @@ IN_REQUEST = 2
 
 
 class TrackedSocket(Protocol):
-    """What a tracker gets of a connection's socket (asyncio's ``TransportSocket``)."""
+    """What a tracker gets of a connection's socket (asyncio's ``TransportSocket``,
+    uvloop's ``PseudoSocket``: no ``shutdown()`` there)."""
 
     def fileno(self) -> int: ...
 
