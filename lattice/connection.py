@@ -9,6 +9,7 @@ naming the subject: the server drops it, and a request then times out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Coroutine
@@ -156,11 +157,12 @@ async def _cancel_until_done(task: asyncio.Task[Any], every_s: float = 0.25) -> 
     while not task.done():
         task.cancel()
         await asyncio.wait({task}, timeout=every_s)
-    if not task.cancelled():
-        task.exception()  # retrieved: no "exception was never retrieved" warning
-        client = None if task.exception() else task.result()
-        if isinstance(client, Client):  # it connected after all: nobody will use it
-            await client.close()
+    if task.cancelled() or task.exception() is not None:
+        return  # the exception is retrieved: no "never retrieved" warning
+    client = task.result()
+    if isinstance(client, Client):  # it connected after all: nobody will use it
+        with contextlib.suppress(Exception):
+            await within(client.close(), 2.0)
 
 
 def _refusal(exc: Exception, errors: list[Exception]) -> str | None:
