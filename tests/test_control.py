@@ -20,6 +20,7 @@ from lattice.events import ComponentScaleFailed, LatticeEvent
 from lattice.messages import Link, LinkRef, Reply, ScaleComponent, decode, http_route
 from lattice.natsd import NatsServer
 from lattice.subjects import Subjects
+from tests.hosts import running_daemon
 
 
 @pytest.fixture
@@ -34,18 +35,12 @@ async def lattice(
         http_port=0,
         heartbeat_s=0.2,
     )
-    # Share the session compile cache so components compile once per test run.
-    (tmp_path / "host").mkdir()
-    (tmp_path / "host" / "compile-cache").symlink_to(compile_cache)
-    daemon = await HostDaemon.start(config)
-    runner = asyncio.create_task(daemon.run(), name="host-a")
-    nc = await connect(NatsOptions(nats_server.url))
-    try:
-        yield daemon, LatticeClient(nc)
-    finally:
-        await nc.close()
-        await daemon.shutdown()
-        await runner
+    async with running_daemon(config, compile_cache) as daemon:
+        nc = await connect(NatsOptions(nats_server.url))
+        try:
+            yield daemon, LatticeClient(nc)
+        finally:
+            await nc.close()
 
 
 async def test_ping_lists_the_host_with_labels(lattice: tuple[HostDaemon, LatticeClient]) -> None:

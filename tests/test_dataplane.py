@@ -26,6 +26,7 @@ from lattice.connection import NatsOptions, connect
 from lattice.messages import Link, ScaleComponent, http_route
 from lattice.natsd import NatsServer
 from lattice.process import process_alive
+from tests.hosts import running_daemon
 
 REQUESTS = 24
 
@@ -42,17 +43,12 @@ async def lattice(
         heartbeat_s=0.2,
         data_plane_processes=2,
     )
-    (tmp_path / "host").mkdir()
-    (tmp_path / "host" / "compile-cache").symlink_to(compile_cache)
-    daemon = await HostDaemon.start(config)
-    runner = asyncio.create_task(daemon.run(), name="host-a")
-    nc = await connect(NatsOptions(nats_server.url))
-    try:
-        yield daemon, LatticeClient(nc)
-    finally:
-        await nc.close()
-        await daemon.shutdown()
-        await runner
+    async with running_daemon(config, compile_cache) as daemon:
+        nc = await connect(NatsOptions(nats_server.url))
+        try:
+            yield daemon, LatticeClient(nc)
+        finally:
+            await nc.close()
 
 
 async def _get_all(url: str, count: int = REQUESTS) -> list[tuple[int, bytes]]:

@@ -36,6 +36,7 @@ from lattice.natsd import NatsServer
 from lattice.specs import SpecStore
 from lattice.state import LatticeState
 from lattice.subjects import Subjects
+from tests.hosts import running_daemon
 
 SUBJECTS = Subjects()
 OTHER = "other"
@@ -81,19 +82,11 @@ async def running_host(
     roles: Roles, name: str, tmp_path: Path, compile_cache: Path
 ) -> AsyncIterator[HostDaemon]:
     """A real host daemon whose id comes from its creds (no --host-id given)."""
-    state = tmp_path / name
-    state.mkdir()
-    (state / "compile-cache").symlink_to(compile_cache)
     config = HostConfig(
-        nats=roles.options("host", name), state_dir=state, http_port=0, heartbeat_s=0.2
+        nats=roles.options("host", name), state_dir=tmp_path / name, http_port=0, heartbeat_s=0.2
     )
-    daemon = await HostDaemon.start(config)
-    runner = asyncio.create_task(daemon.run(), name=f"host-{name}")
-    try:
+    async with running_daemon(config, compile_cache) as daemon:
         yield daemon
-    finally:
-        await daemon.shutdown()
-        await runner
 
 
 def refused(caplog: pytest.LogCaptureFixture, what: str, subject: str) -> bool:
