@@ -35,6 +35,7 @@ response rather than a complete-looking one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -230,22 +231,29 @@ class Route:
     path_prefix: str = "/"
     host: str | None = None
 
+    # Derived once per route, not on every request (cached in the instance's __dict__:
+    # not fields, so neither compared nor sent over the wire).
+    @functools.cached_property
+    def _prefix(self) -> str:
+        return self.path_prefix.rstrip("/")
+
+    @functools.cached_property
+    def _below(self) -> str:
+        return self._prefix + "/"
+
     def matches(self, host: str, path: str) -> bool:
         if self.host is not None and self.host != host:
             return False
-        prefix = self.path_prefix.rstrip("/")
-        return path == prefix or path.startswith(prefix + "/") or prefix == ""
+        prefix = self._prefix
+        return not prefix or path == prefix or path.startswith(self._below)
 
     def specificity(self) -> tuple[int, int]:
-        return (self.host is not None, len(self.path_prefix.rstrip("/")))
+        return (self.host is not None, len(self._prefix))
 
 
 class RouteTable:
     def __init__(self) -> None:
-        self._routes: list[Route] = []
-        # Per route, most specific first: (route, host, prefix, prefix + "/"), the
-        # strings ``Route.matches`` would derive on every request.
-        self._matchers: list[tuple[Route, str | None, str, str]] = []
+        self._routes: list[Route] = []  # most specific first
 
     def add(self, route: Route) -> None:
         self._routes = [
@@ -253,25 +261,14 @@ class RouteTable:
         ]
         self._routes.append(route)
         self._routes.sort(key=Route.specificity, reverse=True)
-        self._compile()
 
     def remove_component(self, component_id: str) -> None:
         self._routes = [r for r in self._routes if r.component_id != component_id]
-        self._compile()
-
-    def _compile(self) -> None:
-        matchers = []
-        for route in self._routes:
-            prefix = route.path_prefix.rstrip("/")
-            matchers.append((route, route.host, prefix, prefix + "/"))
-        self._matchers = matchers
 
     def lookup(self, host: str, path: str) -> Route | None:
-        """The most specific route for a request (``Route.matches``, precomputed)."""
-        for route, route_host, prefix, below in self._matchers:
-            if route_host is not None and route_host != host:
-                continue
-            if not prefix or path == prefix or path.startswith(below):
+        """The most specific route for a request."""
+        for route in self._routes:
+            if route.matches(host, path):
                 return route
         return None
 

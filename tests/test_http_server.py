@@ -110,7 +110,7 @@ async def test_loop_is_504_and_does_not_block_others(
 
 
 def test_route_lookup_is_the_most_specific_matching_route() -> None:
-    """The table's precomputed lookup picks what ``Route.matches`` and specificity say."""
+    """The table's lookup picks what ``Route.matches`` and specificity say."""
     routes = [
         Route("root", "/"),
         Route("api", "/api/"),
