@@ -58,7 +58,7 @@ from ctypes import addressof, byref, c_ubyte, c_void_p
 from functools import partial
 from typing import Any
 
-from wasmtime.component import BorrowType, OwnType
+from wasmtime.component import OwnType
 
 from host.runtime.c_api import (
     BOOL,
@@ -674,7 +674,7 @@ def converter_for(ty: WitType, *, host_handles: bool = False) -> Conv:
         return _Result(ty.cases, (ty.ok, ty.err), host_handles)
     assert isinstance(ty, WitOpaque)
     if host_handles:
-        if not isinstance(ty.native, OwnType | BorrowType):
+        if not ty.is_handle:
             raise TypeError(f"a host function cannot take or return {ty.what}")
         return _HostResource(isinstance(ty.native, OwnType))
     return _Native(ty.native)

@@ -115,6 +115,11 @@ class WitOpaque:
     what: str
     native: Any = field(compare=False, repr=False)
 
+    @property
+    def is_handle(self) -> bool:
+        """An ``own<...>`` or ``borrow<...>`` of a resource (a host function may take one)."""
+        return isinstance(self.native, wc.OwnType | wc.BorrowType)
+
 
 WitType: TypeAlias = (
     WitPrimitive

@@ -35,7 +35,7 @@ from typing import Any
 
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
-from wasmtime.component import BorrowType, LinkerInstance, OwnType, ResourceType, _enter
+from wasmtime.component import LinkerInstance, ResourceType, _enter
 
 from host.runtime.c_api import OF, PTR, VAL, view
 from host.runtime.lowering import converter_for, rep_at
@@ -89,7 +89,7 @@ class _HostFunc:
 
 
 def _is_handle(ty: WitType) -> bool:
-    return isinstance(ty, WitOpaque) and isinstance(ty.native, OwnType | BorrowType)
+    return isinstance(ty, WitOpaque) and ty.is_handle
 
 
 def _error(exc: Exception) -> int:

@@ -50,7 +50,7 @@ ReadParam = Callable[[Any, Any], Any]  # (store, lifted value) -> plain value
 def param_reader(ty: WitType) -> ReadParam | None:
     """The handles inside a lifted parameter -> their reps; None: it holds none."""
     if isinstance(ty, WitOpaque):
-        if isinstance(ty.native, wc.OwnType | wc.BorrowType):
+        if ty.is_handle:
             return _rep
         return None
     if isinstance(ty, WitResult):
