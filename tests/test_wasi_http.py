@@ -192,6 +192,59 @@ async def test_request_parts_reach_the_component(
     assert "x-probe: yes" in text
 
 
+def component_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "wasmlattice.component"]
+
+
+async def test_a_short_call_runs_on_the_event_loop_thread_and_logs_once(
+    served: tuple[HostRuntime, aiohttp.ClientSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime, http = served
+    caplog.set_level(logging.INFO, logger="wasmlattice.component")
+    gate = runtime.get("probe").pool.inline
+    attempts, abandoned = gate.attempts, gate.abandoned
+    assert await get(http, "/probe/stdout") == (200, b"printed\n")
+    assert gate.attempts == attempts + 1 and gate.abandoned == abandoned
+    # Held while the attempt could still be given up, then written once.
+    assert component_lines(caplog).count("[probe] stdout: wasi-probe stdout marker") == 1
+
+
+async def test_an_attempt_that_would_wait_runs_again_on_a_worker(
+    served: tuple[HostRuntime, aiohttp.ClientSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reading a request body waits: the attempt on the loop's thread stops there, and
+    the call runs again from the start on a worker; what the first one printed is dropped."""
+    runtime, http = served
+    caplog.set_level(logging.INFO, logger="wasmlattice.component")
+    pool = runtime.get("probe").pool
+    invocations, abandoned = pool.invocations, pool.inline.abandoned
+    data = os.urandom(3000)
+    async with http.post("/probe/log-and-echo", data=data) as response:
+        assert response.status == 200
+        assert await response.read() == data
+    assert pool.inline.abandoned == abandoned + 1
+    assert pool.invocations == invocations + 1  # counted once: the run that stood
+    assert component_lines(caplog).count("[probe] stdout: wasi-probe echo marker") == 1
+    # The gate sends the next calls straight to workers: they are not tried first.
+    attempts = pool.inline.attempts
+    assert await get(http, "/probe/stdout") == (200, b"printed\n")
+    assert pool.inline.attempts == attempts
+
+
+async def test_keyvalue_calls_are_made_once_per_request(
+    served: tuple[HostRuntime, aiohttp.ClientSession],
+) -> None:
+    """A keyvalue increment stops an attempt before it is made: counts never double."""
+    runtime, http = served
+    counts = []
+    for _ in range(12):  # past the gate's first penalty: attempted again, given up again
+        async with http.get("/counter") as response:
+            assert response.status == 200
+            counts.append((await response.json())["count"])
+    assert counts == list(range(counts[0], counts[0] + 12))
+    assert runtime.get("counter").pool.inline.abandoned >= 2
+
+
 async def test_a_response_complete_when_the_call_returns_is_sent_whole(
     served: tuple[HostRuntime, aiohttp.ClientSession],
 ) -> None:

@@ -40,6 +40,7 @@ from wasmtime import component as wc
 from catalog.contracts import compatible
 from catalog.kinds import KEYVALUE
 from host.errors import LinkError
+from host.runtime import inline
 from host.runtime.wasi import HttpClientGrant, WasiHost, serves_wasi_itself
 from providers import contracts
 from providers.config_provider import ComponentConfig
@@ -269,7 +270,7 @@ def _bind_logging(root: wc.LinkerInstance, grants: Grants, name: str) -> None:
     component_id = grants.component_id
 
     def log_(_store: Any, level: str, context: str, message: str) -> None:
-        log_from_component(component_id, level, context, message)
+        inline.hold(log_from_component, component_id, level, context, message)
 
     with root.add_instance(name) as iface:
         iface.add_func("log", log_)
@@ -308,6 +309,7 @@ class _KeyValueBinding:
         self._lock = threading.Lock()
 
     def _await(self, coro: Coroutine[Any, Any, T]) -> T:
+        inline.refuse("a keyvalue call", coro)
         future = asyncio.run_coroutine_threadsafe(coro, self.grants.loop)
         return future.result(HOST_CALL_TIMEOUT_S)
 

@@ -42,6 +42,7 @@ from host.errors import (
     ResourceLimitExceeded,
     UnknownComponent,
 )
+from host.runtime import inline
 from host.runtime.bindings import (
     Grants,
     KeyValueGrant,
@@ -52,6 +53,7 @@ from host.runtime.bindings import (
     new_wasi_config,
 )
 from host.runtime.engine import WasmEngine
+from host.runtime.inline import Abandoned
 from host.runtime.loader import LoadPolicy, fetch_component
 from host.runtime.pool import HostLimits, InstancePool, Limits
 from host.runtime.wasi import HttpClientGrant, WasiHost
@@ -235,6 +237,9 @@ class HostRuntime:
             # A wasi:http component may keep per-request state (StarlingMonkey's do).
             reuse=linked.wasi is None or reuse,
             forget_store=None if linked.wasi is None else linked.wasi.table.forget_store,
+            # Every host call of a component on the host's own WASI can refuse to run
+            # on the event loop's thread; wasmtime's WASI can block it (a sleep).
+            inline=linked.wasi is not None,
         )
         try:
             await pool.warm(spec.replicas)
@@ -377,6 +382,7 @@ class HostRuntime:
         wasmtime-py lifted from the caller are lowered straight into the callee),
         otherwise over the lattice through ``self.remote``.
         """
+        inline.refuse("a linked component")
         running = self.components.get(target)
         if running is not None:
             with tracing.component_call(target, func, self.host_id):
@@ -388,7 +394,10 @@ class HostRuntime:
     async def call(self, component_id: str, interface: str, func: str, *args: Any) -> Any:
         pool = self.get(component_id).pool
         with tracing.component_call(component_id, func, self.host_id):
-            return await pool.call(interface, func, *args)
+            try:
+                return await pool.call(interface, func, *args, inline=True)
+            except Abandoned:  # given up on the loop's thread, with nothing done: again
+                return await pool.call(interface, func, *args)
 
     async def handle_http(self, component_id: str, request: HttpRequest) -> HttpResponse:
         """The http-server provider's invoker: host errors become HTTP statuses."""

@@ -46,6 +46,7 @@ from host.errors import (
 from host.runtime.c_api import set_epoch_deadline
 from host.runtime.engine import MAX_BYTES_OUT_OF_GUEST, WasmEngine, trap_reason
 from host.runtime.fastcall import FastFunc
+from host.runtime.inline import ATTEMPT_TICKS, Abandoned, Attempt, InlineGate
 from host.runtime.workers import Workers
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ class InstancePool:
         *,
         reuse: bool = True,
         forget_store: Callable[[int], None] | None = None,
+        inline: bool = False,
     ) -> None:
         self.component_id = component_id
         self.engine = engine
@@ -164,6 +166,9 @@ class InstancePool:
         self.invocations = 0
         self.failures = 0
         self._closed = False
+        # Calls tried on the event loop's thread first (``host.runtime.inline``): only
+        # for a component whose every host call can refuse (the host serves its WASI).
+        self.inline = InlineGate(inline)
 
     def _new_executor(self, workers: int) -> Workers:
         return Workers(workers, f"wasm-{self.component_id}")
@@ -236,8 +241,13 @@ class InstancePool:
         fresh: bool = False,
         info: CallInfo | None = None,
         keep: Callable[[], bool] | None = None,
+        inline: bool = False,
     ) -> Any:
-        """``func(*args)`` on an instance; ``fresh`` insists on one never used before."""
+        """``func(*args)`` on an instance; ``fresh`` insists on one never used before.
+
+        ``inline``: the call may be tried on the event loop's thread first; raises
+        ``Abandoned`` when that attempt is given up (the caller calls again without).
+        """
         if self._closed:
             raise UnknownComponent(f"component {self.component_id} is stopping")
         slots = self._slots
@@ -261,6 +271,10 @@ class InstancePool:
         self.active += 1
         self._drained.clear()
         try:
+            if inline and self.inline.open():
+                instance = self._take_idle(fresh)
+                if instance is not None:
+                    return self._attempt(instance, interface, func, args, info, keep)
             # Workers run it in a copy of this context: the trace span carries over.
             if fresh or info is not None or keep is not None:
                 return await self._executor.submit(
@@ -280,6 +294,10 @@ class InstancePool:
         return self._call(interface, func, args)
 
     def _take(self, fresh: bool = False) -> _Instance:
+        found = self._take_idle(fresh)
+        return found if found is not None else self._instantiate()
+
+    def _take_idle(self, fresh: bool) -> _Instance | None:
         with self._lock:
             if fresh:  # an idle instance that never ran a call is as good as a new one
                 for i, idle in enumerate(self._idle):
@@ -287,7 +305,7 @@ class InstancePool:
                         return self._idle.pop(i)
             elif self._idle:
                 return self._idle.pop()
-        return self._instantiate()
+        return None
 
     def _instantiate(self) -> _Instance:
         store = wasmtime.Store(self.engine.engine)
@@ -328,6 +346,45 @@ class InstancePool:
             self.failures += 1
             # The instance is dropped here: its state after a failure is unknown.
             raise self._translate(exc, f"{interface}#{name}") from exc
+        return self._put_back(instance, result, keep)
+
+    def _attempt(
+        self,
+        instance: _Instance,
+        interface: str,
+        name: str,
+        args: tuple[Any, ...],
+        info: CallInfo | None,
+        keep: Callable[[], bool] | None,
+    ) -> Any:
+        """The call on the event loop's thread, under a budget of a few epoch ticks."""
+        if info is not None:
+            info.reused = instance.calls > 0
+        ticks = self.engine.deadline_ticks(self.limits.deadline_s)
+        # A deadline shorter than the budget is the call's own: running out is final.
+        budget_is_deadline = ticks <= ATTEMPT_TICKS
+        set_epoch_deadline(instance.context, min(ticks, ATTEMPT_TICKS))
+        attempt = Attempt()
+        try:
+            with attempt:
+                result = instance.func(interface, name)(instance.store, *args)
+        except Exception as exc:
+            # The instance is dropped either way: a trap can leave its memory in any state.
+            if attempt.refused is not None or (_interrupted(exc) and not budget_is_deadline):
+                self.inline.gave_up()
+                raise Abandoned(attempt.refused or "more time than an attempt has") from exc
+            self.inline.stood()
+            attempt.run_held()  # a failure for good: what it logged happened
+            self.invocations += 1
+            self.failures += 1
+            raise self._translate(exc, f"{interface}#{name}") from exc
+        self.inline.stood()
+        attempt.run_held()
+        self.invocations += 1
+        return self._put_back(instance, result, keep)
+
+    def _put_back(self, instance: _Instance, result: Any, keep: Callable[[], bool] | None) -> Any:
+        """After a call that returned: the instance is idle again, unless it must go."""
         instance.calls += 1
         if not self.reuse or (keep is not None and not keep()):
             return result
@@ -342,7 +399,7 @@ class InstancePool:
             return exc if isinstance(exc, CallError) else ComponentTrapped(str(exc))
         text = str(exc)
         if isinstance(exc, wasmtime.WasmtimeError | wasmtime.Trap):
-            if "interrupt" in text:
+            if _interrupted(exc):
                 return DeadlineExceeded(
                     f"{who} ran past its {self.limits.deadline_s} s deadline and was stopped"
                 )
@@ -359,3 +416,8 @@ class InstancePool:
             return ComponentTrapped(f"{who} trapped: {trap_reason(exc)}")
         log.warning("%s failed in a host call: %r", who, exc)
         return ComponentTrapped(f"{who} failed in a host call: {type(exc).__name__}: {exc}")
+
+
+def _interrupted(exc: Exception) -> bool:
+    """The guest was stopped by its epoch deadline."""
+    return isinstance(exc, wasmtime.WasmtimeError | wasmtime.Trap) and "interrupt" in str(exc)

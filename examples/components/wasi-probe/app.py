@@ -1,6 +1,7 @@
 """A wasi:http component for the tests: one behaviour per last path segment.
 
     /echo          streams the request body back, chunk by chunk as it arrives
+    /log-and-echo  prints a marker to stdout, then echoes as /echo does
     /length        reads the whole request body, then answers its length
     /bytes?n=N     answers N bytes, written in 4096-byte chunks
     /no-response   returns without setting a response
@@ -96,7 +97,9 @@ class IncomingHandler(exports.IncomingHandler):
         full_path, _, query = (request.path_with_query() or "/").partition("?")
         path = "/" + full_path.rsplit("/", 1)[-1]  # wherever the probe is routed
         params = {k: v[0] for k, v in parse_qs(query).items()}
-        if path == "/echo":
+        if path in ("/echo", "/log-and-echo"):
+            if path == "/log-and-echo":
+                print("wasi-probe echo marker")
             body = start(response_out, ctype=b"application/octet-stream")
             with body.write() as stream:
                 for chunk in chunks(request.consume()):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from host.runtime import inline
 from host.runtime.wasi.io import InputStream, OutputStream
 from host.runtime.wasi.table import ResourceTable, WasiTrap
 from host.runtime.wasi.values import Ok
@@ -28,7 +29,8 @@ class _LogSink:
         self._lines = lines
 
     def write(self, chunk: bytes) -> None:
-        self._lines.write(chunk)
+        # Held while a call on the event loop's thread may still be given up.
+        inline.hold(self._lines.write, chunk)
 
 
 def functions(

@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from host.runtime import inline
 from host.runtime.wasi.io import Always, InputStream, IoError, OutputStream, Pollable, StreamFailed
 from host.runtime.wasi.table import KINDS, CallScope, HostObject, ResourceTable, WasiTrap
 from host.runtime.wasi.values import Err, Ok, Variant
@@ -352,6 +353,8 @@ class Exchange:
                 if self._held_bytes < _HOLD_BYTES:
                     self._outbox.append((op, arg, None))
                     return None
+                # Sending starts here: a call on the event loop's thread stops first.
+                inline.refuse("a response longer than the host holds back")
                 self._holding = False
             done: concurrent.futures.Future[None] = concurrent.futures.Future()
             self._outbox.append((op, arg, done))

@@ -98,6 +98,9 @@ class Pollable(HostObject):
 
 def wait_any(table: ResourceTable, waitables: list[Waitable]) -> list[int]:
     """Block until at least one is ready (or the deadline); the indexes of the ready ones."""
+    ready = [i for i, w in enumerate(waitables) if w.ready()]
+    if ready:
+        return ready  # no wait (a guest on the event loop's thread may go on)
     deadline = table.deadline()
     while True:
         ready = [i for i, w in enumerate(waitables) if w.ready()]

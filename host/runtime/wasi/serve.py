@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass
 
 from host.errors import DeadlineExceeded, HostError, Overloaded, UnknownComponent
+from host.runtime.inline import Abandoned
 from host.runtime.pool import CallInfo, InstancePool
 from host.runtime.wasi.host import WasiHost
 from host.runtime.wasi.http_types import Exchange
@@ -48,8 +49,16 @@ async def serve_exchange(
     info = CallInfo()
     exchange = target.wasi.exchange(request, sink, target.deadline_s)
     try:
-        await _attempt(target, exchange, info, fresh=False)
-        return
+        try:
+            await _attempt(target, exchange, info, fresh=False, inline=True)
+            return
+        except Abandoned:
+            # Given up on the event loop's thread before anything reached the client
+            # or was read from it (``host.runtime.inline``): again, on a worker.
+            info = CallInfo()
+            exchange = target.wasi.exchange(request, sink, target.deadline_s)
+            await _attempt(target, exchange, info, fresh=False)
+            return
     except HandlerError as failure:
         if not (info.reused and exchange.replayable and _retryable(failure)):
             raise
@@ -69,7 +78,12 @@ async def serve_exchange(
 
 
 async def _attempt(
-    target: ExchangeTarget, exchange: Exchange, info: CallInfo, *, fresh: bool
+    target: ExchangeTarget,
+    exchange: Exchange,
+    info: CallInfo,
+    *,
+    fresh: bool,
+    inline: bool = False,
 ) -> None:
     # The guest's worker thread runs in a copy of this context: host functions
     # find the exchange's deadline and register its handles there.
@@ -84,6 +98,7 @@ async def _attempt(
                 fresh=fresh,
                 info=info,
                 keep=lambda: exchange.answered,
+                inline=inline,
             )
         except HostError as exc:
             raise _failed(exchange, exc) from exc

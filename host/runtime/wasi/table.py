@@ -36,6 +36,7 @@ from typing import Any, ClassVar, TypeVar
 from wasmtime import component as wc
 
 from host.errors import ComponentTrapped, DeadlineExceeded
+from host.runtime import inline
 from host.runtime.wit_values import HostHandle
 
 __all__ = [
@@ -216,6 +217,7 @@ class ResourceTable:
 
     def deadline(self) -> float:
         """The deadline of a wait the guest's call is about to start (every wait asks)."""
+        inline.refuse("a wait")  # on the event loop's thread, a wait would stall it
         scope = current_scope()
         if scope is None:
             return time.monotonic() + self.deadline_s
@@ -224,6 +226,8 @@ class ResourceTable:
         return scope.deadline
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+        """Run ``coro`` on the event loop (I/O on the guest's behalf)."""
+        inline.refuse("I/O on the event loop", coro)
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def wait(self, future: concurrent.futures.Future[Any], what: str) -> Any:
