@@ -1,8 +1,8 @@
 """No ambient authority: what a component sees of the host when nothing is granted.
 
 The `inspect` component (examples/components/inspect/app.py) reports the environment,
-arguments, filesystem, stdin and network it can reach. The host wires WASI p2 with an
-empty context (host/bindings.py ``new_wasi_config``), so it must find none of them,
+arguments, filesystem, stdin and network it can reach. The host serves WASI p2 itself
+(``host.runtime.wasi``) and grants none of them, so it must find none of them,
 while its stdout/stderr still reach the host log tagged with its id.
 
 componentize-py's Python has no ``socket`` module, so the network is also probed from
@@ -25,9 +25,10 @@ from typing import Any
 
 import pytest
 import wasmtime
+from wasmtime import component as wc
 
 from examples.build_components import EXAMPLES, run, tool
-from host.runtime.bindings import Grants, build_linker
+from host.runtime.bindings import types_only_imports
 from host.runtime.components import ComponentSpec, HostRuntime
 from host.runtime.loader import LoadPolicy
 from providers import contracts
@@ -150,8 +151,8 @@ async def test_component_sees_no_ambient_authority(
         # EACCES (PermissionError), not a refused or reset connection: nothing left the guest.
         assert refused(report[probe], "PermissionError"), (probe, report[probe])
         assert report[probe]["step"] in ("socket", "connect", "sendto"), report[probe]
-    # wasi-libc maps wasi:sockets' permanent-resolver-failure to EAI_FAIL.
-    assert refused(report["dns"], "gaierror"), report["dns"]
+    # The host's wasi:sockets refuses name lookups with access-denied (EACCES).
+    assert refused(report["dns"], "PermissionError"), report["dns"]
     assert_nothing_connected(tcp_listener, udp_listener)
 
     messages = [r.getMessage() for r in caplog.records if r.name == "wasmlattice.component"]
@@ -180,13 +181,13 @@ async def test_wasi_sockets_are_denied(
         "udp-bind": await outcome("udp-bind"),
         "resolve": await outcome("resolve"),
     }
-    # wasmtime's default WASI context refuses to even create TCP/UDP sockets, and
-    # refuses name lookups, so no address check is ever reached.
+    # The host's WASI refuses to even create TCP/UDP sockets, and refuses name
+    # lookups, so no address check is ever reached.
     assert observed == {
         "tcp-connect": "create: access-denied",
         "tcp-bind": "create: access-denied",
         "udp-bind": "create: access-denied",
-        "resolve": "resolve: permanent-resolver-failure",
+        "resolve": "resolve: access-denied",
     }
     assert_nothing_connected(tcp_listener)
 
@@ -207,10 +208,10 @@ async def test_the_listener_is_reachable_from_the_host(tcp_listener: socket.sock
 async def test_the_probe_sees_what_is_granted(
     runtime: HostRuntime, components: dict[str, Path], tmp_path: Path
 ) -> None:
-    """The control: granted directly through WasiConfig, the same probe reports each item.
+    """The control: granted through wasmtime's own WASI, the same probe reports each item.
 
-    So the empty results above come from the host's WASI context, not from the
-    probe or from componentize-py snapshotting its environment at build time.
+    So the empty results above come from the host's WASI, not from the probe or
+    from componentize-py snapshotting its environment at build time.
     """
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
@@ -225,7 +226,14 @@ async def test_the_probe_sees_what_is_granted(
 
     engine = runtime.engine
     component = engine.compile(components["inspect"].read_bytes(), "inspect")
-    linker = build_linker(engine.engine, component, Grants("inspect", asyncio.get_running_loop()))
+    linker = wc.Linker(engine.engine)
+    linker.add_wasip2()
+    with linker.root() as root:
+        for name in types_only_imports(engine.engine, component):
+            with root.add_instance(name):
+                pass
+        with root.add_instance(contracts.LOGGING) as logging_iface:
+            logging_iface.add_func("log", lambda _store, *_args: None)
 
     def call() -> bytes:
         store = wasmtime.Store(engine.engine)

@@ -94,7 +94,7 @@ async def _replay_start(
     state: LatticeState, engine: WasmEngine, component_id: str, path: Path, laps: Laps
 ) -> None:
     """What ``HostDaemon.apply`` + ``HostRuntime.start`` do for a new component, timed."""
-    from host.runtime.bindings import Grants, build_linker, exported_interfaces, new_wasi_config
+    from host.runtime.bindings import Grants, build_linker, exported_interfaces
     from host.runtime.loader import fetch_component
     from host.runtime.pool import InstancePool, Limits
 
@@ -108,8 +108,7 @@ async def _replay_start(
     laps.lap("hop back to the event loop")
     linker = build_linker(engine.engine, compiled, Grants(component_id, asyncio.get_running_loop()))
     laps.lap("build the linker (import checks, WASI)")
-    pool = InstancePool(component_id, engine, compiled, linker,
-                        lambda: new_wasi_config(component_id), Limits())  # fmt: skip
+    pool = InstancePool(component_id, engine, compiled, linker, Limits())
     await pool.warm(1)
     laps.lap("instantiate one instance (+ its worker thread)")
     exported_interfaces(engine.engine, compiled)

@@ -2,14 +2,15 @@
 
 The linker for a component gets:
 
-- WASI p2, with no ambient authority: no arguments, preopened directories,
-  sockets or stdin, and only the environment variables its config grants
-  (keys ``env.NAME``; none by default). Stdout/stderr go to the host log
-  tagged with the component id. A component that imports ``wasi:http`` gets
-  the host's own WASI (``host.runtime.wasi``: it serves ``wasi:http`` in and
-  out, with outgoing requests under its ``http-client`` link, which allows
-  nothing when there is no link); every other component gets wasmtime's
-  (``add_wasip2``) with an empty ``WasiConfig`` per store.
+- WASI p2, with no ambient authority, served by the host itself
+  (``host.runtime.wasi``): no arguments, preopened directories, sockets or
+  stdin, and only the environment variables its config grants (keys
+  ``env.NAME``; none by default). Stdout/stderr go to the host log tagged with
+  the component id. ``wasi:http`` is served in and out, with outgoing requests
+  under the component's ``http-client`` link (nothing allowed without one).
+  Not wasmtime's own WASI (``add_wasip2``): its blocking calls (a sleep) could
+  not be refused on the event loop's thread, where the host tries short calls
+  first (``host.runtime.inline``).
 - ``wasi:logging`` and ``wasi:config``, which only reach the component's own
   log stream and configuration.
 - ``wasi:keyvalue/store`` + ``atomics`` only when a keyvalue link exists.
@@ -20,8 +21,9 @@ under the name the component imports. Anything else the component imports is
 a ``LinkError`` at start, naming each missing interface (and the versions this
 host has of it); nothing is stubbed with traps.
 
-Host functions run on the worker thread that runs the guest. Provider calls
-are coroutines on the host's event loop; ``_await`` hands them over and waits.
+Host functions run on the thread that runs the guest: a worker, whose provider
+calls are coroutines handed to the host's event loop (``_await``), or the loop's
+own thread during an attempt, where such a call refuses (``inline.refuse``).
 """
 
 from __future__ import annotations
@@ -41,12 +43,12 @@ from catalog.contracts import compatible
 from catalog.kinds import KEYVALUE
 from host.errors import LinkError
 from host.runtime import inline
-from host.runtime.wasi import HttpClientGrant, WasiHost, serves_wasi_itself
+from host.runtime.wasi import HttpClientGrant, WasiHost
 from providers import contracts
 from providers.config_provider import ComponentConfig
 from providers.http_client import HttpClient, HttpClientPolicy
 from providers.keyvalue import KeyValueBackend, KeyValueError, resolve_bucket
-from providers.logging_provider import OutputLines, log_from_component
+from providers.logging_provider import log_from_component
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -148,64 +150,37 @@ def check_imports(
     engine: wasmtime.Engine,
     component: wc.Component,
     grants: Grants,
-    wasi: WasiHost | None = None,
+    wasi: WasiHost,
 ) -> None:
-    """Raise LinkError naming every import that nothing provides to this component.
-
-    ``wasi``: the host's own WASI, for a component that uses wasi:http.
-    """
+    """Raise LinkError naming every import that nothing provides to this component."""
     types_only = set(types_only_imports(engine, component))
     missing = [
         grants.why_missing(name)
         for name in imported_interfaces(engine, component)
-        if not grants.provided(name)
-        and name not in types_only
-        and not (wasi is None and name.startswith(contracts.WASI_PREFIXES))
-        and not (wasi is not None and wasi.served(name))
+        if not grants.provided(name) and name not in types_only and not wasi.served(name)
     ]
-    if wasi is not None:
-        missing.extend(wasi.missing(engine, component))
+    missing.extend(wasi.missing(engine, component))
     if missing:
         raise LinkError(grants.component_id, missing)
 
 
-def new_wasi_config(
-    component_id: str, environment: Mapping[str, str] | None = None
-) -> wasmtime.WasiConfig:
-    """A WASI context with no ambient authority; output goes to the host log."""
-    wasi = wasmtime.WasiConfig()
-    stdout, stderr = OutputLines(component_id, "stdout"), OutputLines(component_id, "stderr")
-    wasi.stdout_custom = stdout.write
-    wasi.stderr_custom = stderr.write
-    if environment:
-        wasi.env = [[k, v] for k, v in environment.items()]
-    return wasi
-
-
 @dataclass(frozen=True)
 class Linked:
-    """A component's linker, and the host's WASI when the host serves it (wasi:http)."""
+    """A component's linker, and the host's WASI it is bound to."""
 
     linker: wc.Linker
-    wasi: WasiHost | None
+    wasi: WasiHost
 
 
 def link_component(engine: wasmtime.Engine, component: wc.Component, grants: Grants) -> Linked:
     """Check the component's imports against its grants and build its linker."""
     imports = imported_interfaces(engine, component)
-    wasi = None
-    if serves_wasi_itself(imports):
-        http = grants.http_client or HttpClientGrant(HttpClient(), HttpClientPolicy())
-        wasi = WasiHost(
-            grants.component_id, grants.loop, grants.deadline_s, grants.environment, http
-        )
+    http = grants.http_client or HttpClientGrant(HttpClient(), HttpClientPolicy())
+    wasi = WasiHost(grants.component_id, grants.loop, grants.deadline_s, grants.environment, http)
     check_imports(engine, component, grants, wasi)
     linker = wc.Linker(engine)
-    if wasi is None:
-        linker.add_wasip2()
     with linker.root() as root:
-        if wasi is not None:
-            wasi.bind(root, engine, component)
+        wasi.bind(root, engine, component)
         for name in types_only_imports(engine, component):
             with root.add_instance(name):
                 pass

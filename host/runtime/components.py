@@ -50,7 +50,6 @@ from host.runtime.bindings import (
     granted_environment,
     interface_functions,
     link_component,
-    new_wasi_config,
 )
 from host.runtime.engine import WasmEngine
 from host.runtime.inline import Abandoned
@@ -105,20 +104,16 @@ class RunningComponent:
     pool: InstancePool
     exports: list[str]
     started_at: float
+    # The host's own WASI, which the component's instances are bound to.
+    wasi: WasiHost
     # Exported interface name -> its functions' types (for the wire codec).
     export_functions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # The host's own WASI, for a component that uses wasi:http (None: wasmtime's).
-    wasi: WasiHost | None = None
 
-    # Cached: asked on every HTTP request, and exports and wasi are fixed once started.
+    # Cached: asked on every HTTP request, and the exports are fixed once started.
     @functools.cached_property
     def wasi_http_handler(self) -> str | None:
         """The exported ``wasi:http/incoming-handler`` (with its version), if any."""
-        wanted = contracts.unversioned(contracts.WASI_HTTP_INCOMING)
-        for name in self.exports:
-            if contracts.unversioned(name) == wanted and self.wasi is not None:
-                return name
-        return None
+        return wasi_http_export(self.exports)
 
     @property
     def component_id(self) -> str:
@@ -147,6 +142,12 @@ def export_functions(engine: Any, compiled: Any) -> dict[str, dict[str, Any]]:
         except LinkError:
             continue  # exports with resources are not callable across components
     return found
+
+
+def wasi_http_export(exports: list[str]) -> str | None:
+    """The ``wasi:http/incoming-handler`` among a component's exports (with its version)."""
+    wanted = contracts.unversioned(contracts.WASI_HTTP_INCOMING)
+    return next((name for name in exports if contracts.unversioned(name) == wanted), None)
 
 
 class HostRuntime:
@@ -226,20 +227,19 @@ class HostRuntime:
         del wasm  # the compiled component is all that is needed from here on
         grants = self._grants(spec)
         linked = link_component(self.engine.engine, compiled, grants)
-        environment = grants.environment
+        exports = exported_interfaces(self.engine.engine, compiled)
         pool = InstancePool(
             spec.component_id,
             self.engine,
             compiled,
             linked.linker,
-            lambda: new_wasi_config(spec.component_id, environment),
             spec.limits,
             # A wasi:http component may keep per-request state (StarlingMonkey's do).
-            reuse=linked.wasi is None or reuse,
-            forget_store=None if linked.wasi is None else linked.wasi.table.forget_store,
-            # Every host call of a component on the host's own WASI can refuse to run
-            # on the event loop's thread; wasmtime's WASI can block it (a sleep).
-            inline=linked.wasi is not None,
+            reuse=reuse or wasi_http_export(exports) is None,
+            forget_store=linked.wasi.table.forget_store,
+            # Every host call of the host's own WASI and bindings can refuse to run
+            # on the event loop's thread: calls are tried there first.
+            inline=True,
         )
         try:
             await pool.warm(spec.replicas)
@@ -247,10 +247,10 @@ class HostRuntime:
                 spec,
                 digest,
                 pool,
-                exported_interfaces(self.engine.engine, compiled),
+                exports,
                 time.time(),
-                export_functions(self.engine.engine, compiled),
                 linked.wasi,
+                export_functions(self.engine.engine, compiled),
             )
         except BaseException:
             # Shielded: a cancelled start still frees its threads and instances.
@@ -425,7 +425,7 @@ class HostRuntime:
     ) -> None:
         """One request to a ``wasi:http/incoming-handler``; failures become HandlerError."""
         wasi, export = running.wasi, running.wasi_http_handler
-        assert wasi is not None and export is not None
+        assert export is not None
         target = ExchangeTarget(
             running.component_id, wasi, running.pool, export, running.spec.limits.deadline_s
         )

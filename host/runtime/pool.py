@@ -4,7 +4,9 @@ Each running component owns a pool: up to ``max_concurrency`` instances, each
 in its own store, and as many worker threads. A call takes a free slot (or
 waits for one until its deadline), runs on a worker thread (ctypes releases
 the GIL while wasm runs, so the event loop keeps serving), and puts the
-instance back. An instance whose call failed in any way is discarded, never
+instance back. A caller that can run the call again (``inline=True``) has it
+tried on the event loop's thread first, on an idle instance, as an attempt the
+host may give up (``host.runtime.inline``): no hand-off to a worker and back. An instance whose call failed in any way is discarded, never
 reused: a trap can leave its memory in any state.
 
 Limits per instance: an execution deadline (epoch interruption) per call and
@@ -139,7 +141,6 @@ class InstancePool:
         engine: WasmEngine,
         component: wc.Component,
         linker: wc.Linker,
-        new_wasi: Callable[[], wasmtime.WasiConfig],
         limits: Limits,
         *,
         reuse: bool = True,
@@ -150,7 +151,6 @@ class InstancePool:
         self.engine = engine
         self.component = component
         self.linker = linker
-        self.new_wasi = new_wasi
         self.limits = limits
         # False: each instance serves one call (wasi:http components expect a fresh one).
         self.reuse = reuse
@@ -310,7 +310,6 @@ class InstancePool:
     def _instantiate(self) -> _Instance:
         store = wasmtime.Store(self.engine.engine)
         store.set_limits(memory_size=self.limits.memory_bytes)
-        store.set_wasi(self.new_wasi())
         # Instantiation runs guest start code too: it gets the same deadline.
         store.set_epoch_deadline(self.engine.deadline_ticks(self.limits.deadline_s))
         try:

@@ -34,7 +34,7 @@ from host.runtime.wasi.trampoline import add_fast_func, add_fast_resource
 from host.runtime.wit_types import WitFunc, describe_func
 from providers.http_server import ResponseSink, StreamedRequest
 
-__all__ = ["SERVED_VERSIONS", "WasiHost", "serves_wasi_itself"]
+__all__ = ["SERVED_VERSIONS", "WasiHost"]
 
 SERVED_PACKAGES = (
     "wasi:cli",
@@ -49,11 +49,6 @@ SERVED_TRACK = "0.2"
 SERVED_VERSIONS = "0.2.0 to 0.2.x (WIT vendored at 0.2.12)"
 
 HostFunc = Callable[..., Any]
-
-
-def serves_wasi_itself(imports: list[str]) -> bool:
-    """Components that use wasi:http get the host's WASI; all others wasmtime's."""
-    return any(name.startswith("wasi:http/") for name in imports)
 
 
 def _package(interface: str) -> str:
