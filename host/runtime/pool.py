@@ -6,8 +6,9 @@ waits for one until its deadline), runs on a worker thread (ctypes releases
 the GIL while wasm runs, so the event loop keeps serving), and puts the
 instance back. A caller that can run the call again (``inline=True``) has it
 tried on the event loop's thread first, on an idle instance, as an attempt the
-host may give up (``host.runtime.inline``): no hand-off to a worker and back. An instance whose call failed in any way is discarded, never
-reused: a trap can leave its memory in any state.
+host may give up (``host.runtime.inline``): no hand-off to a worker and back.
+An instance whose call failed in any way is discarded, never reused: a trap
+can leave its memory in any state.
 
 Limits per instance: an execution deadline (epoch interruption) per call and
 a linear-memory cap (store limiter). ``HostLimits`` bounds what a request may
