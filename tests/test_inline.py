@@ -41,8 +41,8 @@ def test_attempts_that_stand_lower_the_penalty() -> None:
     gate = InlineGate(True)
     gate.gave_up()
     gate.gave_up()  # penalty 16
-    gate.stood()
-    gate.stood()  # 4
+    gate.stood(0.0)
+    gate.stood(0.0)  # 4
     tried(gate, 16)
     gate.gave_up()  # doubled from 4: 8
     assert tried(gate, 8) == 0 and gate.open()
@@ -93,3 +93,10 @@ def test_attempts_belong_to_their_thread() -> None:
         thread.start()
         thread.join()
     assert refused == []
+
+
+def test_a_slow_attempt_counts_as_given_up() -> None:
+    gate = InlineGate(True)
+    gate.stood(2 * InlineGate.SLOW_S)  # it stood, but held the loop too long
+    assert gate.slow == 1 and gate.abandoned == 0
+    assert tried(gate, 8) == 0 and gate.open()

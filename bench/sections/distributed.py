@@ -69,7 +69,7 @@ CODEC_PARTS = ["encode-params", "decode-params", "encode-result", "decode-result
 # Sequential rows, in display order: key -> label.
 LATENCY_ROWS = {
     "inproc-linked": "in-process linked call (HostRuntime.invoke_sync, worker thread)",
-    "inproc-call": "in-process HostRuntime.call (hop to a worker thread and back)",
+    "inproc-call": "in-process HostRuntime.call (on the event loop's thread)",
     "echo": "NATS floor: nats-py request/reply, echo in another process",
     "echo-header": "NATS floor + one header (wl-func), as invoke sends",
     "invoke": f"lattice invoke to {CALLEE} (encode, request/reply, decode)",
@@ -350,7 +350,7 @@ def _parts_table(parts: dict[str, float], sequential: dict[str, list[float]]) ->
     for label, us, how in [
         ("NATS request/reply with one header, another process", p50["echo-header"],
          "measured: the floor row"),
-        ("callee: HostRuntime.call (worker-thread hop + greet in wasm)", p50["inproc-call"],
+        ("callee: HostRuntime.call (greet in wasm, on the loop's thread)", p50["inproc-call"],
          "measured in the bench process"),
         ("codec: encode + decode the arguments and the result", codec, "measured alone"),
         ("callee and invoke wrappers, two event loops' scheduling", wrappers,

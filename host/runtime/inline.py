@@ -99,17 +99,21 @@ class InlineGate:
     Each given-up attempt sends the next ``penalty`` calls straight to workers,
     the penalty doubling up to ``MAX_PENALTY`` (a component that always waits on
     I/O costs one wasted attempt per ~4,000 calls); each attempt that stands
-    halves it.
+    halves it. An attempt that stood but took over ``SLOW_S`` counts as given up:
+    a component that computes for milliseconds per call would hold the loop (and
+    lose the parallelism of workers, whose wasm runs without the GIL).
     """
 
     MAX_PENALTY = 4096
+    SLOW_S = 0.001
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._skip = 0
         self._penalty = 0
         self.attempts = 0
-        self.abandoned = 0
+        self.abandoned = 0  # given up (they ran again on a worker)
+        self.slow = 0  # stood, over SLOW_S
 
     def open(self) -> bool:
         if not self.enabled:
@@ -119,12 +123,19 @@ class InlineGate:
             return False
         return True
 
-    def stood(self) -> None:
+    def stood(self, seconds: float) -> None:
+        if seconds > self.SLOW_S:
+            self.slow += 1
+            self._penalize()
+            return
         self.attempts += 1
         self._penalty //= 2
 
     def gave_up(self) -> None:
-        self.attempts += 1
         self.abandoned += 1
+        self._penalize()
+
+    def _penalize(self) -> None:
+        self.attempts += 1
         self._penalty = min(max(2 * self._penalty, 8), self.MAX_PENALTY)
         self._skip = self._penalty

@@ -29,6 +29,7 @@ import contextlib
 import ctypes
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -365,6 +366,7 @@ class InstancePool:
         budget_is_deadline = ticks <= ATTEMPT_TICKS
         set_epoch_deadline(instance.context, min(ticks, ATTEMPT_TICKS))
         attempt = Attempt()
+        started = time.perf_counter()
         try:
             with attempt:
                 result = instance.func(interface, name)(instance.store, *args)
@@ -373,12 +375,12 @@ class InstancePool:
             if attempt.refused is not None or (_interrupted(exc) and not budget_is_deadline):
                 self.inline.gave_up()
                 raise Abandoned(attempt.refused or "more time than an attempt has") from exc
-            self.inline.stood()
+            self.inline.stood(time.perf_counter() - started)
             attempt.run_held()  # a failure for good: what it logged happened
             self.invocations += 1
             self.failures += 1
             raise self._translate(exc, f"{interface}#{name}") from exc
-        self.inline.stood()
+        self.inline.stood(time.perf_counter() - started)
         attempt.run_held()
         self.invocations += 1
         return self._put_back(instance, result, keep)
