@@ -30,9 +30,7 @@ GET = HttpRequest("GET", "/", "", [], b"")
 
 
 @pytest.fixture
-async def runtime(
-    compile_cache: Path, artifact_policy: LoadPolicy
-) -> AsyncIterator[HostRuntime]:
+async def runtime(compile_cache: Path, artifact_policy: LoadPolicy) -> AsyncIterator[HostRuntime]:
     rt = HostRuntime(
         compile_cache, {"memory": MemoryKeyValue()}, "memory", load_policy=artifact_policy
     )
@@ -85,6 +83,36 @@ async def test_loop_hits_the_deadline_while_others_are_served(
     with pytest.raises(DeadlineExceeded, match="deadline"):
         await looping
     assert answered > 10
+
+
+async def test_a_loop_holds_the_event_loop_for_one_attempt_at_most(
+    runtime: HostRuntime, components: dict[str, Path]
+) -> None:
+    """Calls are tried on the event loop's thread first (``host.runtime.inline``): a
+    loop there is stopped by the attempt's budget (2 epoch ticks, 5-10 ms) and runs
+    again on a worker, so the loop is held for one budget, not the 1.5 s deadline."""
+    await runtime.start(
+        ComponentSpec("loop", str(components["loop"]), limits=Limits(deadline_s=1.5))
+    )
+    loop = asyncio.get_running_loop()
+    longest = 0.0
+
+    async def tick() -> None:
+        nonlocal longest
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.001)
+            longest, last = max(longest, loop.time() - last), loop.time()
+
+    ticking = asyncio.create_task(tick())
+    await asyncio.sleep(0.05)
+    try:
+        with pytest.raises(DeadlineExceeded, match="deadline"):
+            await runtime.call("loop", contracts.HTTP_HANDLER, "handle", GET)
+    finally:
+        ticking.cancel()
+    assert runtime.get("loop").pool.inline.abandoned == 1  # tried on the loop's thread
+    assert longest < 0.5, f"the event loop was held {longest:.3f} s"
 
 
 async def test_memory_cap_stops_a_hog(runtime: HostRuntime, components: dict[str, Path]) -> None:
