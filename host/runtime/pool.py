@@ -154,6 +154,7 @@ class InstancePool:
         self.component = component
         self.linker = linker
         self.limits = limits
+        self._deadline_ticks = engine.deadline_ticks(limits.deadline_s)
         # False: each instance serves one call (wasi:http components expect a fresh one).
         self.reuse = reuse
         # Told the ``store_key`` of each instance that is gone (host objects tied to it).
@@ -192,6 +193,7 @@ class InstancePool:
             self._slots = asyncio.Semaphore(limits.max_concurrency)
             old.close()
         self.limits = limits
+        self._deadline_ticks = self.engine.deadline_ticks(limits.deadline_s)
         with self._lock:
             del self._idle[limits.max_concurrency :]
 
@@ -253,6 +255,13 @@ class InstancePool:
         if self._closed:
             raise UnknownComponent(f"component {self.component_id} is stopping")
         slots = self._slots
+        if inline and not slots.locked() and self.inline.open():
+            # An attempt is synchronous: nothing else runs on this loop meanwhile, so it
+            # needs neither the slot (an idle instance means one is free) nor the count
+            # of active calls a close waits for.
+            instance = self._take_idle(fresh)
+            if instance is not None:
+                return self._attempt(instance, interface, func, args, info, keep)
         try:
             if slots.locked():
                 # asyncio.timeout rather than wait_for: wait_for runs acquire() in a
@@ -273,10 +282,6 @@ class InstancePool:
         self.active += 1
         self._drained.clear()
         try:
-            if inline and self.inline.open():
-                instance = self._take_idle(fresh)
-                if instance is not None:
-                    return self._attempt(instance, interface, func, args, info, keep)
             # Workers run it in a copy of this context: the trace span carries over.
             if fresh or info is not None or keep is not None:
                 return await self._executor.submit(
@@ -313,7 +318,7 @@ class InstancePool:
         store = wasmtime.Store(self.engine.engine)
         store.set_limits(memory_size=self.limits.memory_bytes)
         # Instantiation runs guest start code too: it gets the same deadline.
-        store.set_epoch_deadline(self.engine.deadline_ticks(self.limits.deadline_s))
+        store.set_epoch_deadline(self._deadline_ticks)
         try:
             with self._instantiate_lock:
                 instance = self.linker.instantiate(store, self.component)
@@ -338,7 +343,7 @@ class InstancePool:
         instance = self._take(fresh)
         if info is not None:
             info.reused = instance.calls > 0
-        set_epoch_deadline(instance.context, self.engine.deadline_ticks(self.limits.deadline_s))
+        set_epoch_deadline(instance.context, self._deadline_ticks)
         try:
             # No post_return: since wasmtime 42 the call runs the guest's post-return
             # itself and Func.post_return is a no-op (one GIL release fewer per call).
@@ -361,7 +366,7 @@ class InstancePool:
         """The call on the event loop's thread, under a budget of a few epoch ticks."""
         if info is not None:
             info.reused = instance.calls > 0
-        ticks = self.engine.deadline_ticks(self.limits.deadline_s)
+        ticks = self._deadline_ticks
         # A deadline shorter than the budget is the call's own: running out is final.
         budget_is_deadline = ticks <= ATTEMPT_TICKS
         set_epoch_deadline(instance.context, min(ticks, ATTEMPT_TICKS))
