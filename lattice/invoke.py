@@ -3,7 +3,8 @@
 Every host running a component answers in the component's queue group, so NATS
 spreads calls over its replicas. A request carries the function name and the
 trace context in headers and the wire-encoded arguments (``host.wire.codec``) as its
-body; the reply carries a status header and the encoded result or an error text.
+body. A reply is the encoded result with no headers, or an error text with a status
+header naming the failure: a success costs neither end a header to build or parse.
 Payloads over the server's maximum are refused before sending, with the sizes.
 """
 
@@ -23,7 +24,7 @@ from lattice.subjects import Subjects
 log = logging.getLogger(__name__)
 
 FUNC_HEADER = "wl-func"
-STATUS_HEADER = "wl-status"
+STATUS_HEADER = "wl-status"  # on error replies; a reply without it succeeded
 
 # handler(function name, body, headers) -> encoded result; raise to reply an error.
 InvocationHandler = Callable[[str, bytes, Mapping[str, str]], Awaitable[bytes]]
@@ -33,12 +34,17 @@ class PayloadTooLarge(LatticeError):
     pass
 
 
-def check_payload(nc: Client, data: bytes, what: str) -> None:
+def check_payload(nc: Client, data: bytes, what: Callable[[], str]) -> None:
+    """``what()`` names the payload in the error; it is only formatted for one."""
     limit = nc.max_payload
     if limit and len(data) > limit:
         raise PayloadTooLarge(
-            f"{what} is {len(data)} bytes, over the lattice's max payload of {limit} bytes"
+            f"{what()} is {len(data)} bytes, over the lattice's max payload of {limit} bytes"
         )
+
+
+def _who(component_id: str, interface: str, function: str) -> str:
+    return f"component {component_id} ({interface}#{function})"
 
 
 async def invoke(
@@ -53,22 +59,27 @@ async def invoke(
     timeout_s: float = 10.0,
 ) -> bytes:
     """Call ``interface#function`` on any host running ``component_id``."""
-    who = f"component {component_id} ({interface}#{function})"
-    check_payload(nc, payload, f"the arguments of {who}")
+    check_payload(
+        nc, payload, lambda: f"the arguments of {_who(component_id, interface, function)}"
+    )
     try:
         msg = await nc.request(
             subjects.rpc(component_id, interface),
             payload,
             timeout=timeout_s,
-            headers={**(headers or {}), FUNC_HEADER: function},
+            headers={**headers, FUNC_HEADER: function} if headers else {FUNC_HEADER: function},
         )
     except nats.errors.NoRespondersError as exc:
-        raise RequestTimeout(f"no host runs {who}") from exc
+        raise RequestTimeout(f"no host runs {_who(component_id, interface, function)}") from exc
     except nats.errors.TimeoutError as exc:
-        raise RequestTimeout(f"{who} did not answer within {timeout_s:g} s") from exc
-    status = (msg.headers or {}).get(STATUS_HEADER, "ok")
-    if status != "ok":
-        raise RemoteError(f"{who}: {msg.data.decode(errors='replace')}", status)
+        raise RequestTimeout(
+            f"{_who(component_id, interface, function)} did not answer within {timeout_s:g} s"
+        ) from exc
+    if msg.headers:
+        status = msg.headers.get(STATUS_HEADER, "ok")
+        if status != "ok":
+            who = _who(component_id, interface, function)
+            raise RemoteError(f"{who}: {msg.data.decode(errors='replace')}", status)
     return msg.data
 
 
@@ -87,12 +98,14 @@ async def serve_component(
     """
 
     async def on_request(msg: Msg) -> None:
-        headers = dict(msg.headers or {})
+        headers = msg.headers or {}  # a dict of this message's own
         function = headers.get(FUNC_HEADER, "")
+        reply_headers: dict[str, str] | None = None
         try:
             body = await handler(function, msg.data, headers)
-            check_payload(nc, body, f"the result of {component_id} ({interface}#{function})")
-            reply_headers = {STATUS_HEADER: "ok"}
+            check_payload(
+                nc, body, lambda: f"the result of {component_id} ({interface}#{function})"
+            )
         except Exception as exc:  # every failure becomes an error reply, never a crash
             body = str(exc).encode()
             reply_headers = {STATUS_HEADER: getattr(exc, "status", "failed")}
