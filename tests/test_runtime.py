@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -136,11 +137,17 @@ async def test_unlinked_component_cannot_reach_keyvalue(
     assert "counter" not in runtime.components
 
 
-async def test_linked_counter_counts(runtime: HostRuntime, components: dict[str, Path]) -> None:
+async def test_linked_counter_counts(
+    runtime: HostRuntime, components: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="wasmlattice.component")
     link = LinkSpec("keyvalue", {"bucket": "counts"})
     await runtime.start(ComponentSpec("counter", str(components["counter"]), links=(link,)))
     bodies = [(await runtime.handle_http("counter", GET)).body for _ in range(3)]
     assert bodies == [b'{"count": 1}', b'{"count": 2}', b'{"count": 3}']
+    # Its wasi:logging lines reach the host log, once each, at their level.
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if "[counter]" in r.getMessage()]
+    assert lines == [(logging.INFO, f"[counter] counter: counter = {n}") for n in (1, 2, 3)]
 
 
 async def test_link_config_decides_the_bucket(

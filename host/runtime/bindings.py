@@ -44,6 +44,9 @@ from catalog.kinds import KEYVALUE
 from host.errors import LinkError
 from host.runtime import inline
 from host.runtime.wasi import HttpClientGrant, WasiHost
+from host.runtime.wasi.trampoline import add_fast_func
+from host.runtime.wasi.values import Ok
+from host.runtime.wit_types import describe_func
 from providers import contracts
 from providers.config_provider import ComponentConfig
 from providers.http_client import HttpClient, HttpClientPolicy
@@ -186,9 +189,9 @@ def link_component(engine: wasmtime.Engine, component: wc.Component, grants: Gra
                 pass
         for name in imports:
             if compatible(name, contracts.LOGGING):
-                _bind_logging(root, grants, name)
+                _bind_fast(root, engine, component, name, _logging(grants))
             elif compatible(name, contracts.CONFIG_STORE):
-                _bind_config(root, grants, name)
+                _bind_fast(root, engine, component, name, _config(grants))
             elif (target := grants.component_links.get(contracts.unversioned(name))) is not None:
                 if grants.invoke is not None:
                     _bind_component_link(root, engine, component, name, target, grants)
@@ -241,28 +244,42 @@ def _bind_component_link(
             iface.add_func(name, forward(name, func_type))
 
 
-def _bind_logging(root: wc.LinkerInstance, grants: Grants, name: str) -> None:
+def _bind_fast(
+    root: wc.LinkerInstance,
+    engine: wasmtime.Engine,
+    component: wc.Component,
+    name: str,
+    impls: Mapping[str, Callable[..., Any]],
+) -> None:
+    """Define ``impls`` for the imported interface ``name`` through the fast trampoline.
+
+    Values cross in the plain spelling of ``host.runtime.wasi.values``, converted by
+    converters compiled once from the imported type: wasmtime-py's ``add_func``
+    re-derives and converts the types on every call (a third of a short guest call
+    that reads its config, measured). A function the import lacks is not defined.
+    """
+    functions = interface_functions(engine, component.type.imports(engine)[name], name)
+    with root.add_instance(name) as iface:
+        for func, impl in impls.items():
+            if func in functions:
+                add_fast_func(iface, func, impl, describe_func(functions[func]))
+
+
+def _logging(grants: Grants) -> dict[str, Callable[..., Any]]:
     component_id = grants.component_id
 
-    def log_(_store: Any, level: str, context: str, message: str) -> None:
+    def log_(_context: int, level: str, context: str, message: str) -> None:
         inline.hold(log_from_component, component_id, level, context, message)
 
-    with root.add_instance(name) as iface:
-        iface.add_func("log", log_)
+    return {"log": log_}
 
 
-def _bind_config(root: wc.LinkerInstance, grants: Grants, name: str) -> None:
+def _config(grants: Grants) -> dict[str, Callable[..., Any]]:
     config = grants.config
-
-    def get(_store: Any, key: str) -> str | None:
-        return config.get(key)
-
-    def get_all(_store: Any) -> list[tuple[str, str]]:
-        return config.get_all()
-
-    with root.add_instance(name) as iface:
-        iface.add_func("get", get)
-        iface.add_func("get-all", get_all)
+    return {
+        "get": lambda _context, key: Ok(config.get(key)),
+        "get-all": lambda _context: Ok(config.get_all()),
+    }
 
 
 def _kv_error(exc: KeyValueError) -> wc.Variant:
