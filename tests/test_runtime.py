@@ -116,6 +116,23 @@ async def test_a_loop_holds_the_event_loop_for_one_attempt_at_most(
     assert longest < 0.5, f"the event loop was held {longest:.3f} s"
 
 
+async def test_calls_under_steady_load_return_to_the_loop_thread(
+    runtime: HostRuntime, components: dict[str, Path]
+) -> None:
+    """After a penalty sends calls to workers, calls that had to wait for a slot are
+    tried on the loop's thread again (else a busy component would stay on workers)."""
+    await runtime.start(
+        ComponentSpec("hello", str(components["hello-wat"]), limits=Limits(max_concurrency=2))
+    )
+    gate = runtime.get("hello").pool.inline
+    gate.gave_up()  # the next 8 calls go to workers, and hold both slots a while
+    before = gate.attempts
+    # The 16 calls after them each find the slots taken, wait, then get one.
+    answers = await asyncio.gather(*(runtime.handle_http("hello", GET) for _ in range(24)))
+    assert all(a.status == 200 for a in answers)
+    assert gate.attempts - before >= 8
+
+
 async def test_memory_cap_stops_a_hog(runtime: HostRuntime, components: dict[str, Path]) -> None:
     await runtime.start(
         ComponentSpec("hog", str(components["memhog"]), limits=Limits(memory_bytes=32 * 2**20))

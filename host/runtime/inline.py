@@ -99,7 +99,7 @@ class InlineGate:
     Each given-up attempt sends the next ``penalty`` calls straight to workers,
     the penalty doubling up to ``MAX_PENALTY`` (a component that always waits on
     I/O costs one wasted attempt per ~4,000 calls); each attempt that stands
-    halves it. An attempt that stood but took over ``SLOW_S`` counts as given up:
+    halves it. An attempt that stood but took over ``SLOW_S`` of CPU counts as given up:
     a component that computes for milliseconds per call would hold the loop (and
     lose the parallelism of workers, whose wasm runs without the GIL).
     """

@@ -279,6 +279,13 @@ class InstancePool:
         if self._closed:  # closed while this call waited for a slot
             slots.release()
             raise UnknownComponent(f"component {self.component_id} is stopping")
+        if inline and self.inline.open():
+            # After a wait for a slot: the instance a worker just put back may serve here
+            # (without this, calls under steady load would stay with the workers).
+            instance = self._take_idle(fresh)
+            if instance is not None:
+                slots.release()
+                return self._attempt(instance, interface, func, args, info, keep)
         self.active += 1
         self._drained.clear()
         try:
@@ -371,21 +378,24 @@ class InstancePool:
         budget_is_deadline = ticks <= ATTEMPT_TICKS
         set_epoch_deadline(instance.context, min(ticks, ATTEMPT_TICKS))
         attempt = Attempt()
-        started = time.perf_counter()
+        started = 0.0
         try:
+            call = instance.func(interface, name)  # its converters are built on first use
+            # CPU time, not wall time: a thread preempted on a busy machine is not slow.
+            started = time.thread_time()
             with attempt:
-                result = instance.func(interface, name)(instance.store, *args)
+                result = call(instance.store, *args)
         except Exception as exc:
             # The instance is dropped either way: a trap can leave its memory in any state.
             if attempt.refused is not None or (_interrupted(exc) and not budget_is_deadline):
                 self.inline.gave_up()
                 raise Abandoned(attempt.refused or "more time than an attempt has") from exc
-            self.inline.stood(time.perf_counter() - started)
+            self.inline.stood(time.thread_time() - started)
             attempt.run_held()  # a failure for good: what it logged happened
             self.invocations += 1
             self.failures += 1
             raise self._translate(exc, f"{interface}#{name}") from exc
-        self.inline.stood(time.perf_counter() - started)
+        self.inline.stood(time.thread_time() - started)
         attempt.run_held()
         self.invocations += 1
         return self._put_back(instance, result, keep)
