@@ -29,6 +29,7 @@ own thread during an attempt, where such a call refuses (``inline.refuse``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import threading
@@ -46,7 +47,7 @@ from host.runtime import inline
 from host.runtime.wasi import HttpClientGrant, WasiHost
 from host.runtime.wasi.trampoline import add_fast_func
 from host.runtime.wasi.values import Ok
-from host.runtime.wit_types import describe_func
+from host.runtime.wit_types import WitFunc, describe_func
 from providers import contracts
 from providers.config_provider import ComponentConfig
 from providers.http_client import HttpClient, HttpClientPolicy
@@ -262,7 +263,11 @@ def _bind_fast(
     with root.add_instance(name) as iface:
         for func, impl in impls.items():
             if func in functions:
-                add_fast_func(iface, func, impl, describe_func(functions[func]))
+                add_fast_func(iface, func, functools.partial(_described, impl, functions[func]))
+
+
+def _described(impl: Callable[..., Any], ty: wc.FuncType) -> tuple[Callable[..., Any], WitFunc]:
+    return impl, describe_func(ty)
 
 
 def _logging(grants: Grants) -> dict[str, Callable[..., Any]]:

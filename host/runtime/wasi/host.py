@@ -113,8 +113,7 @@ class WasiHost:
                     elif isinstance(ty, wc.FuncType):
                         impl = self._implementation(name, item)
                         assert impl is not None  # missing() refused the component otherwise
-                        func = describe_func(ty)
-                        add_fast_func(instance, item, _adapted(impl, func), func)
+                        add_fast_func(instance, item, _builder(impl, ty))
 
     def exchange(self, request: StreamedRequest, sink: ResponseSink, deadline_s: float) -> Exchange:
         return Exchange(self.table, request, sink, deadline_s)
@@ -148,8 +147,14 @@ def _exports(engine: wasmtime.Engine, extern: Any) -> dict[str, Any]:
     return {name: item.ty for name, item in ty.exports(engine).items()}
 
 
-def _adapted(impl: HostFunc | _Denied, func: WitFunc) -> HostFunc:
-    """``impl`` itself, or the deny-all function ``func``'s type calls for."""
-    if isinstance(impl, _Denied):
-        return denied_function(impl.interface, impl.func, func, impl.table)
-    return impl
+def _builder(impl: HostFunc | _Denied, ty: wc.FuncType) -> Callable[[], tuple[HostFunc, WitFunc]]:
+    """What ``add_fast_func`` builds on the first call: ``impl`` (or the deny-all
+    function the type calls for) and the type's description (``ty`` is kept alive)."""
+
+    def build() -> tuple[HostFunc, WitFunc]:
+        func = describe_func(ty)
+        if isinstance(impl, _Denied):
+            return denied_function(impl.interface, impl.func, func, impl.table), func
+        return impl, func
+
+    return build

@@ -51,10 +51,23 @@ _lock = threading.Lock()
 
 
 class _HostFunc:
-    __slots__ = ("_impl", "_lower", "_params")
+    """One host function: its converters are compiled on its first call.
 
-    def __init__(self, impl: Callable[..., Any], func: WitFunc) -> None:
-        self._impl = impl
+    A componentize-py component imports ~100 WASI functions and calls a dozen;
+    describing and compiling all of them at start cost ~10 ms of every start.
+    """
+
+    __slots__ = ("_build", "_impl", "_lower", "_params")
+
+    def __init__(self, build: Callable[[], tuple[Callable[..., Any], WitFunc]]) -> None:
+        self._build = build
+        self._impl: Callable[..., Any] | None = None
+        self._lower: Any = None
+        self._params: tuple[tuple[int, Any, Any], ...] = ()
+
+    def _compile(self) -> Callable[..., Any]:
+        """Build the converters (racing threads may both do it: the result is the same)."""
+        impl, func = self._build()
         # Per parameter: its offset, and either None (a handle: its rep is read
         # straight from the slot) or its converter's lift and the reader of the
         # handles inside it (values.param_reader).
@@ -69,8 +82,13 @@ class _HostFunc:
         self._lower = (
             None if func.result is None else converter_for(func.result, host_handles=True).lower
         )
+        self._impl = impl  # last: a thread that sees it sees the converters too
+        return impl
 
     def __call__(self, context: int, args: int, nargs: int, results: int) -> None:
+        impl = self._impl
+        if impl is None:
+            impl = self._compile()
         if nargs:
             mv = view(args, nargs * VAL)
             values = []
@@ -81,9 +99,9 @@ class _HostFunc:
                     values.append(lift(mv, args, off))
                 else:
                     values.append(read(context, lift(mv, args, off)))
-            result = self._impl(context, *values)
+            result = impl(context, *values)
         else:
-            result = self._impl(context)
+            result = impl(context)
         if self._lower is not None:
             self._lower(context, result, view(results, VAL), results, 0)
 
@@ -163,14 +181,15 @@ def _check(error: int | None, table: dict[int, Any], key: int) -> None:
 
 
 def add_fast_func(
-    instance: LinkerInstance, name: str, impl: Callable[..., Any], func: WitFunc
+    instance: LinkerInstance, name: str, build: Callable[[], tuple[Callable[..., Any], WitFunc]]
 ) -> None:
     """``instance.add_func(name, impl)``, with ``func``'s values converted fast.
 
-    ``impl(context, *params)``: ``context`` is the raw store context (an int);
-    params and result in the plain spelling (``host.runtime.wasi.values``).
+    ``build() -> (impl, func)`` runs on the first call. ``impl(context, *params)``:
+    ``context`` is the raw store context (an int); params and result in the plain
+    spelling (``host.runtime.wasi.values``).
     """
-    key = _register(_functions, _HostFunc(impl, func))
+    key = _register(_functions, _HostFunc(build))
     encoded = name.encode("utf-8")
     error = _add_func(
         _address(instance.ptr()),
