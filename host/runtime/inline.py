@@ -6,7 +6,8 @@ with the result (measured: 4-5 context switches per request, most of a short
 request's CPU). A short call run where the request already is costs none of that.
 
 It must not cost isolation: a component that loops, sleeps or waits on I/O must
-never stall the loop, which serves every other request of the process. So a call
+not stall the loop, which serves every other request of the process, for more
+than one attempt's budget. So a call
 on the loop's thread is an *attempt* that the host can give up at any point and
 run again from the start on a worker, on another instance, with no one the
 wiser. That holds because the attempt may do only what the host can take back:
