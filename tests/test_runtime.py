@@ -116,6 +116,20 @@ async def test_a_loop_holds_the_event_loop_for_one_attempt_at_most(
     assert longest < 0.5, f"the event loop was held {longest:.3f} s"
 
 
+async def test_a_penalty_sends_exactly_its_number_of_calls_to_workers(
+    runtime: HostRuntime, components: dict[str, Path]
+) -> None:
+    await runtime.start(ComponentSpec("hello", str(components["hello-wat"])))
+    gate = runtime.get("hello").pool.inline
+    gate.gave_up()  # a penalty of 8 calls
+    before = gate.attempts
+    for _ in range(8):
+        assert (await runtime.handle_http("hello", GET)).status == 200
+    assert gate.attempts == before  # each call asked the gate once
+    assert (await runtime.handle_http("hello", GET)).status == 200
+    assert gate.attempts == before + 1
+
+
 async def test_calls_under_steady_load_return_to_the_loop_thread(
     runtime: HostRuntime, components: dict[str, Path]
 ) -> None:

@@ -255,7 +255,9 @@ class InstancePool:
         if self._closed:
             raise UnknownComponent(f"component {self.component_id} is stopping")
         slots = self._slots
-        if inline and not slots.locked() and self.inline.open():
+        # The gate is asked once per call: each answer "no" uses up one of its skips.
+        attempt_first = inline and self.inline.open()
+        if attempt_first and not slots.locked():
             # An attempt is synchronous: nothing else runs on this loop meanwhile, so it
             # needs neither the slot (an idle instance means one is free) nor the count
             # of active calls a close waits for.
@@ -279,7 +281,7 @@ class InstancePool:
         if self._closed:  # closed while this call waited for a slot
             slots.release()
             raise UnknownComponent(f"component {self.component_id} is stopping")
-        if inline and self.inline.open():
+        if attempt_first:
             # After a wait for a slot: the instance a worker just put back may serve here
             # (without this, calls under steady load would stay with the workers).
             instance = self._take_idle(fresh)
