@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from host.daemon import HostConfig, HostDaemon
+from lattice.client import LatticeClient
+from lattice.connection import connect
 
 
 @contextlib.asynccontextmanager
@@ -29,3 +31,16 @@ async def running_daemon(
     finally:
         await daemon.shutdown()
         await runner
+
+
+@contextlib.asynccontextmanager
+async def daemon_with_client(
+    config: HostConfig, compile_cache: Path | None = None
+) -> AsyncIterator[tuple[HostDaemon, LatticeClient]]:
+    """A ``running_daemon`` and a lattice client on the same NATS server."""
+    async with running_daemon(config, compile_cache) as daemon:
+        nc = await connect(config.nats)
+        try:
+            yield daemon, LatticeClient(nc)
+        finally:
+            await nc.close()

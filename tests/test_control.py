@@ -14,13 +14,13 @@ import pytest
 
 from host.daemon import HostConfig, HostDaemon
 from lattice.client import LatticeClient
-from lattice.connection import NatsOptions, connect
+from lattice.connection import NatsOptions
 from lattice.errors import RemoteError, RequestTimeout
 from lattice.events import ComponentScaleFailed, LatticeEvent
 from lattice.messages import Link, LinkRef, Reply, ScaleComponent, decode, http_route
 from lattice.natsd import NatsServer
 from lattice.subjects import Subjects
-from tests.hosts import running_daemon
+from tests.hosts import daemon_with_client
 
 
 @pytest.fixture
@@ -35,12 +35,8 @@ async def lattice(
         http_port=0,
         heartbeat_s=0.2,
     )
-    async with running_daemon(config, compile_cache) as daemon:
-        nc = await connect(NatsOptions(nats_server.url))
-        try:
-            yield daemon, LatticeClient(nc)
-        finally:
-            await nc.close()
+    async with daemon_with_client(config, compile_cache) as both:
+        yield both
 
 
 async def test_ping_lists_the_host_with_labels(lattice: tuple[HostDaemon, LatticeClient]) -> None:

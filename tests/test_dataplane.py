@@ -22,11 +22,11 @@ import pytest
 from host.control import component_key
 from host.daemon import HostConfig, HostDaemon
 from lattice.client import LatticeClient
-from lattice.connection import NatsOptions, connect
+from lattice.connection import NatsOptions
 from lattice.messages import Link, ScaleComponent, http_route
 from lattice.natsd import NatsServer
 from lattice.process import process_alive
-from tests.hosts import running_daemon
+from tests.hosts import daemon_with_client
 
 REQUESTS = 24
 
@@ -43,12 +43,8 @@ async def lattice(
         heartbeat_s=0.2,
         data_plane_processes=2,
     )
-    async with running_daemon(config, compile_cache) as daemon:
-        nc = await connect(NatsOptions(nats_server.url))
-        try:
-            yield daemon, LatticeClient(nc)
-        finally:
-            await nc.close()
+    async with daemon_with_client(config, compile_cache) as both:
+        yield both
 
 
 async def _get_all(url: str, count: int = REQUESTS) -> list[tuple[int, bytes]]:

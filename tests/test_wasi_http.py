@@ -103,6 +103,10 @@ async def served(
     await runtime.close()
 
 
+def component_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "wasmlattice.component"]
+
+
 async def get(http: aiohttp.ClientSession, path: str) -> tuple[int, bytes]:
     async with http.get(path) as response:
         return response.status, await response.read()
@@ -118,7 +122,7 @@ async def test_componentize_py_hello_is_served_and_logs_its_stdout(
             assert response.status == 200
             assert response.headers["content-type"] == "text/plain"
             assert await response.read() == b"Hello from wasi:http!\n"
-    messages = [r.getMessage() for r in caplog.records if r.name == "wasmlattice.component"]
+    messages = component_lines(caplog)
     # Every request's stdout: the handle componentize-py keeps outlives the request.
     for i in range(3):
         assert f"[hello] stdout: wasi-hello: /hello/there?x={i}" in messages
@@ -194,10 +198,6 @@ async def test_request_parts_reach_the_component(
     assert "path /probe/headers?a=b" in text
     assert "authority 127.0.0.1:" in text
     assert "x-probe: yes" in text
-
-
-def component_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "wasmlattice.component"]
 
 
 async def test_a_short_call_runs_on_the_event_loop_thread_and_logs_once(
