@@ -8,6 +8,7 @@ http-client policy.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -158,9 +160,6 @@ async def test_componentize_js_gets_a_fresh_instance_per_request(
     for _ in range(100):
         if len(table.table) <= 2:
             break
-        # An instance given up on the loop's thread may be held by its exception's
-        # traceback until the cycle collector runs.
-        gc.collect()
         await asyncio.sleep(0.01)
     assert len(table.table) <= 2
 
@@ -313,6 +312,37 @@ async def test_failures_are_500_and_504(served: tuple[HostRuntime, aiohttp.Clien
         assert (await get(http, "/hello"))[0] == 200
     assert (await looping)[0] == 504
     assert (await get(http, "/probe/bytes?n=3")) == (200, b"xxx")
+
+
+async def test_a_failed_instance_is_freed_at_once_not_by_the_cycle_collector(
+    served: tuple[HostRuntime, aiohttp.ClientSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trap's exception chain holds the instance until the cycle collector runs; its
+    store (the guest's whole memory, ~7.5 MiB here) must not wait for that."""
+    runtime, http = served
+    pool = runtime.get("probe").pool
+    made: list[Any] = []
+    instantiate = pool._instantiate
+
+    def recording() -> Any:
+        made.append(instantiate())
+        return made[-1]
+
+    monkeypatch.setattr(pool, "_instantiate", recording)
+    gc.disable()  # as if the collector had not come round yet
+    try:
+        for _ in range(6):
+            assert await get(http, "/probe/panic") == (500, b"the component failed\n")
+        open_stores = []
+        for instance in made:
+            with contextlib.suppress(ValueError):  # a closed store's pointer is gone
+                instance.store.ptr()
+                open_stores.append(instance)
+    finally:
+        gc.enable()
+    assert len(made) >= 5  # each failure dropped its instance
+    assert all(instance in pool._idle for instance in open_stores), open_stores
+    assert await get(http, "/probe/bytes?n=2") == (200, b"xx")  # the pool serves on
 
 
 async def test_outgoing_request_allowed_by_the_link(

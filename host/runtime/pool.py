@@ -113,6 +113,22 @@ class _Instance:
         self.calls = 0
         # The store's context address: stable while the store lives.
         self.context = store_key(store)
+        # Releases the host objects tied to this store (set by the pool).
+        self.forget: weakref.finalize[Any, _Instance] | None = None
+
+    def discard(self) -> None:
+        """Free the store, and the host objects tied to it, now.
+
+        A failed call's exception chain holds frames that reference the instance
+        until the cycle collector finds them (measured: 7 of 20 trapped instances
+        still alive after their requests), each with the guest's whole memory. The
+        instance must not be used again.
+        """
+        if self.forget is not None:
+            # First: once closed, the store's context address may be reused by a new one.
+            self.forget()
+        self.funcs.clear()
+        self.store.close()
 
     def func(self, interface: str, name: str) -> FastFunc:
         key = (interface, name)
@@ -336,7 +352,7 @@ class InstancePool:
         made = _Instance(store, instance)
         if self._forget_store is not None:
             # However the instance goes (failed, not reused, trimmed, closed).
-            weakref.finalize(made, self._forget_store, store_key(store))
+            made.forget = weakref.finalize(made, self._forget_store, store_key(store))
         return made
 
     def _call(
@@ -360,6 +376,7 @@ class InstancePool:
         except Exception as exc:
             self.failures += 1
             # The instance is dropped here: its state after a failure is unknown.
+            instance.discard()
             raise self._translate(exc, f"{interface}#{name}") from exc
         return self._put_back(instance, result, keep)
 
@@ -389,6 +406,7 @@ class InstancePool:
                 result = call(instance.store, *args)
         except Exception as exc:
             # The instance is dropped either way: a trap can leave its memory in any state.
+            instance.discard()
             if attempt.refused is not None or (_interrupted(exc) and not budget_is_deadline):
                 self.inline.gave_up()
                 raise Abandoned(attempt.refused or "more time than an attempt has") from exc
