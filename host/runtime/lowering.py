@@ -25,7 +25,9 @@ node, with cached field names and children:
   in ``host.runtime.wit_values``. Variants, options and results are then in
   the plain spelling (``wit_values.plain_cases``: ``Ok``/``Err``, ``None`` or the
   payload, ``Variant``), so host functions need no translation of their own. The
-  ``store`` of such a converter is the host function's raw context.
+  ``store`` of such a converter is the host function's raw context. An
+  export's parameter may be a ``HostHandle`` too, lowered the same way
+  (wasi:http's request and response-outparam handed to ``handle``).
 
 Otherwise values in and out are exactly what wasmtime-py accepts and produces,
 and the errors for bad values are its errors.
@@ -555,6 +557,11 @@ class _Native(Conv):
         self._ty = ty  # a wasmtime.component.ValType
 
     def lower(self, store: Any, val: Any, mv: Any, addr: int, off: int) -> None:
+        if isinstance(val, HostHandle):
+            # A host resource handed to an export (wasi:http's request and outparam):
+            # straight through the C API, as a host function's result is.
+            _lower_host_handle(store._context(), val, isinstance(self._ty, OwnType), mv, off)
+            return
         raw = Val.from_address(addr + off)
         try:
             self._ty.convert_to_c(store, val, ctypes.pointer(raw))
@@ -596,6 +603,20 @@ def rep_at(context: int, address: int) -> int:
     return rep
 
 
+def _lower_host_handle(context: Any, val: HostHandle, owned: bool, mv: Any, off: int) -> None:
+    """``val`` as a ``resource_any`` of the store behind ``context``."""
+    host = resource_host_new(owned, val.rep, val.kind)
+    resource = c_void_p()
+    try:
+        error = resource_host_to_any(context, host, byref(resource))
+    finally:
+        resource_host_delete(host)
+    if error:
+        raise_error(error)
+    PTR.pack_into(mv, off + OF, resource.value or 0)
+    mv[off] = RESOURCE
+
+
 class _HostResource(Conv):
     """``own``/``borrow`` of a host resource in a host function (the store is a context).
 
@@ -611,16 +632,7 @@ class _HostResource(Conv):
     def lower(self, store: Any, val: Any, mv: Any, addr: int, off: int) -> None:
         if not isinstance(val, HostHandle):
             raise TypeError("expected a HostHandle for a host resource")
-        host = resource_host_new(self._owned, val.rep, val.kind)
-        resource = c_void_p()
-        try:
-            error = resource_host_to_any(store, host, byref(resource))
-        finally:
-            resource_host_delete(host)
-        if error:
-            raise_error(error)
-        PTR.pack_into(mv, off + OF, resource.value or 0)
-        mv[off] = RESOURCE
+        _lower_host_handle(store, val, self._owned, mv, off)
 
     def lift(self, mv: Any, addr: int, off: int) -> Any:
         return HandleRef(PTR.unpack_from(mv, off + OF)[0])

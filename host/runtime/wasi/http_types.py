@@ -300,7 +300,7 @@ class Exchange:
         body = IncomingBody(lambda: InputStream(_RequestBodySource(self)))
         table = self.table
         request = table.own(IncomingRequest(self.request, body))
-        return table.for_export(request), table.for_export(table.own(ResponseOutparam(self)))
+        return request, table.own(ResponseOutparam(self))
 
     # -- the guest's side (worker thread) ------------------------------------
 

@@ -33,8 +33,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from wasmtime import component as wc
-
 from host.errors import ComponentTrapped, DeadlineExceeded
 from host.runtime import inline
 from host.runtime.wit_values import HostHandle
@@ -169,11 +167,6 @@ class ResourceTable:
         if scope is not None:
             scope.reps.append(rep)
         return HostHandle(rep, obj.KIND)
-
-    @staticmethod
-    def for_export(handle: HostHandle) -> wc.ResourceHost:
-        """A handle as an argument of an export call (converted by wasmtime-py's types)."""
-        return wc.ResourceHost.own(handle.rep, handle.kind)
 
     def get(self, rep: int, cls: type[T]) -> T:
         obj = self._objects.get(rep)
