@@ -71,7 +71,7 @@ def granted_environment(config: Mapping[str, str]) -> dict[str, str]:
 
 @dataclass
 class KeyResponse:
-    """The ``key-response`` record (wasmtime-py lowers records by attribute name)."""
+    """The ``key-response`` record (records lower by attribute name)."""
 
     keys: list[str]
     cursor: int | None
@@ -321,9 +321,11 @@ class _KeyValueBinding:
     Bound through the fast trampoline like ``_bind_fast`` (values in the plain
     spelling of ``host.runtime.wasi.values``): a bucket parameter arrives as its
     rep, a new bucket leaves as a ``HostHandle``, results are ``Ok``/``Err``.
-    The plain spelling also lets ``get`` return its ``err``: in wasmtime-py's
-    spelling of ``result<option<list<u8>>, error>`` an option's None matched any
-    value, so a backend failure there trapped the guest instead.
+    The plain spelling also says which case a result is: through wasmtime-py's
+    ``add_func``, ``get`` could not return its ``err`` (in ``result<option<list<u8>>,
+    error>`` an option's None matches any value), so a backend failure trapped the
+    guest, and ``list-keys`` trapped on every call (its ``key-response`` matched no
+    case, not being wasmtime-py's ``Record``).
     """
 
     def __init__(self, grants: Grants, grant: KeyValueGrant) -> None:
