@@ -45,9 +45,10 @@ from catalog.kinds import KEYVALUE
 from host.errors import LinkError
 from host.runtime import inline
 from host.runtime.wasi import HttpClientGrant, WasiHost
-from host.runtime.wasi.trampoline import add_fast_func
-from host.runtime.wasi.values import Ok
+from host.runtime.wasi.trampoline import add_fast_func, add_fast_resource
+from host.runtime.wasi.values import Err, Ok, Variant
 from host.runtime.wit_types import WitFunc, describe_func
+from host.runtime.wit_values import HostHandle
 from providers import contracts
 from providers.config_provider import ComponentConfig
 from providers.http_client import HttpClient, HttpClientPolicy
@@ -70,7 +71,7 @@ def granted_environment(config: Mapping[str, str]) -> dict[str, str]:
 
 @dataclass
 class KeyResponse:
-    """The ``key-response`` record (wasmtime-py lowers records by attribute name)."""
+    """The ``key-response`` record (records lower by attribute name)."""
 
     keys: list[str]
     cursor: int | None
@@ -197,7 +198,7 @@ def link_component(engine: wasmtime.Engine, component: wc.Component, grants: Gra
                 if grants.invoke is not None:
                     _bind_component_link(root, engine, component, name, target, grants)
         if grants.keyvalue is not None:
-            _KeyValueBinding(grants, grants.keyvalue).bind(root, imports)
+            _KeyValueBinding(grants, grants.keyvalue).bind(root, engine, component, imports)
     return Linked(linker, wasi)
 
 
@@ -259,11 +260,31 @@ def _bind_fast(
     re-derives and converts the types on every call (a third of a short guest call
     that reads its config, measured). A function the import lacks is not defined.
     """
-    functions = interface_functions(engine, component.type.imports(engine)[name], name)
     with root.add_instance(name) as iface:
-        for func, impl in impls.items():
-            if func in functions:
-                add_fast_func(iface, func, functools.partial(_described, impl, functions[func]))
+        _define_fast(iface, _imported(engine, component, name), impls)
+
+
+def _imported(
+    engine: wasmtime.Engine, component: wc.Component, name: str
+) -> dict[str, wc.FuncType]:
+    """The functions of the interface ``name`` as ``component`` imports it (its
+    resources, keyvalue's bucket, are the caller's to define)."""
+    item = component.type.imports(engine)[name].ty
+    if not isinstance(item, wc.ComponentInstanceType):
+        raise LinkError(name, [f"{name} is not an interface"])
+    exports = item.exports(engine).items()
+    return {func: e.ty for func, e in exports if isinstance(e.ty, wc.FuncType)}
+
+
+def _define_fast(
+    iface: wc.LinkerInstance,
+    functions: Mapping[str, wc.FuncType],
+    impls: Mapping[str, Callable[..., Any]],
+) -> None:
+    """Define each of ``impls`` that ``functions`` (the imported types) holds."""
+    for func, impl in impls.items():
+        if func in functions:
+            add_fast_func(iface, func, functools.partial(_described, impl, functions[func]))
 
 
 def _described(impl: Callable[..., Any], ty: wc.FuncType) -> tuple[Callable[..., Any], WitFunc]:
@@ -287,14 +308,25 @@ def _config(grants: Grants) -> dict[str, Callable[..., Any]]:
     }
 
 
-def _kv_error(exc: KeyValueError) -> wc.Variant:
+def _kv_error(exc: KeyValueError) -> Err:
+    """A backend's failure as the WIT ``error`` variant, in an ``err``."""
     if exc.kind in ("no-such-store", "access-denied"):
-        return wc.Variant(exc.kind)
-    return wc.Variant("other", str(exc))
+        return Err(Variant(exc.kind))
+    return Err(Variant("other", str(exc)))
 
 
 class _KeyValueBinding:
-    """Host side of wasi:keyvalue for one component: bucket handles and calls."""
+    """Host side of wasi:keyvalue for one component: bucket handles and calls.
+
+    Bound through the fast trampoline like ``_bind_fast`` (values in the plain
+    spelling of ``host.runtime.wasi.values``): a bucket parameter arrives as its
+    rep, a new bucket leaves as a ``HostHandle``, results are ``Ok``/``Err``.
+    The plain spelling also says which case a result is: through wasmtime-py's
+    ``add_func``, ``get`` could not return its ``err`` (in ``result<option<list<u8>>,
+    error>`` an option's None matches any value), so a backend failure trapped the
+    guest, and ``list-keys`` trapped on every call (its ``key-response`` matched no
+    case, not being wasmtime-py's ``Record``).
+    """
 
     def __init__(self, grants: Grants, grant: KeyValueGrant) -> None:
         self.grants = grants
@@ -310,34 +342,51 @@ class _KeyValueBinding:
         future = asyncio.run_coroutine_threadsafe(coro, self.grants.loop)
         return future.result(HOST_CALL_TIMEOUT_S)
 
-    def _bucket(self, store: Any, handle: wc.ResourceAny) -> str:
-        return self.handles[handle.to_host(store).rep]
+    def _call(self, coro: Coroutine[Any, Any, T]) -> Ok | Err:
+        """``Ok(result)`` of a backend call, or its ``KeyValueError`` as ``Err``."""
+        try:
+            return Ok(self._await(coro))
+        except KeyValueError as exc:
+            return _kv_error(exc)
 
-    def bind(self, root: wc.LinkerInstance, imports: list[str]) -> None:
+    def bind(
+        self,
+        root: wc.LinkerInstance,
+        engine: wasmtime.Engine,
+        component: wc.Component,
+        imports: list[str],
+    ) -> None:
         stores = [name for name in imports if compatible(name, contracts.KEYVALUE_STORE)]
         atomics = [name for name in imports if compatible(name, contracts.KEYVALUE_ATOMICS)]
         if not stores and not atomics:
             return
         # atomics uses store's bucket resource: define store even when only atomics is imported.
-        with root.add_instance(stores[0] if stores else contracts.KEYVALUE_STORE) as store_iface:
-            store_iface.add_resource(
-                "bucket", wc.ResourceType.host(BUCKET_RESOURCE_TYPE), self._drop
-            )
-            store_iface.add_func("open", self._open)
-            store_iface.add_func("[method]bucket.get", self._get)
-            store_iface.add_func("[method]bucket.set", self._set)
-            store_iface.add_func("[method]bucket.delete", self._delete)
-            store_iface.add_func("[method]bucket.exists", self._exists)
-            store_iface.add_func("[method]bucket.list-keys", self._list_keys)
+        store = stores[0] if stores else contracts.KEYVALUE_STORE
+        with root.add_instance(store) as store_iface:
+            bucket = wc.ResourceType.host(BUCKET_RESOURCE_TYPE)
+            add_fast_resource(store_iface, "bucket", bucket, self._drop)
+            if stores:
+                _define_fast(store_iface, _imported(engine, component, store), self._store())
         for name in atomics:
             with root.add_instance(name) as atomics_iface:
-                atomics_iface.add_func("increment", self._increment)
+                functions = _imported(engine, component, name)
+                _define_fast(atomics_iface, functions, {"increment": self._increment})
 
-    def _drop(self, _store: Any, rep: int) -> None:
+    def _store(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "open": self._open,
+            "[method]bucket.get": self._get,
+            "[method]bucket.set": self._set,
+            "[method]bucket.delete": self._delete,
+            "[method]bucket.exists": self._exists,
+            "[method]bucket.list-keys": self._list_keys,
+        }
+
+    def _drop(self, _context: int, rep: int) -> None:
         with self._lock:
             self.handles.pop(rep, None)
 
-    def _open(self, _store: Any, identifier: str) -> Any:
+    def _open(self, _context: int, identifier: str) -> Ok | Err:
         try:
             bucket = resolve_bucket(identifier, self.link_config)
         except KeyValueError as exc:
@@ -345,46 +394,29 @@ class _KeyValueBinding:
         with self._lock:
             rep = next(self._reps)
             self.handles[rep] = bucket
-        return wc.ResourceHost.own(rep, BUCKET_RESOURCE_TYPE)
+        return Ok(HostHandle(rep, BUCKET_RESOURCE_TYPE))
 
-    def _get(self, store: Any, handle: wc.ResourceAny, key: str) -> bytes | None:
-        # result<option<list<u8>>, error>: wasmtime-py cannot lower the err case of
-        # this type (an option's None matches any Python value), so a backend
-        # failure here traps the call instead of returning err.
-        return self._await(self.backend.get(self._bucket(store, handle), key))
+    def _get(self, _context: int, rep: int, key: str) -> Ok | Err:
+        return self._call(self.backend.get(self.handles[rep], key))
 
-    def _set(self, store: Any, handle: wc.ResourceAny, key: str, value: bytes) -> Any:
-        try:
-            self._await(self.backend.set(self._bucket(store, handle), key, bytes(value)))
-        except KeyValueError as exc:
-            return _kv_error(exc)
-        return None
+    def _set(self, _context: int, rep: int, key: str, value: bytes) -> Ok | Err:
+        return self._call(self.backend.set(self.handles[rep], key, bytes(value)))
 
-    def _delete(self, store: Any, handle: wc.ResourceAny, key: str) -> Any:
-        try:
-            self._await(self.backend.delete(self._bucket(store, handle), key))
-        except KeyValueError as exc:
-            return _kv_error(exc)
-        return None
+    def _delete(self, _context: int, rep: int, key: str) -> Ok | Err:
+        return self._call(self.backend.delete(self.handles[rep], key))
 
-    def _exists(self, store: Any, handle: wc.ResourceAny, key: str) -> Any:
-        try:
-            return self._await(self.backend.exists(self._bucket(store, handle), key))
-        except KeyValueError as exc:
-            return _kv_error(exc)
+    def _exists(self, _context: int, rep: int, key: str) -> Ok | Err:
+        return self._call(self.backend.exists(self.handles[rep], key))
 
-    def _list_keys(self, store: Any, handle: wc.ResourceAny, cursor: int | None) -> Any:
-        try:
-            keys = self._await(self.backend.keys(self._bucket(store, handle)))
-        except KeyValueError as exc:
-            return _kv_error(exc)
+    def _list_keys(self, _context: int, rep: int, cursor: int | None) -> Ok | Err:
+        result = self._call(self.backend.keys(self.handles[rep]))
+        if isinstance(result, Err):
+            return result
+        keys: list[str] = result.value
         page = 1000
         start = cursor or 0
         end = start + page
-        return KeyResponse(keys[start:end], end if end < len(keys) else None)
+        return Ok(KeyResponse(keys[start:end], end if end < len(keys) else None))
 
-    def _increment(self, store: Any, handle: wc.ResourceAny, key: str, delta: int) -> Any:
-        try:
-            return self._await(self.backend.increment(self._bucket(store, handle), key, delta))
-        except KeyValueError as exc:
-            return _kv_error(exc)
+    def _increment(self, _context: int, rep: int, key: str, delta: int) -> Ok | Err:
+        return self._call(self.backend.increment(self.handles[rep], key, delta))
