@@ -10,17 +10,11 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
-import hashlib
 import math
-import os
-import shutil
 import struct
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -33,52 +27,14 @@ from host.runtime.bindings import Grants, build_linker
 from host.runtime.engine import WasmEngine
 from host.runtime.fastcall import FastFunc
 from providers.http_server import HttpRequest
+from tests.guests import build_guest
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCE = REPO / "tests" / "fastcall_component"
-BUILD = REPO / "build" / "fastcall-test"
 ECHO = "fastcall:test/echo@0.1.0"
 HOST = "fastcall:test/host@0.1.0"
 
 
 # -- building and instantiating the guest ------------------------------------
-
-
-def _source_digest() -> str:
-    try:
-        tool_version = version("componentize-py")
-    except PackageNotFoundError:
-        tool_version = "unknown"
-    digest = hashlib.sha256(tool_version.encode())
-    for path in sorted([*SOURCE.rglob("*.wit"), *SOURCE.rglob("*.py")]):
-        digest.update(str(path.relative_to(SOURCE)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _componentize_py() -> str:
-    beside = Path(sys.executable).parent / "componentize-py"
-    found = str(beside) if beside.exists() else shutil.which("componentize-py")
-    if found is None:
-        pytest.skip("componentize-py is not installed (pip install -e '.[build]')")
-    return found
-
-
-def _build() -> Path:
-    out = BUILD / f"echo-{_source_digest()}.wasm"
-    if out.exists():
-        return out
-    BUILD.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
-        built = Path(tmp) / "echo.wasm"
-        command = [_componentize_py(), "-d", str(SOURCE / "wit"), "-w", "fastcall-test"]
-        command += ["componentize", "-p", str(SOURCE / "app"), "app", "-o", str(built)]
-        subprocess.run(command, check=True, capture_output=True, cwd=tmp)
-        # Same directory, so the rename is atomic: a parallel run never sees half a file.
-        os.replace(built, out)
-    for stale in BUILD.glob("echo-*.wasm"):
-        if stale != out:
-            stale.unlink(missing_ok=True)
-    return out
 
 
 def _double(_store: Any, x: int) -> int:
@@ -98,7 +54,8 @@ class Guest:
 def guest() -> Iterator[Guest]:
     engine = WasmEngine(REPO / "build" / "test-compile-cache")
     try:
-        component = engine.compile(_build().read_bytes(), "fastcall-test")
+        wasm = build_guest("fastcall", "fastcall-test").read_bytes()
+        component = engine.compile(wasm, "fastcall-test")
         linker = wc.Linker(engine.engine)
         linker.add_wasip2()
         with linker.root() as root, root.add_instance(HOST) as host:

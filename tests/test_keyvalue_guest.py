@@ -12,14 +12,7 @@ what a real backend raises when its store fails (``KeyValueError``).
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import AsyncIterator
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -29,48 +22,17 @@ from catalog.kinds import KEYVALUE
 from host.runtime.components import ComponentSpec, HostRuntime, LinkSpec
 from host.runtime.loader import LoadPolicy
 from providers.keyvalue import KeyValueError, MemoryKeyValue
+from tests.guests import build_guest
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCE = REPO / "tests" / "keyvalue_component"
 KEYVALUE_WIT = REPO / "providers" / "wit" / "deps" / "keyvalue"
-BUILD = REPO / "build" / "keyvalue-test"
 WORLD = "kvtest:probe/keyvalue-test@0.1.0"
 CALLS = "kvtest:probe/calls@0.1.0"
 
 
-def _source_digest() -> str:
-    try:
-        tool_version = version("componentize-py")
-    except PackageNotFoundError:
-        tool_version = "unknown"
-    digest = hashlib.sha256(tool_version.encode())
-    sources = [*SOURCE.rglob("*.wit"), *SOURCE.rglob("*.py"), *KEYVALUE_WIT.glob("*.wit")]
-    for path in sorted(sources):
-        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 @pytest.fixture(scope="session")
 def keyvalue_guest() -> Path:
-    out = BUILD / f"keyvalue-{_source_digest()}.wasm"
-    if out.exists():
-        return out
-    beside = Path(sys.executable).parent / "componentize-py"
-    tool = str(beside) if beside.exists() else shutil.which("componentize-py")
-    if tool is None:
-        pytest.skip("componentize-py is not installed (pip install -e '.[build]')")
-    BUILD.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
-        built = Path(tmp) / "keyvalue.wasm"
-        command = [tool, "-d", str(KEYVALUE_WIT), "-d", str(SOURCE / "wit"), "-w", WORLD]
-        command += ["componentize", "-p", str(SOURCE / "app"), "app", "-o", str(built)]
-        subprocess.run(command, check=True, capture_output=True, cwd=tmp)
-        # Same directory, so the rename is atomic: a parallel run never sees half a file.
-        os.replace(built, out)
-    for stale in BUILD.glob("keyvalue-*.wasm"):
-        if stale != out:
-            stale.unlink(missing_ok=True)
-    return out
+    return build_guest("keyvalue", WORLD, [KEYVALUE_WIT])
 
 
 class Failing(MemoryKeyValue):
@@ -112,7 +74,9 @@ async def runtime(compile_cache: Path, keyvalue_guest: Path) -> AsyncIterator[Ho
         "down": Failing("other"),
         "denied": Failing("access-denied"),
     }
-    rt = HostRuntime(compile_cache, backends, "memory", load_policy=LoadPolicy.of([BUILD]))
+    rt = HostRuntime(
+        compile_cache, backends, "memory", load_policy=LoadPolicy.of([keyvalue_guest.parent])
+    )
     for name in backends:
         link = LinkSpec(KEYVALUE, {"bucket.data": "b", "backend": name})
         await rt.start(ComponentSpec(name, str(keyvalue_guest), links=(link,)))
