@@ -37,6 +37,11 @@ HOST = "fastcall:test/host@0.1.0"
 # -- building and instantiating the guest ------------------------------------
 
 
+def echo_guest() -> Path:
+    """tests/fastcall_component, built (cached)."""
+    return build_guest("fastcall", "fastcall-test")
+
+
 def _double(_store: Any, x: int) -> int:
     if x >= 1000:
         raise ValueError(f"{x} is too big to double")
@@ -54,8 +59,7 @@ class Guest:
 def guest() -> Iterator[Guest]:
     engine = WasmEngine(REPO / "build" / "test-compile-cache")
     try:
-        wasm = build_guest("fastcall", "fastcall-test").read_bytes()
-        component = engine.compile(wasm, "fastcall-test")
+        component = engine.compile(echo_guest().read_bytes(), "fastcall-test")
         linker = wc.Linker(engine.engine)
         linker.add_wasip2()
         with linker.root() as root, root.add_instance(HOST) as host:

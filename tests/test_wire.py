@@ -28,7 +28,7 @@ from host.runtime.fastcall import FastFunc
 from host.runtime.wit_types import WitPrimitive, describe_func
 from host.wire.codec import WireCodec, WireError
 from providers.http_server import HttpRequest
-from tests.test_fastcall import ECHO, ECHOES, HOST, POINT, SINK, _build, _double, record, same
+from tests.test_fastcall import ECHO, ECHOES, HOST, POINT, SINK, _double, echo_guest, record, same
 
 REPO = Path(__file__).resolve().parent.parent
 HANDLER = "wasmlattice:http/incoming-handler@0.1.0"
@@ -78,7 +78,7 @@ def engine() -> Iterator[WasmEngine]:
 
 @pytest.fixture(scope="module")
 def echo(engine: WasmEngine) -> Echo:
-    component = engine.compile(_build().read_bytes(), "fastcall-test")
+    component = engine.compile(echo_guest().read_bytes(), "fastcall-test")
     linker = wc.Linker(engine.engine)
     linker.add_wasip2()
     with linker.root() as root, root.add_instance(HOST) as host:
