@@ -43,25 +43,30 @@ def _componentize_py() -> str:
     return found
 
 
-def build_guest(name: str, world: str, wit_deps: Sequence[Path] = ()) -> Path:
-    """``tests/<name>_component`` built for ``world`` into ``build/<name>-test/``."""
+def build_guest(name: str, world: str, wit_deps: Sequence[Path] = (), app: str = "app") -> Path:
+    """``tests/<name>_component`` built for ``world`` into ``build/<name>-test/``.
+
+    ``app``: the directory of the guest's ``app.py``, for a component directory
+    whose WIT has several worlds (each built from its own app).
+    """
     source = REPO / "tests" / f"{name}_component"
-    build = REPO / "build" / f"{name}-test"
-    out = build / f"{name}-{_digest(source, wit_deps)}.wasm"
+    stem = name if app == "app" else f"{name}-{app}"
+    build = REPO / "build" / f"{stem}-test"
+    out = build / f"{stem}-{_digest(source, wit_deps)}.wasm"
     if out.exists():
         return out
     build.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=build) as tmp:
-        built = Path(tmp) / f"{name}.wasm"
+        built = Path(tmp) / f"{stem}.wasm"
         command = [_componentize_py()]
         for deps in wit_deps:
             command += ["-d", str(deps)]
         command += ["-d", str(source / "wit"), "-w", world]
-        command += ["componentize", "-p", str(source / "app"), "app", "-o", str(built)]
+        command += ["componentize", "-p", str(source / app), "app", "-o", str(built)]
         subprocess.run(command, check=True, capture_output=True, cwd=tmp)
         # Same directory, so the rename is atomic: a parallel run never sees half a file.
         os.replace(built, out)
-    for stale in build.glob(f"{name}-*.wasm"):
+    for stale in build.glob(f"{stem}-*.wasm"):
         if stale != out:
             stale.unlink(missing_ok=True)
     return out

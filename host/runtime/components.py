@@ -376,19 +376,20 @@ class HostRuntime:
     def invoke_sync(
         self, target: str, interface: str, func: str, args: tuple[Any, ...], func_type: Any
     ) -> Any:
-        """A linked component's call, on the caller's worker thread.
+        """A linked component's call, on the caller's thread.
 
         In-process when ``target`` runs here (nearly a function call: the values
         wasmtime-py lifted from the caller are lowered straight into the callee),
         otherwise over the lattice through ``self.remote``.
         """
-        inline.refuse("a linked component")
         running = self.components.get(target)
         if running is not None:
+            # Inside an attempt on the loop's thread this is part of it (pool.call_sync).
             with tracing.component_call(target, func, self.host_id):
                 return running.pool.call_sync(running.export_named(interface), func, args)
         if self.remote is None:
             raise UnknownComponent(f"component {target} does not run on this host")
+        inline.refuse("a linked component on another host")
         return self.remote(target, interface, func, args, func_type)
 
     async def call(self, component_id: str, interface: str, func: str, *args: Any) -> Any:

@@ -67,12 +67,16 @@ class WasmEngine:
         self.engine = wasmtime.Engine(config)
         self.cache_dir = cache_dir
         self._stop = threading.Event()
+        self.epoch = 0  # ticks so far (wasmtime's epoch starts at 0)
         self._ticker = threading.Thread(target=self._tick, name="epoch-ticker", daemon=True)
         self._ticker.start()
 
     def _tick(self) -> None:
         while not self._stop.wait(self.settings.epoch_tick_s):
             self.engine.increment_epoch()
+            # Read by inline attempts to share their budget with nested calls; it may
+            # trail the engine's epoch by one tick for a moment.
+            self.epoch += 1
 
     def deadline_ticks(self, seconds: float) -> int:
         """Epoch ticks that cover ``seconds`` of execution (at least one)."""

@@ -19,7 +19,11 @@ wiser. That holds because the attempt may do only what the host can take back:
   to hold) call ``refuse()`` first, which traps the guest;
 - what it may do is read (the request, config, clocks, random) and produce what
   the host holds until the call returns: a wasi:http response held in memory,
-  and log lines (``hold``), written only when the attempt stands.
+  and log lines (``hold``), written only when the attempt stands;
+- it may call a linked component on the same host, on an idle instance, as part
+  of the attempt: under what is left of its budget, its refusals and log lines
+  the attempt's own, and its instance put back only when the attempt stands
+  (given up, the instance is dropped: its state saw a call that runs again).
 
 A given-up attempt raises ``Abandoned``; the caller runs the call again on a worker.
 A component whose attempts are given up gets fewer of them (``InlineGate``).
@@ -31,7 +35,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["ATTEMPT_TICKS", "Abandoned", "Attempt", "InlineGate", "hold", "refuse"]
+__all__ = ["ATTEMPT_TICKS", "Abandoned", "Attempt", "InlineGate", "current", "hold", "refuse"]
 
 # Epoch ticks an attempt may run (the engine ticks every 5 ms): 5 to 10 ms of the
 # loop at worst, once; then the component's gate sends its calls to workers.
@@ -43,13 +47,21 @@ class Abandoned(Exception):
 
 
 class Attempt:
-    """One guest call on the loop's thread: what it was refused, and what it holds."""
+    """One guest call on the loop's thread: what it was refused, and what it holds.
 
-    __slots__ = ("held", "refused")
+    ``ends``: the engine epoch at which its budget runs out (``WasmEngine.epoch``),
+    which a linked call made inside it runs under too. ``dropped``: what to undo
+    should it be given up (instances of linked components it used, whose state
+    changed in a call that will run again).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("dropped", "ends", "held", "refused")
+
+    def __init__(self, ends: int = 0) -> None:
         self.refused: str | None = None
+        self.ends = ends
         self.held: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self.dropped: list[Callable[[], None]] = []
 
     def __enter__(self) -> Attempt:
         _state.attempt = self
@@ -61,8 +73,16 @@ class Attempt:
     def run_held(self) -> None:
         """The attempt stands (it returned, or failed for good): do what it held back."""
         held, self.held = self.held, []
+        self.dropped = []
         for func, args in held:
             func(*args)
+
+    def give_up(self) -> None:
+        """The attempt is given up: drop what it held, undo what it used."""
+        dropped, self.dropped = self.dropped, []
+        self.held = []
+        for undo in dropped:
+            undo()
 
 
 class _State(threading.local):
@@ -83,6 +103,11 @@ def refuse(what: str, coro: Coroutine[Any, Any, Any] | None = None) -> None:
         if coro is not None:
             coro.close()
         raise Abandoned(f"a call on the event loop's thread reached {what}")
+
+
+def current() -> Attempt | None:
+    """The attempt running on this thread, if any."""
+    return _state.attempt
 
 
 def hold(func: Callable[..., Any], *args: Any) -> None:

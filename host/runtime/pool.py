@@ -51,6 +51,7 @@ from host.runtime.c_api import set_epoch_deadline
 from host.runtime.engine import MAX_BYTES_OUT_OF_GUEST, WasmEngine, trap_reason
 from host.runtime.fastcall import FastFunc
 from host.runtime.inline import ATTEMPT_TICKS, Abandoned, Attempt, InlineGate
+from host.runtime.inline import current as current_attempt
 from host.runtime.workers import Workers
 
 log = logging.getLogger(__name__)
@@ -320,10 +321,44 @@ class InstancePool:
                 self._drained.set()
 
     def call_sync(self, interface: str, func: str, args: tuple[Any, ...]) -> Any:
-        """A call on the current (worker) thread: a linked component calling this one."""
+        """A call on the current thread: a linked component calling this one.
+
+        On a worker thread, a call of its own. Inside an attempt on the event loop's
+        thread (``host.runtime.inline``), a part of that attempt.
+        """
         if self._closed:
             raise UnknownComponent(f"component {self.component_id} is stopping")
-        return self._call(interface, func, args)
+        attempt = current_attempt()
+        if attempt is None:
+            return self._call(interface, func, args)
+        return self._nested(attempt, interface, func, args)
+
+    def _nested(self, attempt: Attempt, interface: str, name: str, args: tuple[Any, ...]) -> Any:
+        """A linked call inside an attempt: on an idle instance, under what is left of
+        the attempt's budget, the instance put back only when the attempt stands."""
+        instance = self._take_idle(False)
+        if instance is None:
+            # Instantiating runs guest start code under the full deadline: not here.
+            attempt.refused = f"a linked component ({self.component_id}) with no idle instance"
+            raise Abandoned(attempt.refused)
+        left = max(1, attempt.ends - self.engine.epoch)
+        budget_is_deadline = self._deadline_ticks <= left
+        set_epoch_deadline(instance.context, min(self._deadline_ticks, left))
+        try:
+            result = instance.func(interface, name)(instance.store, *args)
+        except Exception as exc:
+            instance.discard()
+            if attempt.refused is None and _interrupted(exc) and not budget_is_deadline:
+                attempt.refused = "more time than an attempt has"
+            if attempt.refused is not None:
+                raise Abandoned(attempt.refused) from None  # the caller traps on it
+            self.invocations += 1
+            self.failures += 1
+            raise self._translate(exc, f"{interface}#{name}") from exc
+        self.invocations += 1
+        attempt.held.append((self._put_back, (instance, result, None)))
+        attempt.dropped.append(instance.discard)
+        return result
 
     def _take(self, fresh: bool = False) -> _Instance:
         found = self._take_idle(fresh)
@@ -395,8 +430,9 @@ class InstancePool:
         ticks = self._deadline_ticks
         # A deadline shorter than the budget is the call's own: running out is final.
         budget_is_deadline = ticks <= ATTEMPT_TICKS
-        set_epoch_deadline(instance.context, min(ticks, ATTEMPT_TICKS))
-        attempt = Attempt()
+        budget = min(ticks, ATTEMPT_TICKS)
+        set_epoch_deadline(instance.context, budget)
+        attempt = Attempt(ends=self.engine.epoch + budget)
         started = 0.0
         try:
             call = instance.func(interface, name)  # its converters are built on first use
@@ -408,6 +444,7 @@ class InstancePool:
             # The instance is dropped either way: a trap can leave its memory in any state.
             instance.discard()
             if attempt.refused is not None or (_interrupted(exc) and not budget_is_deadline):
+                attempt.give_up()
                 self.inline.gave_up()
                 raise Abandoned(attempt.refused or "more time than an attempt has") from exc
             self.inline.stood(time.thread_time() - started)
