@@ -134,6 +134,7 @@ class HttpConnection(asyncio.Protocol):
         self._refuse_after: bytes | None = None
         self._head_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_since = 0.0  # loop time the connection last turned idle
         self._reading = True
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -194,9 +195,6 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._last and self._parsing is None:
             return  # after the connection's last request: dropped
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
         if self._parsing is None:
             self._head_bytes += len(data)
         try:
@@ -323,7 +321,11 @@ class HttpConnection(asyncio.Protocol):
                 self._limits.header_timeout_s, self._head_deadline_passed
             )
         elif self._parsing is None:
-            self._idle_timer = self.loop.call_later(self._limits.idle_timeout_s, self._idle_passed)
+            self._idle_since = self.loop.time()
+            if self._idle_timer is None:  # else it is armed, and finds out when it fires
+                self._idle_timer = self.loop.call_at(
+                    self._idle_since + self._limits.idle_timeout_s, self._idle_passed
+                )
         self.update_reading()
 
     async def _serve_one(self, request: IncomingRequest) -> bool:
@@ -428,9 +430,17 @@ class HttpConnection(asyncio.Protocol):
             self._refuse_head(_HEAD_TIMEOUT, f"no whole request head within {timeout} s")
 
     def _idle_passed(self) -> None:
+        # One timer per idle period at most, not one per request: it stays armed while
+        # requests come and go, and checks when it fires whether the connection was idle
+        # long enough (a busy connection re-arms it when it next turns idle).
         self._idle_timer = None
-        if self._task is None and self._parsing is None and not self._head_begun:
+        if self._task is not None or self._parsing is not None or self._head_begun:
+            return
+        deadline = self._idle_since + self._limits.idle_timeout_s
+        if self.loop.time() >= deadline:
             self._close()
+        else:
+            self._idle_timer = self.loop.call_at(deadline, self._idle_passed)
 
     def _close(self) -> None:
         """Close once what was written is sent."""

@@ -363,8 +363,8 @@ class HttpServer:
             headers=[(k.decode("latin-1"), v) for k, v in request.headers],
             body=body,
         )
-        headers = _HeaderView(request.headers)
-        with tracing.http_span(request.method, request.path, headers, self.host_id):
+        view = _HeaderView(request.headers)
+        with tracing.http_span(request.method, request.path, view, self.host_id):
             try:
                 await handler(streamed, out)
             except HandlerError as exc:
@@ -391,7 +391,8 @@ class HttpServer:
             headers=headers,
             body=body,
         )
-        with tracing.http_span(request.method, request.path, dict(headers), self.host_id):
+        view = _HeaderView(request.headers)
+        with tracing.http_span(request.method, request.path, view, self.host_id):
             try:
                 response = await self.invoke(route.component_id, call)
             except HandlerError as exc:
