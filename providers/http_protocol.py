@@ -17,7 +17,8 @@ business (``providers.http_server``); this module applies the limits of
   ``max_head_bytes``; a request line of at most ``max_line_bytes``, header
   names and values of at most ``max_field_bytes`` each, at most
   ``max_headers`` fields. Otherwise the answer is 408, 431 (size, fields) or
-  414 (line), a malformed head gets 400, and the connection is closed;
+  414 (line), a malformed head (or an HTTP/1.1 one without Host) gets 400,
+  and the connection is closed;
   ``rejected_heads`` counts them all.
 - **idle keep-alive**: a connection with no request within ``idle_timeout_s``
   of its last answer is closed.
@@ -122,7 +123,7 @@ class HttpConnection(asyncio.Protocol):
         self._head_refusal = _MALFORMED
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
-        self._host = b""
+        self._host: bytes | None = None
         self._length: int | None = None
         self._chunked = False
         self._expect = False
@@ -223,7 +224,7 @@ class HttpConnection(asyncio.Protocol):
         self._head_begun = True
         self._url = b""
         self._headers = []
-        self._host = b""
+        self._host = None
         self._length = None
         self._chunked = self._expect = False
 
@@ -262,6 +263,8 @@ class HttpConnection(asyncio.Protocol):
             self._head_timer = None
         parser = self._parser
         version = parser.get_http_version()
+        if self._host is None and version == "1.1":
+            raise _HeadRefused  # RFC 9112 3.2: a 1.1 request names its host (400)
         keep_alive = parser.should_keep_alive()
         method = parser.get_method()
         body = None
@@ -271,7 +274,7 @@ class HttpConnection(asyncio.Protocol):
             _METHODS.get(method) or method.decode("latin-1"),
             self._url.decode("latin-1"),
             self._headers,
-            self._host.decode("latin-1"),
+            self._host.decode("latin-1") if self._host is not None else "",
             version,
             keep_alive,
             self._length,
