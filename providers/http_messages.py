@@ -197,20 +197,25 @@ class IncomingBody:
 
     def _wake(self) -> None:
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            # No longer wanted from here: reading stops now, not when the reader runs.
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+            self._conn.update_reading()
 
     async def _wait(self) -> None:
         if self.expect_continue:
             self.expect_continue = False
             self._conn.write_interim(_CONTINUE)
-        self._waiter = self._conn.loop.create_future()
+        waiter = self._waiter = self._conn.loop.create_future()
         self._conn.update_reading()
         try:
-            await self._waiter
+            await waiter
         finally:
-            self._waiter = None
-            self._conn.update_reading()
+            if self._waiter is waiter:  # timed out or cancelled
+                self._waiter = None
+                self._conn.update_reading()
 
     async def readany(self) -> bytes:
         """What has arrived (waiting for something), b"" at the end."""

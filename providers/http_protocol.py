@@ -184,6 +184,17 @@ class HttpConnection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(ConnectionResetError("the client is gone"))
 
+    def eof_received(self) -> bool | None:
+        """The client sent all it will: answers in flight still go out, then close."""
+        self._last = True
+        if self._parsing is not None:
+            self._parsing.fail(BodyFailure("the request ended before its body"))
+            self._parsing = None
+        if self._task is not None:
+            return True  # keep the transport open for the answers
+        self._cancel_timers()
+        return None
+
     def pause_writing(self) -> None:
         self._write_paused = True
 

@@ -181,3 +181,13 @@ async def test_streamed_answers_are_chunked_or_use_the_components_length() -> No
         # Broken after it started: closed without the final chunk, so it reads as cut.
         broken = await _exchange(server, b"GET /stream/abort HTTP/1.1\r\nHost: t\r\n\r\n")
         assert broken.endswith(b"7\r\npartial\r\n")
+
+
+async def test_a_client_that_half_closes_still_gets_its_answer() -> None:
+    async with _serving() as server:
+        reader, writer = await asyncio.open_connection(server.bind_host, server.port)
+        writer.write(b"GET /half HTTP/1.1\r\nHost: t\r\n\r\n")
+        writer.write_eof()
+        answer = await asyncio.wait_for(reader.read(), 2.0)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"<>")
