@@ -28,7 +28,8 @@ business (``providers.http_server``); this module applies the limits of
   again until it is consumed. A request parsed behind the one being served
   stops reading too, so a connection holds at most about one read buffer.
   A malformed body fails its reader (400 from the handler) and ends the
-  connection after the answer.
+  connection after the answer; so do chunk lines and trailers (which are not
+  read) over twice ``max_head_bytes`` beyond 6 bytes per body byte.
 - **lingering**: a body the answer left unread (an early 408/413/503, or a
   handler that ignored it) is read and dropped for up to ``lingering_s``, so
   the client sees the answer rather than a reset; the connection stays open
@@ -129,6 +130,7 @@ class HttpConnection(asyncio.Protocol):
         self._expect = False
         # The body being parsed (its head is complete, its end not yet seen).
         self._parsing: IncomingBody | None = None
+        self._framing = 0  # bytes of it that were not body, less 6 per body byte
         self._queue: collections.deque[IncomingRequest] = collections.deque()
         self._task: asyncio.Task[None] | None = None
         self._last = False  # nothing after the current message is parsed
@@ -217,6 +219,11 @@ class HttpConnection(asyncio.Protocol):
             if not (self._last and self._parsing is None):  # else: data after the last one
                 self._malformed()
                 return
+        if self._parsing is not None:
+            self._framing += len(data)  # with the head when it came in this read: 2x
+            if self._framing > 2 * self._limits.max_head_bytes:
+                self._malformed()  # trailers (or chunk lines) far beyond the body they frame
+                return
         if self._parsing is None and self._head_begun and not self._closing:
             if self._head_bytes > self._limits.max_head_bytes:
                 if self._task is None:
@@ -246,6 +253,8 @@ class HttpConnection(asyncio.Protocol):
             raise _HeadRefused
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._head_begun:
+            return  # a trailer of a chunked body: not read (nor are they sent)
         limits = self._limits
         headers = self._headers
         if (
@@ -294,6 +303,7 @@ class HttpConnection(asyncio.Protocol):
         if not keep_alive:
             self._last = True
         self._parsing = body
+        self._framing = 0
         if self._task is None and not self._queue:
             self._task = self.loop.create_task(self._serve(request))
         else:
@@ -302,6 +312,9 @@ class HttpConnection(asyncio.Protocol):
 
     def on_body(self, chunk: bytes) -> None:
         if self._parsing is not None:
+            # Bytes of a body that are not body (chunk lines, trailers: httptools keeps a
+            # trailer whole until it ends) are bounded: a body byte allows 6 (a 1-byte chunk).
+            self._framing -= 7 * len(chunk)
             self._parsing.feed(chunk)
 
     def on_message_complete(self) -> None:

@@ -191,3 +191,12 @@ async def test_a_client_that_half_closes_still_gets_its_answer() -> None:
         answer = await asyncio.wait_for(reader.read(), 2.0)
         writer.close()
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"<>")
+
+
+async def test_trailers_are_dropped_and_bounded() -> None:
+    head = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n"
+    async with _serving(HttpLimits(max_head_bytes=1024)) as server:
+        fine = await _exchange(server, head + b"X-Trailer: 1\r\n\r\n", 0.5)
+        assert fine.startswith(b"HTTP/1.1 200 ") and fine.endswith(b"<ab><still open>")
+        flood = await _exchange(server, head + b"X-Trailer: " + b"v" * 4096)
+    assert flood.startswith(b"HTTP/1.1 400 ") and flood.endswith(b"malformed request body\n")
