@@ -271,7 +271,7 @@ class ResponseWriter:
         if not typed and length != 0 and not empty:
             parts.append(_BINARY_TYPE)
         if length is not None:
-            if status >= 200 and status != 204:
+            if status >= 200 and status not in (204, 304):
                 parts.append(b"Content-Length: %d\r\n" % length)
         elif not empty and not framed:
             if request.version == "1.1":
