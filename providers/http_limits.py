@@ -10,19 +10,19 @@ a shared machine):
 - **request head**: a client must deliver a whole request head within
   ``header_timeout_s``, counted from the connection's opening (first request)
   or from the head's first byte (later requests on a kept-alive connection),
-  and in at most ``max_head_bytes``; otherwise ``408`` / ``431`` and the
-  connection is closed. aiohttp has no such deadline of its own: its
-  keep-alive timer closes a connection that is *idle*, and a slowloris
-  client trickling a head is not idle to it.
+  and in at most ``max_head_bytes`` (request line, header fields and their
+  count have their own bounds); otherwise ``408`` / ``431`` / ``414`` and the
+  connection is closed. An idle timeout alone would not do: a slowloris client
+  trickling a head is never idle.
 - **idle keep-alive**: a kept-alive connection with no new request is closed
-  after ``idle_timeout_s`` (aiohttp's ``keepalive_timeout``, 3630 s by default).
+  after ``idle_timeout_s``.
 - **request bodies**: bytes of bodies read (and held until the component has
   answered) at once are bounded by ``body_buffer_bytes`` (``ByteBudget``). A
   request reserves its ``Content-Length`` (the maximum body size when the
   length is not known) *before* reading any of its body; a request that cannot
   get its reservation within ``body_wait_s`` is answered ``503``. Until then
-  aiohttp's flow control stops reading the socket, so a waiting request holds
-  only a read buffer. The body itself must arrive within ``body_timeout_s``
+  the connection stops reading its socket, so a waiting request holds only a
+  read buffer. The body itself must arrive within ``body_timeout_s``
   with no gap longer than ``body_idle_timeout_s`` (``408`` otherwise).
 
   The reservation is held until the component has answered, because a body is
@@ -31,12 +31,12 @@ a shared machine):
   for the moment of the call. Measured (150 concurrent 4 MiB uploads, 2 cores):
   peak RSS 2.9 GB with a 64 MiB budget, 1.5 GB with 16 MiB, 0.87 GB with 8 MiB.
 
-Pipelined requests sent behind one being served are bounded by the idle
-keep-alive timeout rather than the head deadline.
+A head pipelined behind a request being answered gets its deadline from the
+end of that answer.
 
-``GuardedServer`` is aiohttp's low-level ``web.Server`` whose per-connection
-protocol (``_Connection``) adds the connection cap and the head deadline and
-size; the body rules are applied by the request handler (``providers.http_server``).
+The connection cap, the head and idle rules and the lingering are applied by
+the HTTP protocol (``providers.http_protocol``); the body budget and size by
+the request handler (``providers.http_server``).
 
 A server may also be given a ``ConnectionTracker``: something outside the
 process that keeps a copy of each connection, so that it can still answer the
@@ -53,17 +53,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import logging
 from dataclasses import dataclass, fields
-from typing import Any, Protocol, cast
-
-from aiohttp import web
-from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http_parser import RawRequestMessage
-from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
-
-log = logging.getLogger(__name__)
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -169,10 +160,6 @@ def plain_response(status: int, reason: str, message: str) -> bytes:
     return head.encode() + body
 
 
-_BUSY = plain_response(503, "Service Unavailable", "too many open connections")
-_HEAD_TIMEOUT = plain_response(408, "Request Timeout", "request head not received in time")
-_HEAD_TOO_LARGE = plain_response(431, "Request Header Fields Too Large", "request head too large")
-
 # A connection's phase in its tracker's ``states`` (FREE: no connection in the slot).
 FREE = 0
 IDLE = 1
@@ -187,7 +174,7 @@ class TrackedSocket(Protocol):
 
 
 class ConnectionTracker(Protocol):
-    """Told of every connection a ``GuardedServer`` opens and closes (see the docstring)."""
+    """Told of every connection an ``HttpFront`` opens and closes (see the docstring)."""
 
     # One byte per slot, written by the server: FREE, IDLE or IN_REQUEST.
     states: memoryview
@@ -199,146 +186,3 @@ class ConnectionTracker(Protocol):
     def closed(self, slot: int, sock: TrackedSocket) -> None:
         """The connection in ``slot`` is closing: its socket is still open."""
         ...
-
-
-class _Connection(RequestHandler):
-    """aiohttp's per-connection protocol plus the connection cap and the head rules."""
-
-    def __init__(self, manager: GuardedServer, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
-        self._guard = manager
-        self._admitted = False
-        self._head_timer: asyncio.TimerHandle | None = None
-        self._head_bytes = 0
-        # The body of the request last handed to the handler (set by the server's
-        # request factory): while it is unread, bytes that come are body, not head.
-        self.payload: StreamReader | None = None
-        # Its slot in the server's ConnectionTracker, -1 when untracked.
-        self.slot = -1
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._guard.open_connections >= self._guard.limits.max_connections:
-            self._guard.refused_connections += 1
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(_BUSY)
-            transport.close()
-            return
-        self._admitted = True
-        self._guard.open_connections += 1
-        if self._guard.tracker is not None:
-            self.slot = self._guard.tracker.opened(transport.get_extra_info("socket"))
-        super().connection_made(transport)
-        self._arm_head_deadline()
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        if not self._admitted:
-            return
-        self._admitted = False
-        self._guard.open_connections -= 1
-        if self.slot >= 0 and self._guard.tracker is not None and self.transport is not None:
-            self._guard.tracker.closed(self.slot, self.transport.get_extra_info("socket"))
-            self.slot = -1
-        self._disarm_head_deadline()
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        heads_before = self._request_count
-        super().data_received(data)
-        if self._request_count != heads_before:
-            self._disarm_head_deadline()  # a whole head arrived
-        elif data and self._awaiting_head():
-            if self._head_timer is None:
-                self._arm_head_deadline()  # first bytes of the next request's head
-            self._head_bytes += len(data)
-            if self._head_bytes > self._guard.limits.max_head_bytes:
-                limit = self._guard.limits.max_head_bytes
-                self._reject(_HEAD_TOO_LARGE, f"request head over {limit} bytes")
-
-    def _awaiting_head(self) -> bool:
-        """No request is being served or queued and the last one's body is read."""
-        return (
-            self.transport is not None
-            and not self._request_in_progress
-            and not self._messages
-            and (self.payload is None or self.payload.is_eof())
-        )
-
-    def _arm_head_deadline(self) -> None:
-        self._disarm_head_deadline()
-        self._head_timer = self._loop.call_later(
-            self._guard.limits.header_timeout_s, self._head_deadline_passed
-        )
-
-    def _disarm_head_deadline(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-        self._head_bytes = 0
-
-    def _head_deadline_passed(self) -> None:
-        self._head_timer = None
-        if self._awaiting_head():
-            timeout = self._guard.limits.header_timeout_s
-            self._reject(_HEAD_TIMEOUT, f"no whole request head within {timeout} s")
-
-    def _reject(self, response: bytes, why: str) -> None:
-        log.info("closing the HTTP connection from %s: %s", self.peername, why)
-        self._guard.rejected_heads += 1
-        if self.transport is not None:
-            self.transport.write(response)
-        self.force_close()  # closes the transport once the answer is written
-
-
-class _TrackedRequest(web.BaseRequest):
-    """A request on a tracked connection: its slot turns IDLE as its response starts."""
-
-    async def _prepare_hook(self, response: web.StreamResponse) -> None:
-        # Called by StreamResponse.prepare just before the status line and headers
-        # are written: from here on a 503 from elsewhere would corrupt the answer.
-        connection = cast(_Connection, self._protocol)
-        if connection.slot >= 0 and connection._guard.tracker is not None:
-            connection._guard.tracker.states[connection.slot] = IDLE
-
-
-class GuardedServer(web.Server):
-    """aiohttp's low-level server, with ``_Connection`` as its per-connection protocol."""
-
-    def __init__(
-        self, handler: Any, limits: HttpLimits, tracker: ConnectionTracker | None = None
-    ) -> None:
-        super().__init__(
-            handler,
-            access_log=None,
-            keepalive_timeout=limits.idle_timeout_s,
-            lingering_time=limits.lingering_s,
-            max_line_size=limits.max_line_bytes,
-            max_field_size=limits.max_field_bytes,
-            max_headers=limits.max_headers,
-        )
-        self.limits = limits
-        self.tracker = tracker
-        self.open_connections = 0
-        self.refused_connections = 0
-        self.rejected_heads = 0
-
-    def __call__(self) -> RequestHandler:
-        return _Connection(self, loop=self._loop, **self._kwargs)
-
-    def _make_request(
-        self,
-        message: RawRequestMessage,
-        payload: StreamReader,
-        protocol: RequestHandler,
-        writer: AbstractStreamWriter,
-        task: asyncio.Task[None],
-    ) -> web.BaseRequest:
-        if isinstance(protocol, _Connection):
-            protocol.payload = payload
-            if protocol.slot >= 0 and self.tracker is not None:
-                # Response bytes of an earlier (pipelined) request still waiting in this
-                # process: a 503 after them, were they cut, would read as part of them.
-                transport = protocol.transport
-                if transport is not None and not transport.get_write_buffer_size():
-                    self.tracker.states[protocol.slot] = IN_REQUEST
-                return _TrackedRequest(message, payload, protocol, writer, task, self._loop)
-        return super()._make_request(message, payload, protocol, writer, task)

@@ -37,14 +37,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from aiohttp import web
-
 from lattice import tracing
-from providers.http_limits import ByteBudget, ConnectionTracker, GuardedServer, HttpLimits
+from providers.http_limits import ByteBudget, ConnectionTracker, HttpLimits
+from providers.http_messages import BodyFailure, IncomingBody, IncomingRequest, ResponseWriter
+from providers.http_protocol import HttpFront
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -67,8 +67,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 4 * 2**20
-# Connection-level response headers: the server sets its own.
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "te"})
 
 
 @dataclass(slots=True)
@@ -116,8 +114,8 @@ class RequestBody:
     """A request body read chunk by chunk: the size cap, the gap between reads
     and the total time all hold (``BodyError`` 413, 408, 400)."""
 
-    def __init__(self, request: web.BaseRequest, max_bytes: int, limits: HttpLimits) -> None:
-        self._request = request
+    def __init__(self, body: IncomingBody | None, max_bytes: int, limits: HttpLimits) -> None:
+        self._body = body
         self._max_bytes = max_bytes
         self._limits = limits
         self._loop = asyncio.get_running_loop()
@@ -126,15 +124,15 @@ class RequestBody:
 
     async def read_chunk(self) -> bytes:
         """The next chunk, b"" at the end."""
-        if not self._request.body_exists:
+        if self._body is None:
             return b""
         idle = self._loop.time() + self._limits.body_idle_timeout_s
         try:
             async with asyncio.timeout_at(min(self._end, idle)):
-                chunk = await self._request.content.readany()
+                chunk = await self._body.readany()
         except TimeoutError:
             raise BodyError(408, "request body not received in time") from None
-        except web.RequestPayloadError:
+        except BodyFailure:
             raise BodyError(400, "malformed request body") from None
         self._size += len(chunk)
         if self._size > self._max_bytes:
@@ -179,50 +177,6 @@ class ResponseSink(Protocol):
 StreamHandler = Callable[[StreamedRequest, ResponseSink], Awaitable[None]]
 # The streamed handler of a component, or None when it takes the whole-request contract.
 ExchangeLookup = Callable[[str], StreamHandler | None]
-
-
-class _ResponseWriter:
-    """The aiohttp side of a ``ResponseSink``."""
-
-    def __init__(self, request: web.BaseRequest) -> None:
-        self._request = request
-        self.response: web.StreamResponse | None = None
-        self.finished = False
-
-    async def start(self, status: int, headers: list[tuple[str, bytes]]) -> None:
-        response = web.StreamResponse(status=status)
-        _add_headers(response, headers)
-        self.response = response
-        await response.prepare(self._request)
-
-    def complete(self, status: int, headers: list[tuple[str, bytes]], body: bytes) -> None:
-        # Returned from the handler, aiohttp writes head and body in one go (a streamed
-        # response writes the head, each chunk and the end separately).
-        response = web.Response(status=status, body=body)
-        _add_headers(response, headers)
-        self.response = response
-        self.finished = True
-
-    async def write(self, chunk: bytes) -> None:
-        assert self.response is not None
-        await self.response.write(chunk)
-
-    async def finish(self) -> None:
-        assert self.response is not None
-        await self.response.write_eof()
-        self.finished = True
-
-    def abort(self) -> None:
-        """End the connection mid-response: the client must not take it as complete."""
-        transport = self._request.transport
-        if transport is not None:
-            transport.abort()
-
-
-def _add_headers(response: web.StreamResponse, headers: list[tuple[str, bytes]]) -> None:
-    for name, value in headers:
-        if name.lower() not in _HOP_BY_HOP:
-            response.headers.add(name, value.decode("latin-1"))
 
 
 @dataclass(frozen=True)
@@ -276,20 +230,30 @@ class RouteTable:
         return iter(list(self._routes))
 
 
-def _text(status: int, message: str, *, close: bool = False) -> web.Response:
-    response = web.Response(status=status, text=message + "\n")
-    if close:
-        # The rest of the body is not read: the connection cannot carry another request.
-        response.force_close()
-    return response
+class _HeaderView(Mapping[str, str]):
+    """Raw request headers as a mapping, decoded only if looked at (tracing is off mostly)."""
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+
+    def _decoded(self) -> dict[str, str]:
+        return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self._raw}
+
+    def __getitem__(self, name: str) -> str:
+        return self._decoded()[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 class HttpServer:
     """One listening socket serving every routed component on this host.
 
-    Made inside the event loop that serves it (aiohttp's server binds to it).
-    ``server`` (connections) and ``bodies`` (the body byte budget) keep counters
-    of what the limits turned away.
+    ``server`` (the connections: ``providers.http_protocol``) and ``bodies``
+    (the body byte budget) keep counters of what the limits turned away.
     """
 
     def __init__(
@@ -315,112 +279,124 @@ class HttpServer:
         self.limits = limits or HttpLimits()
         # Told of every connection and request phase (providers.http_limits): a data-plane
         # member's, so the daemon can answer its requests should it die (host.dataplane).
-        self.server = GuardedServer(self._handle, self.limits, tracker)
+        self.server = HttpFront(self._handle, self.limits, tracker)
         self.bodies = ByteBudget(self.limits.body_buffer_bytes)
-        self._runner: web.ServerRunner | None = None
+        self._listener: asyncio.Server | None = None
         self.host_id = "local"  # names this host in traces
 
     async def start(self) -> None:
-        self._runner = web.ServerRunner(self.server, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner,
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(
+            self.server,
             self.bind_host,
             self.port,
             reuse_address=True,
             reuse_port=self.reuse_port or None,
+            backlog=128,
         )
-        await site.start()
         if self.port == 0:
-            server = site._server
-            assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+            self.port = self._listener.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
+        """Stop listening; close idle connections, let requests in flight finish."""
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            listener.close()
+            await self.server.shutdown()
+            await listener.wait_closed()
 
     @property
     def url(self) -> str:
         return f"http://{self.bind_host}:{self.port}"
 
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        host = (request.host or "").split(":", 1)[0]
-        route = self.routes.lookup(host, request.path)
+    async def _handle(self, request: IncomingRequest, out: ResponseWriter) -> None:
+        route = self.routes.lookup(request.host.split(":", 1)[0], request.path)
         if route is None:
-            return _text(404, f"no component is routed at {request.path}")
+            out.text(404, f"no component is routed at {request.path}")
+            return
         stream = self.exchanges(route.component_id) if self.exchanges is not None else None
-        if stream is None and not request.body_exists:
+        if stream is None and request.body is None:
             # Most requests (GETs) carry no body: nothing to reserve or read, so no
             # reservation and no RequestBody per request on the whole-request path.
-            return await self._call(route, request, b"")
+            await self._call(route, request, b"", out)
+            return
         length = request.content_length
         if length is not None and length > self.max_body_bytes:
-            return _text(413, f"request body over {self.max_body_bytes} bytes", close=True)
+            out.text(413, f"request body over {self.max_body_bytes} bytes", close=True)
+            return
         reserved = 0
-        if request.body_exists and length != 0:
-            # Reserve before reading: until then aiohttp stops reading the socket.
+        if request.body is not None:
+            # Reserve before reading: until then the connection stops reading the socket.
             wanted = self.max_body_bytes if length is None else length
             granted = await self.bodies.acquire(wanted, self.limits.body_wait_s)
             if granted is None:
-                response = _text(503, "the server is busy, try again", close=True)
-                response.headers["Retry-After"] = "1"
-                return response
+                out.text(503, "the server is busy, try again", close=True, retry=True)
+                return
             reserved = granted
         try:
-            body = RequestBody(request, self.max_body_bytes, self.limits)
+            body = RequestBody(request.body, self.max_body_bytes, self.limits)
             if stream is not None:
-                return await self._stream(request, body, stream)
+                await self._stream(request, body, stream, out)
+                return
             try:
                 whole = await body.read_all()
             except BodyError as exc:
-                return _text(exc.status, exc.public_message, close=True)
-            return await self._call(route, request, whole)
+                out.text(exc.status, exc.public_message, close=True)
+                return
+            await self._call(route, request, whole, out)
         finally:
             self.bodies.release(reserved)
 
     async def _stream(
-        self, request: web.BaseRequest, body: RequestBody, handler: StreamHandler
-    ) -> web.StreamResponse:
+        self,
+        request: IncomingRequest,
+        body: RequestBody,
+        handler: StreamHandler,
+        out: ResponseWriter,
+    ) -> None:
         """Serve a ``wasi:http`` component: the body streams in, the response out."""
         streamed = StreamedRequest(
             method=request.method,
-            scheme=request.scheme,
-            authority=request.host or "",
-            path_with_query=request.raw_path,
-            headers=[(k.decode("latin-1"), v) for k, v in request.raw_headers],
+            scheme="http",
+            authority=request.host,
+            path_with_query=request.target,
+            headers=[(k.decode("latin-1"), v) for k, v in request.headers],
             body=body,
         )
-        writer = _ResponseWriter(request)
-        with tracing.http_span(request.method, request.path, request.headers, self.host_id):
+        view = _HeaderView(request.headers)
+        with tracing.http_span(request.method, request.path, view, self.host_id):
             try:
-                await handler(streamed, writer)
+                await handler(streamed, out)
             except HandlerError as exc:
                 log.info("%s %s -> %s: %s", request.method, request.path, exc.status, exc)
-                if writer.response is not None:
-                    writer.abort()
-                    return writer.response
-                return _text(exc.status, exc.public_message, close=exc.status in (400, 408, 413))
-        if writer.response is None or not writer.finished:
-            return _text(500, "the component failed")
-        return writer.response
+                if out.started:
+                    out.abort()
+                else:
+                    out.text(exc.status, exc.public_message, close=exc.status in (400, 408, 413))
+                return
+        if not out.finished:
+            if out.started:
+                out.abort()
+            else:
+                out.text(500, "the component failed")
 
-    async def _call(self, route: Route, request: web.BaseRequest, body: bytes) -> web.Response:
+    async def _call(
+        self, route: Route, request: IncomingRequest, body: bytes, out: ResponseWriter
+    ) -> None:
+        headers = request.text_headers()
         call = HttpRequest(
             method=request.method,
             path=request.path,
-            query=request.query_string,
-            headers=list(request.headers.items()),
+            query=request.query,
+            headers=headers,
             body=body,
         )
-        with tracing.http_span(request.method, request.path, request.headers, self.host_id):
+        view = _HeaderView(request.headers)
+        with tracing.http_span(request.method, request.path, view, self.host_id):
             try:
                 response = await self.invoke(route.component_id, call)
             except HandlerError as exc:
                 log.info("%s %s -> %s: %s", request.method, request.path, exc.status, exc)
-                return _text(exc.status, exc.public_message)
-        # CIMultiDict copies the header pairs itself: no list() of them first.
-        return web.Response(
-            status=response.status, headers=response.headers, body=bytes(response.body)
-        )
+                out.text(exc.status, exc.public_message)
+                return
+        out.send(response.status, response.headers, bytes(response.body))

@@ -22,7 +22,7 @@ the guest drives it through host functions on its worker thread:
 Header rules: names are HTTP tokens, values carry no CR, LF or NUL, and the
 connection-level names (``connection``, ``transfer-encoding``...) are
 forbidden. Headers a request or response hands out are immutable children.
-Trailers: the provider (aiohttp) neither reads nor sends HTTP/1.1 trailers, so
+Trailers: the provider (providers.http_protocol) neither reads nor sends HTTP/1.1 trailers, so
 incoming trailers are always none and outgoing ones are dropped.
 """
 
