@@ -366,6 +366,8 @@ def _encode_raw(headers: list[tuple[str, bytes]]) -> tuple[bytes, bool, int | No
         if low in _OWN_HEADERS:
             if low == "content-length":
                 length = int(value)
+                if length < 0:
+                    raise ValueError(f"a response's Content-Length is negative: {length}")
             continue
         typed = typed or low == "content-type"
         lines.append(b"%b: %b\r\n" % (name.encode(), value))

@@ -235,9 +235,12 @@ class _HeaderView(Mapping[str, str]):
 
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
         self._raw = raw
+        self._dict: dict[str, str] | None = None
 
     def _decoded(self) -> dict[str, str]:
-        return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self._raw}
+        if self._dict is None:
+            self._dict = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self._raw}
+        return self._dict
 
     def __getitem__(self, name: str) -> str:
         return self._decoded()[name.lower()]
