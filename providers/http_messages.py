@@ -125,18 +125,23 @@ class IncomingRequest:
         body: IncomingBody | None,
     ) -> None:
         self.method = method
-        self.target = target  # the raw path and query, as sent
-        if not target.startswith("/"):  # absolute form (or "*")
+        if target.startswith("/"):
+            path, _, query = target.partition("?")
+        else:  # absolute form (or "*")
             url = httptools.parse_url(target.encode())
             path = (url.path or b"/").decode("latin-1")
             query = (url.query or b"").decode("latin-1")
-        else:
-            path, _, query = target.partition("?")
+            target = f"{path}?{query}" if query else path
+            if url.host:  # RFC 9112 3.2.2: its authority, not the Host header, names the host
+                host = url.host.decode("latin-1")
+                if url.port is not None:
+                    host += f":{url.port}"
+        self.target = target  # the raw path and query (origin form)
         # Decoded as aiohttp (yarl) did: the path fully, the query's escapes but & and =.
         self.path = unquote(path) if "%" in path else path
         self.query = _decode_query(query) if "%" in query or "+" in query else query
         self.headers = headers
-        self.host = host  # the Host header, "" when none
+        self.host = host  # the Host header (or the target's authority), "" when none
         self.version = version
         self.keep_alive = keep_alive
         self.content_length = content_length

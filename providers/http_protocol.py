@@ -17,8 +17,9 @@ business (``providers.http_server``); this module applies the limits of
   ``max_head_bytes``; a request line of at most ``max_line_bytes``, header
   names and values of at most ``max_field_bytes`` each, at most
   ``max_headers`` fields. Otherwise the answer is 408, 431 (size, fields) or
-  414 (line), a malformed head (or an HTTP/1.1 one without Host) gets 400,
-  and the connection is closed;
+  414 (line), a malformed head (or an HTTP/1.1 one without Host, or any with
+  two) gets 400, a version other than 1.0 and 1.1 gets 505, and the connection
+  is closed;
   ``rejected_heads`` counts them all.
 - **idle keep-alive**: a connection with no request within ``idle_timeout_s``
   of its last answer is closed.
@@ -67,6 +68,7 @@ _HEAD_TIMEOUT = plain_response(408, "Request Timeout", "request head not receive
 _HEAD_TOO_LARGE = plain_response(431, "Request Header Fields Too Large", "request head too large")
 _LINE_TOO_LONG = plain_response(414, "URI Too Long", "request line too long")
 _MALFORMED = plain_response(400, "Bad Request", "malformed request head")
+_VERSION = plain_response(505, "HTTP Version Not Supported", "HTTP/1.0 and HTTP/1.1 are served")
 _SHUTDOWN_S = 60.0  # what requests in flight get to finish when the server stops
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
@@ -267,6 +269,8 @@ class HttpConnection(asyncio.Protocol):
         headers.append((name, value))
         low = name.lower()
         if low == b"host":
+            if self._host is not None:
+                raise _HeadRefused  # RFC 9112 3.2: two Hosts are a 400, not a choice
             self._host = value
         elif low == b"content-length":
             self._length = int(value)
@@ -283,6 +287,9 @@ class HttpConnection(asyncio.Protocol):
             self._head_timer = None
         parser = self._parser
         version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):  # llhttp also takes 0.9 and 2.0 heads
+            self._head_refusal = _VERSION
+            raise _HeadRefused
         if self._host is None and version == "1.1":
             raise _HeadRefused  # RFC 9112 3.2: a 1.1 request names its host (400)
         keep_alive = parser.should_keep_alive()

@@ -200,3 +200,23 @@ async def test_trailers_are_dropped_and_bounded() -> None:
         assert fine.startswith(b"HTTP/1.1 200 ") and fine.endswith(b"<ab><still open>")
         flood = await _exchange(server, head + b"X-Trailer: " + b"v" * 4096)
     assert flood.startswith(b"HTTP/1.1 400 ") and flood.endswith(b"malformed request body\n")
+
+
+async def test_heads_that_name_no_single_host_or_no_served_version_are_refused() -> None:
+    async with _serving() as server:
+        two_hosts = await _exchange(server, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+        assert two_hosts.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        simple = await _exchange(server, b"GET /a\r\n\r\n")  # an HTTP/0.9 request
+        assert simple.startswith(b"HTTP/1.1 505 HTTP Version Not Supported\r\n")
+        assert server.server.rejected_heads == 2
+
+
+async def test_an_absolute_form_target_names_the_host_routes_match() -> None:
+    async with _serving() as server:
+        server.routes.add(Route("stream", "/", host="b.example"))  # b.example: streamed
+        answer = await _exchange(
+            server,
+            b"GET http://b.example/stream/length HTTP/1.1\r\nHost: a.example\r\n"
+            b"Connection: close\r\n\r\n",
+        )
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"hello")
