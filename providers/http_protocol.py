@@ -386,6 +386,15 @@ class HttpConnection(asyncio.Protocol):
                 return False
             if not await body.drain(self._limits.lingering_s):
                 return False
+        if self._write_paused and out.keep_alive:
+            # A client that sends requests and does not read the answers: the next one
+            # waits until this answer is on its way, or the write buffer has no bound.
+            try:
+                async with asyncio.timeout(self._limits.idle_timeout_s):
+                    await self.drain()
+            except (TimeoutError, ConnectionError):
+                self.abort()
+                return False
         return out.keep_alive
 
     def close_when_answered(self) -> asyncio.Task[None] | None:

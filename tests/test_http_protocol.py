@@ -220,3 +220,27 @@ async def test_an_absolute_form_target_names_the_host_routes_match() -> None:
             b"Connection: close\r\n\r\n",
         )
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"hello")
+
+
+async def test_a_client_that_does_not_read_its_answers_cannot_grow_the_write_buffer() -> None:
+    """Pipelined requests whose answers are not read: the next one waits until the
+    last answer is on its way, so the server holds about one answer per connection."""
+    big = b"x" * 65536
+
+    async def large(component_id: str, request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, [], big)
+
+    server = HttpServer(large, port=0)
+    server.routes.add(Route("large", "/"))
+    await server.start()
+    try:
+        _unread, writer = await asyncio.open_connection(server.bind_host, server.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * 300)  # ~19 MiB of answers
+        await asyncio.sleep(1.0)
+        (connection,) = server.server.connections
+        transport = connection._transport
+        assert transport is not None
+        assert transport.get_write_buffer_size() < 4 * len(big)
+        writer.close()
+    finally:
+        await server.stop()
