@@ -9,7 +9,6 @@ which calls its instance saw.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from host.runtime.components import ComponentSpec, HostRuntime
 from host.runtime.loader import LoadPolicy
 from host.runtime.pool import Limits
 from tests.guests import build_guest
+from tests.loop_watch import watching_the_loop
 
 RUN = "chaintest:probe/run@0.1.0"
 WORK = "chaintest:probe/work"
@@ -110,25 +110,11 @@ async def test_a_looping_callee_holds_the_event_loop_for_one_attempt_at_most(
     """The callee runs under what is left of the caller's budget, not its own
     5 s deadline: the attempt is given up and the call runs again on a worker."""
     await warmed(runtime)
-    loop = asyncio.get_running_loop()
-    longest = 0.0
-
-    async def tick() -> None:
-        nonlocal longest
-        last = loop.time()
-        while True:
-            await asyncio.sleep(0.001)
-            longest, last = max(longest, loop.time() - last), loop.time()
-
-    ticking = asyncio.create_task(tick())
-    await asyncio.sleep(0.05)
     abandoned = runtime.get("caller").pool.inline.abandoned
-    try:
+    async with watching_the_loop() as watch:
         assert await runtime.call("caller", RUN, "spin", 800) == 800
-    finally:
-        ticking.cancel()
     assert runtime.get("caller").pool.inline.abandoned == abandoned + 1
-    assert longest < 0.4, f"the event loop was held {longest:.3f} s"
+    assert watch.longest < 0.4, f"the event loop was held {watch.longest:.3f} s"
 
 
 async def test_with_no_idle_callee_instance_the_call_runs_on_a_worker(

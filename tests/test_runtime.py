@@ -26,6 +26,7 @@ from host.runtime.pool import HostLimits, Limits
 from providers import contracts
 from providers.http_server import HttpRequest
 from providers.keyvalue import MemoryKeyValue
+from tests.loop_watch import watching_the_loop
 
 GET = HttpRequest("GET", "/", "", [], b"")
 
@@ -95,25 +96,11 @@ async def test_a_loop_holds_the_event_loop_for_one_attempt_at_most(
     await runtime.start(
         ComponentSpec("loop", str(components["loop"]), limits=Limits(deadline_s=1.5))
     )
-    loop = asyncio.get_running_loop()
-    longest = 0.0
-
-    async def tick() -> None:
-        nonlocal longest
-        last = loop.time()
-        while True:
-            await asyncio.sleep(0.001)
-            longest, last = max(longest, loop.time() - last), loop.time()
-
-    ticking = asyncio.create_task(tick())
-    await asyncio.sleep(0.05)
-    try:
+    async with watching_the_loop() as watch:
         with pytest.raises(DeadlineExceeded, match="deadline"):
             await runtime.call("loop", contracts.HTTP_HANDLER, "handle", GET)
-    finally:
-        ticking.cancel()
     assert runtime.get("loop").pool.inline.abandoned == 1  # tried on the loop's thread
-    assert longest < 0.5, f"the event loop was held {longest:.3f} s"
+    assert watch.longest < 0.5, f"the event loop was held {watch.longest:.3f} s"
 
 
 async def test_a_penalty_sends_exactly_its_number_of_calls_to_workers(
