@@ -206,8 +206,14 @@ def build_linker(engine: wasmtime.Engine, component: wc.Component, grants: Grant
     return link_component(engine, component, grants).linker
 
 
-def interface_functions(engine: wasmtime.Engine, extern: Any, where: str) -> dict[str, wc.FuncType]:
-    """The functions of an imported or exported interface, by name."""
+def interface_functions(
+    engine: wasmtime.Engine, extern: Any, where: str, *, host_resources: bool = False
+) -> dict[str, wc.FuncType]:
+    """The functions of an imported or exported interface, by name.
+
+    Its resources are refused (they cannot cross components), unless
+    ``host_resources``: the host defines them itself (keyvalue's bucket).
+    """
     item = extern.ty
     if not isinstance(item, wc.ComponentInstanceType):
         raise LinkError(where, [f"{where} is not an interface"])
@@ -216,7 +222,7 @@ def interface_functions(engine: wasmtime.Engine, extern: Any, where: str) -> dic
         ty = export.ty
         if isinstance(ty, wc.FuncType):
             functions[name] = ty
-        elif isinstance(ty, wc.ResourceType):
+        elif isinstance(ty, wc.ResourceType) and not host_resources:
             raise LinkError(where, [f"{where} uses resources, which cannot cross components"])
     return functions
 
@@ -269,11 +275,8 @@ def _imported(
 ) -> dict[str, wc.FuncType]:
     """The functions of the interface ``name`` as ``component`` imports it (its
     resources, keyvalue's bucket, are the caller's to define)."""
-    item = component.type.imports(engine)[name].ty
-    if not isinstance(item, wc.ComponentInstanceType):
-        raise LinkError(name, [f"{name} is not an interface"])
-    exports = item.exports(engine).items()
-    return {func: e.ty for func, e in exports if isinstance(e.ty, wc.FuncType)}
+    extern = component.type.imports(engine)[name]
+    return interface_functions(engine, extern, name, host_resources=True)
 
 
 def _define_fast(
