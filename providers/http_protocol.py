@@ -161,9 +161,7 @@ class HttpConnection(asyncio.Protocol):
         if front.tracker is not None:
             self._sock = transport.get_extra_info("socket")
             self.slot = front.tracker.opened(self._sock)
-        self._head_timer = self.loop.call_later(
-            self._limits.header_timeout_s, self._head_deadline_passed
-        )
+        self._arm_head_deadline()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if not self._admitted:
@@ -234,9 +232,7 @@ class HttpConnection(asyncio.Protocol):
                     self._last = True
                     self._refuse_after = _HEAD_TOO_LARGE
             elif self._task is None and self._head_timer is None:
-                self._head_timer = self.loop.call_later(
-                    self._limits.header_timeout_s, self._head_deadline_passed
-                )
+                self._arm_head_deadline()
 
     # -- the parser's callbacks ------------------------------------------------
 
@@ -351,9 +347,7 @@ class HttpConnection(asyncio.Protocol):
         elif self._last and self._parsing is None:
             self._close()
         elif self._head_begun:
-            self._head_timer = self.loop.call_later(
-                self._limits.header_timeout_s, self._head_deadline_passed
-            )
+            self._arm_head_deadline()
         elif self._parsing is None:
             self._idle_since = self.loop.time()
             if self._idle_timer is None:  # else it is armed, and finds out when it fires
@@ -465,6 +459,11 @@ class HttpConnection(asyncio.Protocol):
         self._last = True
         self.write(answer)
         self._close()
+
+    def _arm_head_deadline(self) -> None:
+        self._head_timer = self.loop.call_later(
+            self._limits.header_timeout_s, self._head_deadline_passed
+        )
 
     def _head_deadline_passed(self) -> None:
         self._head_timer = None
