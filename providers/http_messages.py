@@ -301,7 +301,7 @@ class ResponseWriter:
         self, status: int, headers: Iterable[tuple[str, str]], body: bytes, *, close: bool = False
     ) -> None:
         """A whole response with text headers (the own contract's)."""
-        fields, typed, _ = _encode_text(headers)
+        fields, typed = _encode_text(headers)
         if close:
             self.keep_alive = False
         self._send_whole(self._head(status, fields, typed, len(body)), body)
@@ -346,7 +346,8 @@ class ResponseWriter:
         self._conn.abort()
 
 
-def _encode_text(headers: Iterable[tuple[str, str]]) -> tuple[bytes, bool, int | None]:
+def _encode_text(headers: Iterable[tuple[str, str]]) -> tuple[bytes, bool]:
+    """Encoded fields and whether a Content-Type is among them (a length given is dropped)."""
     lines = []
     typed = False
     for name, value in headers:
@@ -358,7 +359,7 @@ def _encode_text(headers: Iterable[tuple[str, str]]) -> tuple[bytes, bool, int |
     text = "".join(lines)
     if text.count("\n") != len(lines) or text.count("\r") != len(lines):
         raise ValueError("a response header holds a line break")
-    return text.encode(), typed, None
+    return text.encode(), typed
 
 
 def _encode_raw(headers: list[tuple[str, bytes]]) -> tuple[bytes, bool, int | None]:
