@@ -57,10 +57,13 @@ class _HostFunc:
     describing and compiling all of them at start cost ~10 ms of every start.
     """
 
-    __slots__ = ("_build", "_impl", "_lower", "_params")
+    __slots__ = ("_build", "_impl", "_lower", "_params", "_plain")
 
-    def __init__(self, build: Callable[[], tuple[Callable[..., Any], WitFunc]]) -> None:
+    def __init__(
+        self, build: Callable[[], tuple[Callable[..., Any], WitFunc]], plain: bool
+    ) -> None:
         self._build = build
+        self._plain = plain
         self._impl: Callable[..., Any] | None = None
         self._lower: Any = None
         self._params: tuple[tuple[int, Any, Any], ...] = ()
@@ -68,19 +71,20 @@ class _HostFunc:
     def _compile(self) -> Callable[..., Any]:
         """Build the converters (racing threads may both do it: the result is the same)."""
         impl, func = self._build()
+        plain = self._plain
         # Per parameter: its offset, and either None (a handle: its rep is read
         # straight from the slot) or its converter's lift and the reader of the
         # handles inside it (values.param_reader).
         params: list[tuple[int, Any, Any]] = []
         for i, (_, ty) in enumerate(func.params):
-            if _is_handle(ty):
+            if plain and _is_handle(ty):
                 params.append((i * VAL, None, None))
             else:
-                lift = converter_for(ty, host_handles=True).lift
-                params.append((i * VAL, lift, param_reader(ty)))
+                lift = converter_for(ty, host_handles=plain).lift
+                params.append((i * VAL, lift, param_reader(ty) if plain else None))
         self._params = tuple(params)
         self._lower = (
-            None if func.result is None else converter_for(func.result, host_handles=True).lower
+            None if func.result is None else converter_for(func.result, host_handles=plain).lower
         )
         self._impl = impl  # last: a thread that sees it sees the converters too
         return impl
@@ -181,15 +185,22 @@ def _check(error: int | None, table: dict[int, Any], key: int) -> None:
 
 
 def add_fast_func(
-    instance: LinkerInstance, name: str, build: Callable[[], tuple[Callable[..., Any], WitFunc]]
+    instance: LinkerInstance,
+    name: str,
+    build: Callable[[], tuple[Callable[..., Any], WitFunc]],
+    *,
+    plain: bool = True,
 ) -> None:
     """``instance.add_func(name, impl)``, with ``func``'s values converted fast.
 
     ``build() -> (impl, func)`` runs on the first call. ``impl(context, *params)``:
     ``context`` is the raw store context (an int); params and result in the plain
-    spelling (``host.runtime.wasi.values``).
+    spelling (``host.runtime.wasi.values``), or, with ``plain=False``, in
+    wasmtime-py's, as an export call takes and gives them (``host.runtime.fastcall``):
+    what a linked component's forwarder hands on unchanged. Resources are then
+    not converted: such a function must have none in its type.
     """
-    key = _register(_functions, _HostFunc(build))
+    key = _register(_functions, _HostFunc(build, plain))
     encoded = name.encode("utf-8")
     error = _add_func(
         _address(instance.ptr()),
