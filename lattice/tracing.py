@@ -228,5 +228,40 @@ def _component_call(component_id: str, function: str, host_id: str) -> Iterator[
             _duration.record(_now_ms() - started, attributes)
 
 
+def observing() -> bool:
+    """Whether component calls are recorded (spans or metrics)."""
+    return _enabled["traces"] or _enabled["metrics"]
+
+
+def record_component_call(
+    component_id: str,
+    function: str,
+    host_id: str,
+    started_ns: int,
+    duration_ms: float,
+    error: str | None,
+) -> None:
+    """What ``component_call`` records, for a call already made (``started_ns``: wall
+    clock). A linked call made inside an attempt on the event loop's thread is
+    recorded this way once the attempt stands: a given-up attempt runs again,
+    and the call with it."""
+    attributes = {"wasmlattice.component": component_id, "wasmlattice.host": host_id}
+    if _enabled["traces"]:
+        span = _tracer.start_span(
+            f"call {component_id} {function}",
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            start_time=started_ns,
+        )
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end(end_time=started_ns + int(duration_ms * 1_000_000))
+    if _enabled["metrics"]:
+        _invocations.add(1, attributes)
+        if error is not None:
+            _errors.add(1, attributes)
+        _duration.record(duration_ms, attributes)
+
+
 def _now_ms() -> float:
     return time.perf_counter() * 1000

@@ -20,6 +20,7 @@ from host.runtime.loader import LoadPolicy
 from host.runtime.pool import Limits
 from tests.guests import build_guest
 from tests.loop_watch import watching_the_loop
+from tests.test_observability import points  # also sets up the in-memory metrics
 
 RUN = "chaintest:probe/run@0.1.0"
 WORK = "chaintest:probe/work"
@@ -102,6 +103,28 @@ async def test_a_given_up_attempt_drops_the_callee_instance_it_used(
         "[callee] stdout: callee count 1",
         "[callee] stdout: callee count 2",
     ]
+
+
+def _counted(metric: str, component: str) -> int:
+    found = points(f"wasmlattice.component.{metric}", component)
+    return sum(p.value for p in found)  # type: ignore[attr-defined]
+
+
+async def test_a_linked_call_in_a_given_up_attempt_is_recorded_once(runtime: HostRuntime) -> None:
+    """The callee's call made inside the given-up attempt ran again on a worker: the
+    metrics count the call that stood, not both."""
+    await warmed(runtime)
+    before = _counted("invocations", "callee"), _counted("errors", "callee")
+    gate = runtime.get("caller").pool.inline
+    abandoned = gate.abandoned
+    await runtime.call("caller", RUN, "count-then-spin", 100)
+    assert gate.abandoned == abandoned + 1
+    assert (_counted("invocations", "callee"), _counted("errors", "callee")) == (
+        before[0] + 1,
+        before[1],
+    )
+    await runtime.call("caller", RUN, "count")  # stands on the loop's thread, or a worker
+    assert _counted("invocations", "callee") == before[0] + 2
 
 
 async def test_a_looping_callee_holds_the_event_loop_for_one_attempt_at_most(

@@ -384,13 +384,39 @@ class HostRuntime:
         """
         running = self.components.get(target)
         if running is not None:
-            # Inside an attempt on the loop's thread this is part of it (pool.call_sync).
+            export = running.export_named(interface)
+            if inline.current() is not None and tracing.observing():
+                return self._linked_in_attempt(running, target, export, func, args)
+            # Inside an attempt on the loop's thread, the call is part of it (pool.call_sync).
             with tracing.component_call(target, func, self.host_id):
-                return running.pool.call_sync(running.export_named(interface), func, args)
+                return running.pool.call_sync(export, func, args)
         if self.remote is None:
             raise UnknownComponent(f"component {target} does not run on this host")
         inline.refuse("a linked component on another host")
         return self.remote(target, interface, func, args, func_type)
+
+    def _linked_in_attempt(
+        self, running: RunningComponent, target: str, export: str, func: str, args: tuple[Any, ...]
+    ) -> Any:
+        """A linked call inside an attempt: its span and metrics are held with the attempt's
+        log lines. Given up, the attempt runs again on a worker, and this call with it: it
+        is recorded once, and a refusal is not an error."""
+        started_ns, started = time.time_ns(), time.perf_counter()
+
+        def record(error: str | None) -> None:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            inline.hold(tracing.record_component_call, target, func, self.host_id,
+                        started_ns, elapsed_ms, error)  # fmt: skip
+
+        try:
+            result = running.pool.call_sync(export, func, args)
+        except Abandoned:
+            raise  # the attempt is given up, and this call runs again with it
+        except Exception as exc:
+            record(type(exc).__name__)
+            raise
+        record(None)
+        return result
 
     async def call(self, component_id: str, interface: str, func: str, *args: Any) -> Any:
         pool = self.get(component_id).pool
