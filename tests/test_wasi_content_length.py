@@ -91,17 +91,17 @@ class Answer:
     open: bool  # the connection was still open when the client stopped listening
 
 
-async def ask(server: HttpServer, query: str, method: str = "GET") -> Answer:
+async def ask(server: HttpServer, query: str, method: str = "GET", quiet_s: float = 0.5) -> Answer:
     """One request on its own connection: all the server sends until it closes the
-    connection or says nothing for 0.5 s (a keep-alive connection at rest, or a
-    client left waiting)."""
+    connection or says nothing for ``quiet_s`` (a keep-alive connection at rest, or
+    a client left waiting)."""
     reader, writer = await asyncio.open_connection(server.bind_host, server.port)
     writer.write(f"{method} /clen?{query} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
     received, open_ = b"", True
     try:
         while True:
             try:
-                chunk = await asyncio.wait_for(reader.read(65536), 0.5 if received else 10.0)
+                chunk = await asyncio.wait_for(reader.read(65536), quiet_s if received else 10.0)
             except TimeoutError:
                 break
             except ConnectionResetError:
@@ -134,7 +134,7 @@ async def test_a_body_finished_short_after_its_head_went_out_is_cut(
 ) -> None:
     """The guest waited before finishing, so the head and its 50 bytes were sent:
     the connection is cut, and the client is not left waiting for 50 more."""
-    answer = await ask(server, "cl=100&write=50&pause=100")
+    answer = await ask(server, "cl=100&write=50&pause=300", quiet_s=2.0)
     assert answer.status == 200 and answer.headers["content-length"] == "100"
     assert answer.body == b"a" * 50
     assert not answer.open
@@ -156,7 +156,7 @@ async def test_a_write_past_the_length_is_refused_and_never_sent(
 async def test_a_write_past_the_length_after_the_head_went_out_cuts_the_connection(
     server: HttpServer, printed: Printed
 ) -> None:
-    answer = await ask(server, "cl=10&write=5,10&pause=100")
+    answer = await ask(server, "cl=10&write=5,10&pause=300", quiet_s=2.0)
     assert answer.status == 200 and answer.headers["content-length"] == "10"
     assert answer.body == b"aaaaa" and not answer.open  # nothing past the length, and cut
     assert await printed.lines(2) == [
