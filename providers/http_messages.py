@@ -15,8 +15,10 @@ and hands it, with a ``ResponseWriter``, to the handler (``providers.http_server
   ``complete``) goes out in one write with its Content-Length; a streamed one
   (``start``, ``write``, ``finish``: a ``ResponseSink``) with the component's
   Content-Length when it gave one, else chunked (HTTP/1.0: ended by closing
-  the connection). ``abort`` ends the connection mid-response so the client
-  cannot take it as complete. HEAD answers carry no body, nor do 1xx, 204 and
+  the connection). A streamed body is held to the length its head announced: a
+  write past it, or a finish short of it, raises ValueError and sends nothing
+  (the caller then aborts). ``abort`` ends the connection mid-response so the
+  client cannot take it as complete. HEAD answers carry no body, nor do 1xx, 204 and
   304 ones. Framing headers are the server's own: a handler's Connection,
   Keep-Alive, Transfer-Encoding, Upgrade, TE and Content-Length are dropped
   (a streamed response's Content-Length is kept as its framing). Every answer
@@ -253,7 +255,16 @@ class IncomingBody:
 class ResponseWriter:
     """The answer to one request (a ``ResponseSink``, plus whole-response helpers)."""
 
-    __slots__ = ("_chunked", "_conn", "_empty", "_request", "finished", "keep_alive", "started")
+    __slots__ = (
+        "_chunked",
+        "_conn",
+        "_empty",
+        "_remaining",
+        "_request",
+        "finished",
+        "keep_alive",
+        "started",
+    )
 
     def __init__(self, conn: Wire, request: IncomingRequest) -> None:
         self._conn = conn
@@ -263,6 +274,7 @@ class ResponseWriter:
         self.keep_alive = request.keep_alive
         self._chunked = False
         self._empty = request.method == "HEAD"
+        self._remaining: int | None = None  # body bytes the head announced, not yet written
 
     def _head(
         self, status: int, fields: bytes, typed: bool, length: int | None, framed: bool = False
@@ -324,11 +336,17 @@ class ResponseWriter:
             fields += b"Content-Length: %d\r\n" % length
         self.started = True
         head = self._head(status, fields, typed, None, framed=length is not None)
+        self._remaining = None if self._empty else length
         self._conn.write_answer(head)
 
     async def write(self, chunk: bytes) -> None:
         if self._empty or not chunk:
             return
+        remaining = self._remaining
+        if remaining is not None:
+            if len(chunk) > remaining:
+                raise ValueError(f"a response body {len(chunk) - remaining} bytes past its length")
+            self._remaining = remaining - len(chunk)
         if self._chunked:
             self._conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
         else:
@@ -336,6 +354,8 @@ class ResponseWriter:
         await self._conn.drain()
 
     async def finish(self) -> None:
+        if self._remaining:  # the client would wait for the rest
+            raise ValueError(f"a response body {self._remaining} bytes short of its length")
         if self._chunked:
             self._conn.write(b"0\r\n\r\n")
         self.finished = True
@@ -371,9 +391,10 @@ def _encode_raw(headers: list[tuple[str, bytes]]) -> tuple[bytes, bool, int | No
         low = name.lower()
         if low in _OWN_HEADERS:
             if low == "content-length":
-                length = int(value)
-                if length < 0:
-                    raise ValueError(f"a response's Content-Length is negative: {length}")
+                digits = value.strip(b" \t")
+                if not digits.isdigit() or (length is not None and int(digits) != length):
+                    raise ValueError(f"a response's Content-Length is invalid: {value!r}")
+                length = int(digits)
             continue
         typed = typed or low == "content-type"
         lines.append(b"%b: %b\r\n" % (name.encode(), value))

@@ -44,6 +44,10 @@ async def _streamed(request: StreamedRequest, sink: ResponseSink) -> None:
         await sink.start(200, [("content-length", b"5")])
         await sink.write(b"hello")
         await sink.finish()
+    elif path in ("/stream/short", "/stream/long"):  # a body at odds with its length
+        await sink.start(200, [("content-length", b"10" if path == "/stream/short" else b"3")])
+        await sink.write(b"hello")
+        await sink.finish()
     else:  # /stream/abort: the answer starts, then breaks
         await sink.start(200, [])
         await sink.write(b"partial")
@@ -181,6 +185,16 @@ async def test_streamed_answers_are_chunked_or_use_the_components_length() -> No
         # Broken after it started: closed without the final chunk, so it reads as cut.
         broken = await _exchange(server, b"GET /stream/abort HTTP/1.1\r\nHost: t\r\n\r\n")
         assert broken.endswith(b"7\r\npartial\r\n")
+
+
+async def test_a_streamed_answer_never_breaks_the_length_it_announced() -> None:
+    """A body short of its Content-Length is cut (the client would wait for the
+    rest); one past it is refused before a byte past the length is sent."""
+    async with _serving() as server:
+        short = await _exchange(server, b"GET /stream/short HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert b"Content-Length: 10\r\n" in short and short.endswith(b"\r\n\r\nhello")
+        long = await _exchange(server, b"GET /stream/long HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert b"Content-Length: 3\r\n" in long and long.endswith(b"\r\n\r\n")
 
 
 async def test_a_client_that_half_closes_still_gets_its_answer() -> None:

@@ -11,13 +11,16 @@ the guest drives it through host functions on its worker thread:
   413/408/400);
 - ``response-outparam.set`` sends the status and headers at once;
 - the response body's output stream hands each chunk to the provider's sink in
-  order (a lock on the event loop keeps the order of writes; writes made before
-  ``set`` wait for it, and count against the stream's write budget meanwhile);
+  order (``http_response``: writes made before ``set`` wait for it, and count
+  against the stream's write budget meanwhile; sends are held back while the
+  guest runs, and a response whole when the call returns goes out in one write);
+- a Content-Length the response declares holds its body: a write past it fails
+  and ``outgoing-body.finish`` at another length returns
+  ``HTTP-response-body-size`` (as in wasmtime), and the response is broken off;
+  an invalid one makes ``outgoing-response.body`` fail, and the response set
+  without a body fails the exchange (a 500 naming the problem in the log);
 - ``outgoing-body.finish`` ends the response; dropping the body unfinished
   aborts it (the client sees a truncated response, as the spec asks);
-- sends are held back while the guest runs (``Exchange``): a response that is
-  whole when the call returns goes to the sink in one piece
-  (``ResponseSink.complete``: one write, with its length), with no pump.
 
 Header rules: names are HTTP tokens, values carry no CR, LF or NUL, and the
 connection-level names (``connection``, ``transfer-encoding``...) are
@@ -28,17 +31,22 @@ incoming trailers are always none and outgoing ones are dropped.
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import concurrent.futures
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from host.runtime import inline
-from host.runtime.wasi.io import Always, InputStream, IoError, OutputStream, Pollable, StreamFailed
+from host.runtime.wasi.http_response import ResponseBody, ResponseSender, content_length
+from host.runtime.wasi.io import (
+    Always,
+    ChunkSink,
+    InputStream,
+    IoError,
+    OutputStream,
+    Pollable,
+    StreamFailed,
+)
 from host.runtime.wasi.table import KINDS, CallScope, HostObject, ResourceTable, WasiTrap
 from host.runtime.wasi.values import Err, Ok, Variant
 from providers.http_server import BodyError, ResponseSink, StreamedRequest
@@ -154,13 +162,25 @@ class IncomingRequest(HostObject):
         self.body: IncomingBody | None = body
 
 
+class BodySink(ChunkSink, Protocol):
+    """Where an outgoing body goes: a response's ``ResponseBody``, or a request's buffer."""
+
+    def finish(self) -> Variant | None:
+        """The body is complete; the ``error-code`` when it cannot be (its length is off)."""
+        ...
+
+    def abort(self) -> None:
+        """The guest dropped the body unfinished."""
+        ...
+
+
 class OutgoingBody(HostObject):
     """A body the guest writes: a response's (to the exchange) or a request's (buffered)."""
 
     KIND = KINDS["outgoing-body"]
 
-    def __init__(self, sink: Any) -> None:
-        self.sink = sink  # _ResponseBody, or a request body buffer (http_outgoing)
+    def __init__(self, sink: BodySink) -> None:
+        self.sink = sink
         self.stream_taken = False
         self.finished = False
 
@@ -176,7 +196,7 @@ class OutgoingResponse(HostObject):
         headers.mutable = False
         self.headers = headers
         self.status = 200
-        self.body: _ResponseBody | None = None
+        self.body: ResponseBody | None = None
 
 
 class ResponseOutparam(HostObject):
@@ -184,66 +204,6 @@ class ResponseOutparam(HostObject):
 
     def __init__(self, exchange: Exchange) -> None:
         self.exchange = exchange
-
-
-class _ResponseBody:
-    """The sink of a response body: chunks wait here until the response is set."""
-
-    def __init__(self) -> None:
-        self._exchange: Exchange | None = None
-        self._held: list[tuple[bytes, concurrent.futures.Future[None]]] = []
-        self._finish_held = False
-        self._lock = threading.Lock()
-
-    def write(self, chunk: bytes) -> concurrent.futures.Future[None] | None:
-        with self._lock:
-            if self._exchange is not None:
-                return self._exchange.write(chunk)
-            held: concurrent.futures.Future[None] = concurrent.futures.Future()
-            self._held.append((chunk, held))
-            return held
-
-    def finish(self) -> None:
-        with self._lock:
-            if self._exchange is None:
-                self._finish_held = True
-                return
-        self._exchange.finish()
-
-    def abort(self) -> None:
-        exchange = self._exchange
-        if exchange is not None:
-            exchange.abort("the component dropped the response body without finishing it")
-
-    def bind(self, exchange: Exchange) -> None:
-        with self._lock:
-            self._exchange = exchange
-            held, self._held = self._held, []
-            for chunk, waiting in held:
-                sent = exchange.write(chunk)
-                if sent is None:
-                    waiting.set_result(None)
-                else:
-                    _chain(sent, waiting)
-            if self._finish_held:
-                exchange.finish()
-
-
-def _chain(
-    source: concurrent.futures.Future[None], target: concurrent.futures.Future[None]
-) -> None:
-    """Complete ``target`` as ``source`` completes."""
-
-    def copy(done: concurrent.futures.Future[None]) -> None:
-        exc = None if done.cancelled() else done.exception()
-        if done.cancelled():
-            target.cancel()
-        elif exc is not None:
-            target.set_exception(exc)
-        else:
-            target.set_result(None)
-
-    source.add_done_callback(copy)
 
 
 class _RequestBodySource:
@@ -268,30 +228,14 @@ class Exchange:
     ) -> None:
         self.table = table
         self.request = request
-        self.sink = sink
         self.scope = CallScope(table.loop, time.monotonic() + deadline_s)
+        self.sender = ResponseSender(table.loop, sink)
+        # The pump starts when the guest is about to wait on anything.
+        self.scope.before_wait = self.sender.release_held
         self.request_error: BodyError | None = None
         self.responded = False  # response-outparam.set was called
         self.error_code: Variant | None = None  # ... with an error instead of a response
-        self.aborted: str | None = None
-        self.finished = False
         self.body_read = False  # the guest asked for request body bytes
-        # What the guest sends, in order, until the loop's pump takes it. While the
-        # guest runs, the loop is not woken for it (a wake-up mid-call makes the loop
-        # and the guest fight over the GIL): the pump starts when the call returns
-        # (``release``), when the guest is about to wait on anything
-        # (``scope.before_wait``), or once _HOLD_BYTES are queued, so a long body
-        # still streams out chunk by chunk. A response made at once costs no hop.
-        self._outbox: collections.deque[_Send] = collections.deque()
-        self._holding = True
-        self._held_bytes = 0
-        self.scope.before_wait = self._release_held
-        self._lock = threading.Lock()
-        self._pump_due = False  # a pump is scheduled or running
-        self._pump: asyncio.Task[None] | None = None
-        self._sent_any = False
-        self._send_failed = False
-        self._head_failed = False
 
     # -- made on the loop, before the guest runs ----------------------------
 
@@ -306,27 +250,39 @@ class Exchange:
 
     def respond(self, response: OutgoingResponse) -> None:
         self.responded = True
-        headers = [(k, v) for k, v in response.headers.entries]
-        self._send(_START, (response.status, headers))
-        if response.body is None:
-            self.finish()  # a response whose body was never taken is empty
-        else:
-            response.body.bind(self)
+        headers = list(response.headers.entries)
+        body = response.body
+        if body is not None:  # its length was checked when the body was taken
+            self.sender.start(response.status, headers, body.length)
+            body.bind(self.sender)
+            return
+        try:
+            length = content_length(headers)
+        except ValueError as exc:
+            self.sender.abort(f"set a response whose {exc}")
+            return
+        if length and not self._bodiless(response.status):
+            self.sender.abort(f"set a response declaring content-length {length} without a body")
+            return
+        self.sender.start(response.status, headers, length)
+        self.sender.finish()  # a response whose body was never taken is empty
+
+    def _bodiless(self, status: int) -> bool:
+        """An answer that carries no body whatever its length says (RFC 9110 8.6)."""
+        return self.request.method == "HEAD" or status < 200 or status in (204, 304)
 
     def fail(self, code: Variant) -> None:
         self.responded = True
         self.error_code = code
 
-    def write(self, chunk: bytes) -> concurrent.futures.Future[None] | None:
-        return self._send(_WRITE, chunk)
+    @property
+    def finished(self) -> bool:
+        return self.sender.finished
 
-    def finish(self) -> None:
-        self.finished = True
-        self._send(_FINISH, None)
-
-    def abort(self, reason: str) -> None:
-        if not self.finished:
-            self.aborted = reason
+    @property
+    def aborted(self) -> str | None:
+        """Why the response was broken off (None: it was not)."""
+        return self.sender.aborted
 
     @property
     def answered(self) -> bool:
@@ -336,130 +292,7 @@ class Exchange:
     @property
     def replayable(self) -> bool:
         """Nothing went towards the client and no body was read: another instance may serve it."""
-        return not self._sent_any and not self.body_read
-
-    def _send(self, op: int, arg: Any) -> concurrent.futures.Future[None] | None:
-        """Queue ``op`` for the client; the loop's pump sends queued ops in order.
-
-        The future completes when the op reached the sink. An op held back gets
-        none (None: done, for the output stream): held bytes stay under the write
-        budget, and a failure to send them fails the exchange as any other.
-        """
-        with self._lock:
-            self._sent_any = True
-            if self._holding:
-                if op == _WRITE:
-                    self._held_bytes += len(arg)
-                if self._held_bytes < _HOLD_BYTES:
-                    self._outbox.append((op, arg, None))
-                    return None
-                # Sending starts here: a call on the event loop's thread stops first.
-                inline.refuse("a response longer than the host holds back")
-                self._holding = False
-            done: concurrent.futures.Future[None] = concurrent.futures.Future()
-            self._outbox.append((op, arg, done))
-            schedule, self._pump_due = not self._pump_due, True
-        if schedule:
-            self.table.loop.call_soon_threadsafe(self._start_pump)
-        return done
-
-    def _release_held(self) -> None:
-        """Stop holding sends back; start the pump for what is queued (guest's thread)."""
-        with self._lock:
-            if not self._holding:
-                return
-            self._holding = False
-            schedule = bool(self._outbox) and not self._pump_due
-            self._pump_due = self._pump_due or schedule
-        if schedule:
-            self.table.loop.call_soon_threadsafe(self._start_pump)
-
-    def release(self) -> None:
-        """The guest's call returned: send what it held back (on the loop)."""
-        with self._lock:
-            self._holding = False
-            whole = None if self._pump_due else self._whole_response()
-            schedule = whole is None and bool(self._outbox) and not self._pump_due
-            self._pump_due = self._pump_due or schedule
-        if whole is not None:
-            self._complete(*whole)
-        elif schedule:
-            self._start_pump()
-
-    def _whole_response(self) -> tuple[int, list[tuple[str, bytes]], list[_Send]] | None:
-        """The held sends when they are a whole response, nothing of it sent yet
-        (head, chunks, end; a length header, if any, matching the body); taken out."""
-        outbox = self._outbox
-        if len(outbox) < 2 or outbox[0][0] != _START or outbox[-1][0] != _FINISH:
-            return None
-        sends = list(outbox)
-        if any(op != _WRITE for op, _, _ in sends[1:-1]):
-            return None
-        status, headers = sends[0][1]
-        size = sum(len(chunk) for _, chunk, _ in sends[1:-1])
-        if any(k == "content-length" and v.strip() != str(size).encode() for k, v in headers):
-            return None
-        outbox.clear()
-        return status, headers, sends
-
-    def _complete(self, status: int, headers: list[tuple[str, bytes]], sends: list[_Send]) -> None:
-        """Hand a whole response to the sink at once: no pump, one write to the client."""
-        body = b"".join(chunk for _, chunk, _ in sends[1:-1])
-        try:
-            self.sink.complete(status, headers, body)
-        except Exception as exc:
-            self._send_failed = True
-            for _, _, done in sends:
-                if done is not None and not done.cancelled():
-                    done.set_exception(exc)
-            return
-        for _, _, done in sends:
-            if done is not None and not done.cancelled():
-                done.set_result(None)
-
-    # -- the loop's side -----------------------------------------------------
-
-    def _start_pump(self) -> None:
-        self._pump = asyncio.ensure_future(self._run_pump())
-
-    async def _run_pump(self) -> None:
-        while True:
-            with self._lock:
-                if not self._outbox:
-                    self._pump_due = False
-                    return
-                op, arg, done = self._outbox.popleft()
-            if done is not None and done.cancelled():
-                continue
-            try:
-                await self._deliver(op, arg)
-            except BaseException as exc:
-                self._send_failed = True
-                if done is not None and not done.cancelled():
-                    done.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-            else:
-                if done is not None and not done.cancelled():
-                    done.set_result(None)
-
-    async def _deliver(self, op: int, arg: Any) -> None:
-        if op == _START:
-            try:
-                await self.sink.start(*arg)
-            except BaseException:
-                self._head_failed = True
-                raise
-            return
-        if self._head_failed:
-            raise StreamFailed(IoError("the client is gone"))
-        if op == _WRITE:
-            try:
-                await self.sink.write(arg)
-            except (ConnectionError, RuntimeError) as exc:
-                raise StreamFailed(IoError(f"the client is gone: {exc}")) from exc
-        else:
-            await self.sink.finish()
+        return not self.sender.sent_any and not self.body_read
 
     async def read_body(self) -> bytes:
         self.body_read = True
@@ -469,35 +302,20 @@ class Exchange:
             self.request_error = exc
             raise StreamFailed(IoError(exc.public_message)) from exc
 
+    # -- the loop's side -----------------------------------------------------
+
+    def release(self) -> None:
+        """The guest's call returned: send what it held back."""
+        self.sender.release()
+
     async def settle(self, timeout_s: float) -> bool:
         """Wait for what the guest sent to reach the sink; True when all of it did."""
-        # ``release`` started the pump, or it was scheduled before the guest's call
-        # returned (both hops are call_soon_threadsafe from the worker, which keeps
-        # their order).
-        pump = self._pump
-        if pump is not None and not pump.done():
-            done, _ = await asyncio.wait([pump], timeout=timeout_s)
-            if not done:
-                return False
-        return not self._outbox and not self._send_failed and self._sent_any
+        return await self.sender.settle(timeout_s)
 
     def close(self) -> None:
         """Cancel what is still pending and release the guest's request handles."""
-        with self._lock:
-            left, self._outbox = list(self._outbox), collections.deque()
-        for _op, _arg, done in left:
-            if done is not None:
-                done.cancel()
-        if self._pump is not None and not self._pump.done():
-            self._pump.cancel()
+        self.sender.close()
         self.table.release_scope(self.scope)
-
-
-# What the pump sends: the head, a body chunk, the end.
-_START, _WRITE, _FINISH = 0, 1, 2
-# Body bytes held back while the guest runs without waiting (see Exchange).
-_HOLD_BYTES = 32 * 1024
-_Send = tuple[int, Any, concurrent.futures.Future[None] | None]
 
 
 def functions(table: ResourceTable) -> Mapping[str, Callable[..., Any]]:
@@ -549,7 +367,13 @@ def functions(table: ResourceTable) -> Mapping[str, Callable[..., Any]]:
         response = table.get(rep, OutgoingResponse)
         if response.body is not None:
             return Err()
-        response.body = _ResponseBody()
+        try:
+            length = content_length(response.headers.entries)
+        except ValueError:
+            # Refused as wasmtime refuses it: a body that cannot be framed. The
+            # response set without a body then fails with the problem named.
+            return Err()
+        response.body = ResponseBody(length)
         return Ok(table.own(OutgoingBody(response.body)))
 
     def body_write(_s: Any, rep: int) -> Any:
@@ -564,8 +388,8 @@ def functions(table: ResourceTable) -> Mapping[str, Callable[..., Any]]:
         if trailers is not None:
             table.take(trailers, Fields)  # dropped: the provider cannot send trailers
         body.finished = True
-        body.sink.finish()
-        return Ok()
+        error = body.sink.finish()
+        return Ok() if error is None else Err(error)
 
     def set_response(_s: Any, param: int, response: Any) -> None:
         exchange = table.take(param, ResponseOutparam).exchange

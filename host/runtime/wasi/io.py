@@ -10,7 +10,9 @@ Streams have a source or a sink on the host side:
 - an output stream hands chunks to a ``ChunkSink`` (the HTTP response, an
   outgoing request's buffered body, the host log). A sink may finish a write
   later (the response waits for the socket): ``check-write`` grants up to
-  ``WRITE_BUDGET`` bytes not yet written, which is the back-pressure.
+  ``WRITE_BUDGET`` bytes not yet written, which is the back-pressure. A write
+  the sink refuses at once (a body past its length) fails itself; a later
+  failure surfaces on the next operation.
 
 Every wait (``block``, ``poll``, the blocking reads and writes) ends at the
 call's deadline (``ResourceTable.wait``).
@@ -284,6 +286,10 @@ class OutputStream(HostObject):
                 future = self._sink.write(bytes(data))
                 if future is not None:
                     self._in_flight.append((future, len(data)))
+                    if future.done():  # refused at once (a body past its length): this write fails
+                        self._settle()
+                        if self._error is not None:
+                            return Err(stream_failed(table, self._error))
         return Ok()
 
     def flush(self, table: ResourceTable, blocking: bool) -> Any:
