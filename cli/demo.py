@@ -6,11 +6,13 @@ http-server routes, the counter's keyvalue bucket) and scale requests.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from catalog.kinds import KEYVALUE
-from host.errors import FetchError
+from host.errors import FetchError, HostError
 from lattice.connection import NatsOptions, connect
 from lattice.messages import Link, ScaleComponent, http_route
 from lattice.state import LatticeState
@@ -19,12 +21,13 @@ if TYPE_CHECKING:
     from host.daemon import HostDaemon
 
 DEMO_BUCKET = "demo-counter"
+DEMO_ROUTES = {"/": "hello", "/counter": "counter"}  # path -> component
+ROUTES_WAIT_S = 15.0  # the routes follow the links through a KV watch: usually milliseconds
 
 
 def demo_links() -> list[Link]:
     return [
-        http_route("hello", "/"),
-        http_route("counter", "/counter"),
+        *(http_route(component, path) for path, component in DEMO_ROUTES.items()),
         Link(
             source_id="counter",
             target=KEYVALUE,
@@ -53,3 +56,22 @@ async def deploy_demo(
             await nc.close()
     for name, path in sources.items():
         await daemon.apply(ScaleComponent(component_id=name, source=str(path.resolve())))
+    await _routes_in_place(daemon)
+
+
+async def _routes_in_place(daemon: HostDaemon) -> None:
+    """Until each demo path routes to its component, so the URLs printed next answer as
+    described (``/`` is a prefix route: until ``/counter`` exists, hello answers it)."""
+    deadline = time.monotonic() + ROUTES_WAIT_S
+    while True:
+        missing = [
+            path
+            for path, component in DEMO_ROUTES.items()
+            if (route := daemon.http.routes.lookup("", path)) is None
+            or route.component_id != component
+        ]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise HostError(f"the demo's routes {missing} are not in place in {ROUTES_WAIT_S:g} s")
+        await asyncio.sleep(0.05)
