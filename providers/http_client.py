@@ -47,6 +47,10 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"}
 )
+# The framing of a request is the client's: aiohttp sets Content-Length from the body
+# it sends. Passed on, a component's value would be sent as written (every copy of
+# it), and aiohttp would cut a longer body to it and send a shorter one under it.
+NOT_FORWARDED = HOP_BY_HOP | {"content-length"}
 
 
 class ClientError(Exception):
@@ -244,7 +248,7 @@ class HttpClient:
         connect = _bound(policy.connect_timeout_s, call.connect_timeout_s)
         first_byte = _bound(policy.first_byte_timeout_s, call.first_byte_timeout_s)
         between = _bound(policy.between_bytes_timeout_s, call.between_bytes_timeout_s)
-        headers = [(k, v.decode("latin-1")) for k, v in call.headers if k not in HOP_BY_HOP]
+        headers = [(k, v.decode("latin-1")) for k, v in call.headers if k not in NOT_FORWARDED]
         url = f"{call.scheme}://{call.authority}{call.path_with_query or '/'}"
         session = self._get_session()
         try:

@@ -11,7 +11,8 @@ the resources of WASI 0.2 itself (``table``) and serves, one module per package:
 
 - ``http_types`` / ``http_outgoing``: ``wasi:http`` (the incoming exchange, and
   outgoing requests under the component's ``http-client`` policy);
-  ``http_response`` sends an exchange's response, held to its Content-Length;
+  ``http_response`` sends an exchange's response; ``body_length`` holds a
+  response's or an outgoing request's body to the Content-Length it declares;
 - ``io``: errors, pollables, streams;
 - ``cli``: granted environment only, empty stdin, stdout/stderr to the host
   log, no terminal, ``exit`` traps;

@@ -10,6 +10,19 @@ is finished (request bodies are buffered, up to the policy's cap), and
 an input stream read chunk by chunk under the policy's timeouts and size cap.
 A failure reaches the guest as the WIT ``error-code``, never as a trap.
 
+A Content-Length the request declares holds its body, as in wasmtime's
+wasi-http host (``body_length``): ``outgoing-request.body`` refuses an invalid
+one; a write past it fails the stream with ``HTTP-request-body-size`` (the
+bytes written, refused ones included) and ``outgoing-body.finish`` at any other
+length returns that error. Such a body is never sent: the request waiting on it
+gets the same error in its ``future-incoming-response`` (wasmtime, which streams
+the body, breaks the request off mid-way instead: ``HTTP-protocol-error``). A
+request whose body was never taken is empty, so ``handle`` refuses one declaring
+a length other than 0 (``HTTP-request-body-size(0)``), or an invalid one
+(``HTTP-protocol-error``). The provider frames the body it sends from its real
+length (``providers.http_client``), so the length on the wire is always one
+value, the body's.
+
 A component without an ``http-client`` link gets the policy that allows
 nothing, so a standard ``wasi:http/proxy`` component (which always imports
 ``outgoing-handler``) starts, and every request it makes is denied.
@@ -25,6 +38,7 @@ from typing import Any
 
 from wasmtime import component as wc
 
+from host.runtime.wasi.body_length import body_size_error, content_length
 from host.runtime.wasi.http_types import Fields, IncomingBody, OutgoingBody, method_name
 from host.runtime.wasi.io import InputStream, IoError, Pollable, StreamFailed
 from host.runtime.wasi.table import KINDS, HostObject, ResourceTable
@@ -79,27 +93,70 @@ class RequestOptions(HostObject):
         return None if value is None else value / 1e9
 
 
-class _BodyBuffer:
-    """An outgoing request's body: kept whole (up to a cap) until it is finished."""
+class RequestRefused(Exception):
+    """A request the host will not send; ``code``: the ``error-code`` its future gets."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, code: Variant, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+class _BodyBuffer:
+    """An outgoing request's body: kept whole (up to a cap) until it is finished,
+    and held to ``length``, the Content-Length the request declares (None: none).
+
+    A write the body cannot take (past its length or the cap) fails the stream,
+    and the body can then never be sent: ``finish`` fails too, and the request
+    waiting on it is refused with the same ``error-code``. ``finish`` short of
+    the length fails alike, so no request goes out framed by a length its body
+    does not have.
+    """
+
+    def __init__(self, cap: int, length: int | None) -> None:
         self.cap = cap
+        self.length = length
         self.data = bytearray()
+        self._written = 0  # what the guest wrote, refused bytes included (as wasmtime counts)
         self.state = "open"  # then "finished" or "aborted"
+        self.error: RequestRefused | None = None  # why the body cannot be sent
         self._waiters: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
     def write(self, chunk: bytes) -> concurrent.futures.Future[None] | None:
+        self._written += len(chunk)
+        length = self.length
+        if length is not None and self._written > length:
+            return self._refuse(
+                body_size_error("request", self._written),
+                f"wrote {self._written} bytes of a request body whose content-length is {length}",
+            )
         if len(self.data) + len(chunk) > self.cap:
-            failed: concurrent.futures.Future[None] = concurrent.futures.Future()
-            code = Variant("HTTP-request-body-size", None)
-            failed.set_exception(StreamFailed(IoError(f"request body over {self.cap} bytes", code)))
-            return failed
+            return self._refuse(
+                Variant("HTTP-request-body-size", None), f"request body over {self.cap} bytes"
+            )
         self.data += chunk
         return None
 
-    def finish(self) -> None:
+    def _refuse(self, code: Variant, reason: str) -> concurrent.futures.Future[None]:
+        self.error = self.error or RequestRefused(code, reason)
+        failed: concurrent.futures.Future[None] = concurrent.futures.Future()
+        failed.set_exception(StreamFailed(IoError(reason, code)))
+        return failed
+
+    def finish(self) -> Variant | None:
+        """End the body; the ``error-code`` when it cannot be sent as it is."""
+        length = self.length
+        if self.error is None and length is not None and self._written != length:
+            self.error = RequestRefused(
+                body_size_error("request", self._written),
+                f"finished a request body after {self._written} bytes, "
+                f"its content-length declaring {length}",
+            )
+        if self.error is not None:
+            self._end("aborted")
+            return self.error.code
         self._end("finished")
+        return None
 
     def abort(self) -> None:
         self._end("aborted")
@@ -211,7 +268,11 @@ def functions(
         request = req(rep)
         if request.body is not None:
             return Err()
-        request.body = _BodyBuffer(policy.max_request_bytes)
+        try:
+            length = content_length(request.headers.entries)
+        except ValueError:
+            return Err()  # as wasmtime: no body can be framed by this length
+        request.body = _BodyBuffer(policy.max_request_bytes, length)
         return Ok(table.own(OutgoingBody(request.body)))
 
     def options(rep: int) -> RequestOptions:
@@ -235,12 +296,16 @@ def functions(
             return Err(Variant("HTTP-request-URI-invalid"))
         if not policy.allows(scheme, request.authority):
             return Err(Variant("HTTP-request-denied"))
-        future = FutureIncomingResponse(table)
         body = request.body
+        if body is None and (refused := _bodiless_framing(request)) is not None:
+            return Err(refused)
+        future = FutureIncomingResponse(table)
 
         def send() -> None:
             if body is not None and body.state == "aborted":
-                future.future.set_exception(ClientError("internal-error", "request body aborted"))
+                future.future.set_exception(
+                    body.error or ClientError("internal-error", "request body aborted")
+                )
                 return
             call = OutgoingCall(
                 method=method_name(request.method),
@@ -273,6 +338,8 @@ def functions(
             reply = future.future.result()
         except ClientError as exc:
             return Ok(Err(error_variant(exc)))
+        except RequestRefused as exc:
+            return Ok(Err(exc.code))
         except concurrent.futures.CancelledError:
             return Ok(Err(Variant("internal-error", "cancelled")))
         return Ok(Ok(table.own(IncomingResponse(table, reply))))
@@ -320,6 +387,19 @@ def functions(
         "[method]incoming-response.consume": consume,
     }
     return types, {"handle": handle}
+
+
+def _bodiless_framing(request: OutgoingRequest) -> Variant | None:
+    """Why a request whose body was never taken cannot go out as it declares (None: it can).
+
+    Its body is empty, so a Content-Length must say 0: a longer one is the body
+    short of its length (as ``finish`` at 0 bytes), an invalid one frames nothing.
+    """
+    try:
+        length = content_length(request.headers.entries)
+    except ValueError:
+        return Variant("HTTP-protocol-error")
+    return body_size_error("request", 0) if length else None
 
 
 def method_scheme(scheme: Variant) -> str:

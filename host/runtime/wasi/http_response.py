@@ -1,7 +1,6 @@
 """A ``wasi:http`` response on its way out: from the guest's body writes to the
 provider's sink (``providers.http_server.ResponseSink``).
 
-- ``content_length``: the length a response's fields declare, or why it is invalid.
 - ``ResponseBody``: the sink of the guest's body stream. With a declared
   Content-Length it holds the body to it, as wasmtime's wasi-http host does: a
   write that would take the body past the length fails the stream with
@@ -28,38 +27,15 @@ import threading
 from typing import Any
 
 from host.runtime import inline
+from host.runtime.wasi.body_length import body_size_error
 from host.runtime.wasi.io import IoError, StreamFailed
 from host.runtime.wasi.values import Variant
 from providers.http_server import ResponseSink
 
-__all__ = ["HOLD_BYTES", "ResponseBody", "ResponseSender", "body_size_error", "content_length"]
+__all__ = ["HOLD_BYTES", "ResponseBody", "ResponseSender"]
 
 # Body bytes held back while the guest runs without waiting (see ResponseSender).
 HOLD_BYTES = 32 * 1024
-_MAX_LENGTH = 2**64 - 1  # a WIT u64, as wasmtime parses it
-
-
-def content_length(fields: list[tuple[str, bytes]]) -> int | None:
-    """The Content-Length the fields declare (None: none); ValueError naming what is wrong.
-
-    Each value is digits (around them, spaces or tabs); several must agree.
-    """
-    lengths = set()
-    for name, value in fields:
-        if name != "content-length":
-            continue
-        digits = value.strip(b" \t")
-        if not digits.isdigit() or int(digits) > _MAX_LENGTH:
-            raise ValueError(f"content-length {value!r} is not a non-negative integer")
-        lengths.add(int(digits))
-    if len(lengths) > 1:
-        raise ValueError(f"content-length has differing values {sorted(lengths)}")
-    return lengths.pop() if lengths else None
-
-
-def body_size_error(written: int) -> Variant:
-    """The ``error-code`` of a response body at odds with its Content-Length."""
-    return Variant("HTTP-response-body-size", written)
 
 
 class ResponseBody:
@@ -92,7 +68,7 @@ class ResponseBody:
         reason = f"wrote {written} bytes of a response body whose content-length is {length}"
         self._break(reason)
         failed: concurrent.futures.Future[None] = concurrent.futures.Future()
-        failed.set_exception(StreamFailed(IoError(reason, body_size_error(written))))
+        failed.set_exception(StreamFailed(IoError(reason, body_size_error("response", written))))
         return failed
 
     def finish(self) -> Variant | None:
@@ -104,7 +80,7 @@ class ResponseBody:
                     f"finished a response body after {self._written} of the "
                     f"{length} bytes its content-length declares"
                 )
-            return body_size_error(self._written)
+            return body_size_error("response", self._written)
         with self._lock:
             if self._sender is None:
                 self._finish_held = True

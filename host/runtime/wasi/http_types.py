@@ -37,7 +37,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from host.runtime.wasi.http_response import ResponseBody, ResponseSender, content_length
+from host.runtime.wasi.body_length import content_length
+from host.runtime.wasi.http_response import ResponseBody, ResponseSender
 from host.runtime.wasi.io import (
     Always,
     ChunkSink,
