@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
+import time
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
@@ -18,8 +20,9 @@ from host.errors import UnknownComponent
 from host.runtime.components import HostRuntime
 from host.wire.codec import WireCodec
 from lattice import tracing
-from lattice.connection import Connection
-from lattice.invoke import invoke, serve_component
+from lattice.connection import Connection, NatsOptions
+from lattice.direct import DirectRequests, Unsent
+from lattice.invoke import invoke, invoke_direct, serve_component
 from lattice.responder import Responder
 from lattice.subjects import Subjects
 from providers import contracts
@@ -28,6 +31,11 @@ from providers.contracts import unversioned
 # Calls from other hosts handled at once per exported interface; beyond the
 # component's own limit they wait in its instance pool, under its deadline.
 REMOTE_CALL_CONCURRENCY = 64
+# After a direct connection could not be made, calls go through the event loop for this
+# long before the next try (a server refusing them is not asked on every call).
+DIRECT_RETRY_S = 5.0
+
+log = logging.getLogger(__name__)
 
 
 class CodecCache:
@@ -54,6 +62,7 @@ class RemoteCalls:
         codecs: CodecCache,
         loop: asyncio.AbstractEventLoop,
         timeout_s: float,
+        direct: NatsOptions | None = None,
     ) -> None:
         self._nc = nc
         self._subjects = subjects
@@ -61,6 +70,12 @@ class RemoteCalls:
         self._loop = loop
         self._timeout_s = timeout_s
         self._calls: set[asyncio.Task[None]] = set()  # in flight: a task needs a holder
+        # ``direct``: the options of the process's connection; each worker thread then
+        # sends its calls on a connection of its own (lattice.direct), with no hand-off
+        # to the event loop and back.
+        self._direct = DirectRequests(direct) if direct is not None else None
+        self.direct_calls = 0  # calls that went that way
+        self._direct_after = 0.0  # time.monotonic() before which none is tried
 
     def invoke(
         self, target: str, interface: str, func: str, args: tuple[Any, ...], func_type: Any
@@ -68,19 +83,39 @@ class RemoteCalls:
         """A linked call to a component on another host (runs on a worker thread)."""
         codec = self._codecs.for_func(func_type)
         payload = codec.encode_params(args)
+        interface = unversioned(interface)
+        headers = tracing.inject_headers()
+        if self._direct is not None and time.monotonic() >= self._direct_after:
+            try:
+                data = invoke_direct(
+                    self._direct, self._subjects, target, interface, func, payload,
+                    headers=headers, timeout_s=self._timeout_s,
+                )  # fmt: skip
+            except Unsent as exc:
+                # Not sent: through the event loop instead, for a while.
+                self._direct_after = time.monotonic() + DIRECT_RETRY_S
+                log.info("linked calls go through the event loop for %g s: %s", DIRECT_RETRY_S, exc)
+            else:
+                self.direct_calls += 1
+                return codec.decode_result(data)
         call = invoke(
             self._nc,
             self._subjects,
             target,
-            unversioned(interface),
+            interface,
             func,
             payload,
-            headers=tracing.inject_headers(),
+            headers=headers,
             timeout_s=self._timeout_s,
         )
         reply: concurrent.futures.Future[bytes] = concurrent.futures.Future()
         self._loop.call_soon_threadsafe(self._start, _hand_over(call, reply))
         return codec.decode_result(reply.result(self._timeout_s + 1))
+
+    def close(self) -> None:
+        """Close the worker threads' own connections."""
+        if self._direct is not None:
+            self._direct.close()
 
     def _start(self, call: Coroutine[Any, Any, None]) -> None:
         task = self._loop.create_task(call)

@@ -49,7 +49,7 @@ class NatsOptions:
     name: str = "wasmlattice"
 
 
-def _tls_context(options: NatsOptions) -> ssl.SSLContext | None:
+def tls_context(options: NatsOptions) -> ssl.SSLContext | None:
     if not (options.tls_ca_file or options.tls_cert_file):
         return None
     context = ssl.create_default_context(cafile=options.tls_ca_file)
@@ -187,7 +187,7 @@ async def _connect(
         password=options.password,
         token=options.token,
         user_credentials=options.credentials_file,
-        tls=_tls_context(options),
+        tls=tls_context(options),
         allow_reconnect=reconnect,
         max_reconnect_attempts=-1 if reconnect else 1,
         reconnect_time_wait=0.25,

@@ -17,6 +17,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from lattice.direct import DirectRequests, NoResponders, Unsent
 from lattice.errors import LatticeError, RemoteError, RequestTimeout
 from lattice.responder import Responder
 from lattice.subjects import Subjects
@@ -36,7 +37,10 @@ class PayloadTooLarge(LatticeError):
 
 def check_payload(nc: Client, data: bytes, what: Callable[[], str]) -> None:
     """``what()`` names the payload in the error; it is only formatted for one."""
-    limit = nc.max_payload
+    check_size(nc.max_payload, data, what)
+
+
+def check_size(limit: int, data: bytes, what: Callable[[], str]) -> None:
     if limit and len(data) > limit:
         raise PayloadTooLarge(
             f"{what()} is {len(data)} bytes, over the lattice's max payload of {limit} bytes"
@@ -59,28 +63,74 @@ async def invoke(
     timeout_s: float = 10.0,
 ) -> bytes:
     """Call ``interface#function`` on any host running ``component_id``."""
-    check_payload(
-        nc, payload, lambda: f"the arguments of {_who(component_id, interface, function)}"
-    )
+    who = (component_id, interface, function)
+    check_payload(nc, payload, lambda: f"the arguments of {_who(*who)}")
     try:
         msg = await nc.request(
             subjects.rpc(component_id, interface),
             payload,
             timeout=timeout_s,
-            headers={**headers, FUNC_HEADER: function} if headers else {FUNC_HEADER: function},
+            headers=_request_headers(function, headers),
         )
     except nats.errors.NoRespondersError as exc:
-        raise RequestTimeout(f"no host runs {_who(component_id, interface, function)}") from exc
+        raise _no_host(who) from exc
     except nats.errors.TimeoutError as exc:
-        raise RequestTimeout(
-            f"{_who(component_id, interface, function)} did not answer within {timeout_s:g} s"
-        ) from exc
-    if msg.headers:
-        status = msg.headers.get(STATUS_HEADER, "ok")
+        raise _late(who, timeout_s) from exc
+    return _result(msg.headers, msg.data, who)
+
+
+def invoke_direct(
+    requests: DirectRequests,
+    subjects: Subjects,
+    component_id: str,
+    interface: str,
+    function: str,
+    payload: bytes,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout_s: float = 10.0,
+) -> bytes:
+    """``invoke`` from a blocking thread, on its own connection (``lattice.direct``).
+
+    Raises ``Unsent`` when the request did not leave (the caller may send it through
+    ``invoke``), else what ``invoke`` raises.
+    """
+    who = (component_id, interface, function)
+    conn = requests.connection()
+    check_size(conn.max_payload, payload, lambda: f"the arguments of {_who(*who)}")
+    subject = subjects.rpc(component_id, interface)
+    try:
+        reply = conn.request(subject, payload, _request_headers(function, headers), timeout_s)
+    except NoResponders as exc:
+        raise _no_host(who) from exc
+    except TimeoutError as exc:
+        raise _late(who, timeout_s) from exc
+    except (OSError, LatticeError) as exc:
+        if isinstance(exc, Unsent):
+            raise
+        raise RequestTimeout(f"{_who(*who)}: the connection failed while waiting: {exc}") from exc
+    return _result(reply.headers, reply.data, who)
+
+
+def _request_headers(function: str, headers: Mapping[str, str] | None) -> dict[str, str]:
+    return {**headers, FUNC_HEADER: function} if headers else {FUNC_HEADER: function}
+
+
+def _no_host(who: tuple[str, str, str]) -> RequestTimeout:
+    return RequestTimeout(f"no host runs {_who(*who)}")
+
+
+def _late(who: tuple[str, str, str], timeout_s: float) -> RequestTimeout:
+    return RequestTimeout(f"{_who(*who)} did not answer within {timeout_s:g} s")
+
+
+def _result(headers: Mapping[str, str] | None, data: bytes, who: tuple[str, str, str]) -> bytes:
+    """A reply's payload, or the RemoteError its status header names."""
+    if headers:
+        status = headers.get(STATUS_HEADER, "ok")
         if status != "ok":
-            who = _who(component_id, interface, function)
-            raise RemoteError(f"{who}: {msg.data.decode(errors='replace')}", status)
-    return msg.data
+            raise RemoteError(f"{_who(*who)}: {data.decode(errors='replace')}", status)
+    return data
 
 
 async def serve_component(

@@ -17,7 +17,7 @@ module times the calls and builds the tables. Measured, targets interleaved roun
    ``HostRuntime.call`` (what the serving host does per remote call), the nats-py
    request/reply floor (an echo in another process, same payload), the lattice invocation
    (``lattice.invoke.invoke`` to bench-b, arguments and result through ``host.wire.codec``), the
-   cross-host linked call as a host makes it (``HostDaemon._remote_invoke`` on a worker
+   cross-host linked call as a host makes it (``RemoteCalls.invoke`` on a worker
    thread), ``front.handle`` in the bench process with greeter local vs on bench-b, and
    HTTP end to end through front on bench-a with greeter local vs remote;
 2. throughput: 16 calls in flight for a fixed window; calls/s, latency, CPU per call;
@@ -73,7 +73,7 @@ LATENCY_ROWS = {
     "echo": "NATS floor: nats-py request/reply, echo in another process",
     "echo-header": "NATS floor + one header (wl-func), as invoke sends",
     "invoke": f"lattice invoke to {CALLEE} (encode, request/reply, decode)",
-    "remote-linked": "cross-host linked call (HostDaemon._remote_invoke, worker thread)",
+    "remote-linked": "cross-host linked call (RemoteCalls.invoke, worker thread)",
     "front-inproc": "front.handle in the bench process, greeter in-process (no HTTP)",
     "front-to-remote": f"front.handle in the bench process, greeter on {CALLEE} (no HTTP)",
     "http-local": "HTTP GET via front, greeter on the same host",
@@ -188,7 +188,7 @@ async def _measure(rig: Rig, config: Config) -> Output:
 
 def _cross_host_p50(samples: list[float]) -> Measured:
     p50_ms = (_pct(samples, 50) or 0.0) / 1000
-    return Measured(p50_ms, f"HostDaemon._remote_invoke, {len(samples):,} sequential calls")
+    return Measured(p50_ms, f"RemoteCalls.invoke, {len(samples):,} sequential calls")
 
 
 async def _closed_loop(call: AsyncCall, pids: dict[str, int | None], duration_s: float) -> Load:
@@ -243,7 +243,8 @@ async def _measure_parts(rig: Rig) -> dict[str, float]:
 
 
 def _loop_hop() -> Callable[[], object]:
-    """A worker thread's round trip through the event loop, as _remote_invoke makes it."""
+    """A worker thread's round trip through the event loop, as a linked call made it
+    before worker threads had connections of their own (``lattice.direct``)."""
     loop = asyncio.get_running_loop()
 
     async def nothing() -> None:
@@ -356,8 +357,8 @@ def _parts_table(parts: dict[str, float], sequential: dict[str, list[float]]) ->
         ("callee and invoke wrappers, two event loops' scheduling", wrappers,
          "lattice invoke - the three above"),
         ("= lattice invoke from the event loop", p50["invoke"], "measured"),
-        ("caller: worker thread -> event loop -> back", p50["remote-linked"] - p50["invoke"],
-         "cross-host linked call - lattice invoke"),
+        ("caller: a worker thread's own connection, vs the loop's", p50["remote-linked"]
+         - p50["invoke"], "cross-host linked call - lattice invoke"),
         ("= cross-host linked call", p50["remote-linked"], "measured"),
         ("for comparison: in-process linked call", p50["inproc-linked"], "measured"),
     ]:  # fmt: skip
@@ -366,6 +367,7 @@ def _parts_table(parts: dict[str, float], sequential: dict[str, list[float]]) ->
     table.notes += [
         f"Codec steps (µs, median of {PART_CALLS}): {steps}.",
         f"A no-op worker thread -> event loop -> back hop alone (run_coroutine_threadsafe "
-        f"of an empty coroutine, as _remote_invoke makes it) takes {parts['hop']:.1f} µs.",
+        f"of an empty coroutine), which a worker's own connection saves, takes "
+        f"{parts['hop']:.1f} µs.",
     ]
     return table

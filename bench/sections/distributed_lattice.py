@@ -97,8 +97,8 @@ async def running_rig(wasm: dict[str, Path], tmp: Path, connections: int) -> Asy
             await wait_joined(list(hosts.values()), joined)
             await _deploy(client, wasm)
             async with contextlib.AsyncExitStack() as stack:
-                rig = await _rig(stack, nc, client, hosts[CALLER].port, wasm, pids,
-                                 connections)  # fmt: skip
+                rig = await _rig(stack, nc, nats.url, client, hosts[CALLER].port, wasm,
+                                 pids, connections)  # fmt: skip
                 await _check_routing(rig)
                 yield rig
 
@@ -121,21 +121,23 @@ async def _deploy(client: LatticeClient, wasm: dict[str, Path]) -> None:
 
 
 async def _rig(
-    stack: contextlib.AsyncExitStack, nc: Client, client: LatticeClient, http_port: int,
-    wasm: dict[str, Path], pids: dict[str, int | None], connections: int,
+    stack: contextlib.AsyncExitStack, nc: Client, nats_url: str, client: LatticeClient,
+    http_port: int, wasm: dict[str, Path], pids: dict[str, int | None], connections: int,
 ) -> Rig:  # fmt: skip
     import msgpack
 
     from host.exports import CodecCache, RemoteCalls
     from host.runtime.components import HostRuntime
     from host.wire.codec import WireCodec
+    from lattice.connection import NatsOptions
     from lattice.subjects import Subjects
 
     # A front whose greeter is not in this process goes through the host's remote path:
-    # the host's own code (codec cache, trace headers, the hop to the event loop and
-    # back) rather than a copy.
-    remote = RemoteCalls(nc, Subjects(), CodecCache(), asyncio.get_running_loop(), timeout_s=10.0)
-    runtime = HostRuntime(CACHE_DIR, remote=remote.invoke)
+    # the host's own code (codec cache, trace headers, each worker thread's own NATS
+    # connection) rather than a copy.
+    remote = RemoteCalls(nc, Subjects(), CodecCache(), asyncio.get_running_loop(),
+                         timeout_s=10.0, direct=NatsOptions(nats_url))  # fmt: skip
+    runtime = HostRuntime(CACHE_DIR, remote=remote.invoke, close_remote=remote.close)
     stack.push_async_callback(runtime.close)
     export, func_type = await _start_in_process(runtime, wasm)
     codec = WireCodec.for_func(func_type)

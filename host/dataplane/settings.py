@@ -60,13 +60,20 @@ def build_runtime(nc: Connection, settings: PlaneSettings) -> tuple[HostRuntime,
         "memory": MemoryKeyValue(),
     }
     codecs = CodecCache()
+    # Worker threads send linked calls on connections of their own, as this one connects.
     remote = RemoteCalls(
-        nc, settings.subjects, codecs, asyncio.get_running_loop(), settings.call_timeout_s
+        nc,
+        settings.subjects,
+        codecs,
+        asyncio.get_running_loop(),
+        settings.call_timeout_s,
+        direct=settings.nats,
     )
     runtime = HostRuntime(
         settings.state_dir / "compile-cache",
         backends,
         remote=remote.invoke,
+        close_remote=remote.close,
         host_id=settings.host_id,
         load_policy=LoadPolicy.of(
             settings.artifact_dirs,

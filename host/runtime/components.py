@@ -160,6 +160,7 @@ class HostRuntime:
         default_keyvalue_backend: str = "nats",
         *,
         remote: RemoteInvoker | None = None,
+        close_remote: Callable[[], None] | None = None,
         host_id: str = "local",
         load_policy: LoadPolicy | None = None,
         limits: HostLimits | None = None,
@@ -173,8 +174,10 @@ class HostRuntime:
         # Outgoing wasi:http of every component (each under its own link's policy).
         self.http_client = HttpClient()
         self._starting: dict[str, asyncio.Lock] = {}
-        # How calls reach linked components on other hosts (None: only this host's).
+        # How calls reach linked components on other hosts (None: only this host's),
+        # and what closes its connections once the components are stopped.
         self.remote = remote
+        self._close_remote = close_remote
         self.host_id = host_id  # names this host in traces and metrics
         # File reads and compiles: a few threads of our own, so a slow load never
         # takes the threads of the loop's default executor (DNS, other to_thread work).
@@ -363,6 +366,8 @@ class HostRuntime:
             await self.stop(component_id)
         self._load_threads.shutdown(wait=False, cancel_futures=True)
         await self.http_client.close()
+        if self._close_remote is not None:
+            self._close_remote()
         self.engine.close()
 
     def get(self, component_id: str) -> RunningComponent:
