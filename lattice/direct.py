@@ -81,7 +81,10 @@ class DirectConnection:
 
     def connect(self) -> None:
         """Connect and authenticate, or raise Unsent naming why."""
-        parts = urlsplit(self._options.url.split(",")[0].strip())
+        url = self._options.url.split(",")[0].strip()  # a cluster's first server
+        parts = urlsplit(url if "://" in url else f"nats://{url}")
+        if parts.scheme not in ("nats", "tls"):
+            raise Unsent(f"{parts.scheme}:// servers are reached through the event loop only")
         host, port = parts.hostname or "127.0.0.1", parts.port or 4222
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
         try:
@@ -133,6 +136,7 @@ class DirectConnection:
             keys = nkeys.from_seed(bytearray(seed.group(1)))
             fields["jwt"] = jwt.group(1).decode()
             fields["sig"] = base64.b64encode(keys.sign(info["nonce"].encode())).decode()
+            keys.wipe()  # the seed is not kept in memory longer than the sign-in
         elif options.token:
             fields["auth_token"] = options.token
         elif options.user is not None or user is not None:
