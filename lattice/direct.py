@@ -44,6 +44,7 @@ __all__ = ["DirectConnection", "DirectRequests", "NoResponders", "Reply", "Unsen
 MAX_LINE_BYTES = 64 * 1024  # a protocol line (INFO carries the server's URLs)
 DEFAULT_MAX_PAYLOAD = 1 << 20  # nats-server's, should its INFO not say
 CONNECT_TIMEOUT_S = 2.0
+MAX_CONNECTIONS = 32  # per process (DirectRequests)
 _SEED = re.compile(rb"-----BEGIN USER NKEY SEED-----\s*(\S+)\s*-+END USER NKEY SEED-+")
 _JWT = re.compile(rb"-----BEGIN NATS USER JWT-----\s*(\S+)\s*-+END NATS USER JWT-+")
 
@@ -291,7 +292,11 @@ def _parse_headers(block: bytes | bytearray) -> tuple[dict[str, str], str]:
 
 
 class DirectRequests:
-    """A ``DirectConnection`` per thread, made on its first request; ``close`` ends all."""
+    """A ``DirectConnection`` per thread, made on its first request; ``close`` ends all.
+
+    At most ``MAX_CONNECTIONS`` at once: a host's worker threads are many (512 at the
+    most), and threads past that send through the event loop (``Unsent``).
+    """
 
     def __init__(self, options: NatsOptions) -> None:
         self._options = options
@@ -306,10 +311,13 @@ class DirectRequests:
         if conn is None or conn._sock is None:
             if self._closed:
                 raise Unsent("the host is stopping")
+            with self._lock:
+                self._all = [c for c in self._all if c._sock is not None]
+                if len(self._all) >= MAX_CONNECTIONS:
+                    raise Unsent(f"{MAX_CONNECTIONS} threads have connections of their own")
             conn = DirectConnection(self._options)
             conn.connect()
             with self._lock:
-                self._all = [c for c in self._all if c._sock is not None]
                 self._all.append(conn)
             self._local.conn = conn
         return conn

@@ -17,7 +17,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from lattice.direct import DirectRequests, NoResponders, Unsent
+from lattice.direct import DirectRequests, NoResponders, Reply, Unsent
 from lattice.errors import LatticeError, RemoteError, RequestTimeout
 from lattice.responder import Responder
 from lattice.subjects import Subjects
@@ -96,11 +96,14 @@ def invoke_direct(
     ``invoke``), else what ``invoke`` raises.
     """
     who = (component_id, interface, function)
-    conn = requests.connection()
-    check_size(conn.max_payload, payload, lambda: f"the arguments of {_who(*who)}")
     subject = subjects.rpc(component_id, interface)
     try:
-        reply = conn.request(subject, payload, _request_headers(function, headers), timeout_s)
+        try:
+            reply = _send_direct(requests, subject, payload, who, headers, timeout_s)
+        except Unsent:
+            # Not sent: a connection idle for minutes may have been closed by the
+            # server (it pings, nobody reads). A new one, once.
+            reply = _send_direct(requests, subject, payload, who, headers, timeout_s)
     except NoResponders as exc:
         raise _no_host(who) from exc
     except TimeoutError as exc:
@@ -110,6 +113,19 @@ def invoke_direct(
             raise
         raise RequestTimeout(f"{_who(*who)}: the connection failed while waiting: {exc}") from exc
     return _result(reply.headers, reply.data, who)
+
+
+def _send_direct(
+    requests: DirectRequests,
+    subject: str,
+    payload: bytes,
+    who: tuple[str, str, str],
+    headers: Mapping[str, str] | None,
+    timeout_s: float,
+) -> Reply:
+    conn = requests.connection()
+    check_size(conn.max_payload, payload, lambda: f"the arguments of {_who(*who)}")
+    return conn.request(subject, payload, _request_headers(who[2], headers), timeout_s)
 
 
 def _request_headers(function: str, headers: Mapping[str, str] | None) -> dict[str, str]:

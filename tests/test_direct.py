@@ -9,6 +9,7 @@ run in threads (``asyncio.to_thread``) while the loop serves the responders.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from host.exports import CodecCache, RemoteCalls
+from lattice import direct
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.direct import DirectConnection, DirectRequests, Unsent
 from lattice.errors import RemoteError, RequestTimeout
@@ -89,36 +91,69 @@ async def test_errors_are_those_of_invoke(nats_server: NatsServer, responder: Co
         requests.close()
 
 
-async def test_a_server_restart_is_noticed_before_sending(tmp_path: Path) -> None:
+async def test_a_connection_the_server_closed_is_replaced_before_sending(
+    tmp_path: Path,
+) -> None:
+    """As a server closes a connection nobody reads (its pings unanswered): the next call
+    sees it closed before sending, and goes out on a new connection."""
     server = NatsServer(tmp_path / "nats").start()
     requests = DirectRequests(NatsOptions(server.url))
     nc = await connect(NatsOptions(server.url))
     try:
         serving = await serve_component(nc, SUBJECTS, "echo", IFACE, echo, concurrency=1)
-        assert await asyncio.to_thread(call, requests, "one") == b"one:one:hi"
+
+        def first() -> DirectConnection:
+            assert call(requests, "one") == b"one:one:hi"
+            return requests.connection()
+
+        old = await asyncio.to_thread(first)
         await serving.close()
         server.stop()
         server = NatsServer(tmp_path / "nats", port=server.port).start()
         await asyncio.sleep(1.0)  # nats-py reconnects
         serving = await serve_component(nc, SUBJECTS, "echo", IFACE, echo, concurrency=1)
 
-        def twice() -> tuple[str, bytes]:
-            try:
-                call(requests, "two")
-            except Unsent as exc:  # the old connection: known closed, nothing sent
-                first = str(exc)
-            else:
-                first = "sent"
-            return first, call(requests, "three")  # a new connection
+        def second() -> tuple[bytes, DirectConnection]:
+            return call(requests, "two"), requests.connection()
 
-        first, second = await asyncio.to_thread(twice)
-        assert "closed" in first
-        assert second == b"three:three:hi"
+        answer, new = await asyncio.to_thread(second)
+        assert answer == b"two:two:hi"
+        assert new is not old
         await serving.close()
     finally:
         requests.close()
         await nc.close()
         server.stop()
+
+
+async def test_threads_past_the_cap_are_refused_a_connection(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(direct, "MAX_CONNECTIONS", 1)
+    requests = DirectRequests(NatsOptions(nats_server.url))
+
+    def in_a_new_thread() -> BaseException | None:
+        outcome: list[BaseException | None] = []
+
+        def connect_here() -> None:
+            try:
+                requests.connection()
+            except Unsent as exc:
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+
+        thread = threading.Thread(target=connect_here)
+        thread.start()
+        thread.join()
+        return outcome[0]
+
+    try:
+        assert await asyncio.to_thread(in_a_new_thread) is None
+        refused = await asyncio.to_thread(in_a_new_thread)
+        assert "1 threads have connections of their own" in str(refused)
+    finally:
+        requests.close()
 
 
 async def test_no_server_is_unsent(tmp_path: Path) -> None:
