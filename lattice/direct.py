@@ -25,6 +25,7 @@ import base64
 import itertools
 import json
 import re
+import secrets
 import select
 import socket
 import ssl
@@ -105,7 +106,8 @@ class DirectConnection:
             connect = self._connect_fields(info, parts.username, parts.password)
             self._send(b"CONNECT %s\r\nPING\r\n" % json.dumps(connect).encode())
             self._verb(b"PONG", deadline)
-            self._inbox = self._inbox_prefix().encode() + b".%d" % id(self)
+            # Random: another process (or host with the same creds) must never share it.
+            self._inbox = f"{self._inbox_prefix()}.{secrets.token_hex(11)}".encode()
             # PONG after the SUB: a subscription the user may not make is refused here.
             self._send(b"SUB %s.* 1\r\nPING\r\n" % self._inbox)
             self._verb(b"PONG", deadline)
@@ -169,6 +171,7 @@ class DirectConnection:
         head_bytes = f"NATS/1.0\r\n{head}\r\n".encode()
         size = len(head_bytes) + len(payload)
         try:
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
             sock.sendall(
                 b"HPUB %s %s %d %d\r\n%s%s\r\n"
                 % (subject.encode(), reply_to, len(head_bytes), size, head_bytes, payload)

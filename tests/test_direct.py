@@ -249,3 +249,24 @@ class RawCodecs(CodecCache):
 def raw_invoke(remote: RemoteCalls) -> bytes:
     result: bytes = remote.invoke("echo", IFACE, "f", (b"raw",), None)
     return result
+
+
+async def test_each_connection_has_an_inbox_no_other_process_can_share(
+    nats_server: NatsServer,
+) -> None:
+    """Two hosts subscribed to one inbox would each read the other's answers: the inbox is
+    random, not derived from anything another process could also have (a memory address)."""
+
+    def inboxes() -> list[bytes]:
+        seen = []
+        for _ in range(5):
+            conn = DirectConnection(NatsOptions(nats_server.url))
+            conn.connect()
+            seen.append(conn._inbox)
+            conn.close()
+            del conn
+        return seen
+
+    seen = await asyncio.to_thread(inboxes)
+    assert len(set(seen)) == len(seen)
+    assert all(len(inbox.rsplit(b".", 1)[1]) >= 20 for inbox in seen)
