@@ -110,8 +110,8 @@ async def test_a_connection_the_server_closed_is_replaced_before_sending(
         await serving.close()
         server.stop()
         server = NatsServer(tmp_path / "nats", port=server.port).start()
-        await asyncio.sleep(1.0)  # nats-py reconnects
         serving = await serve_component(nc, SUBJECTS, "echo", IFACE, echo, concurrency=1)
+        await reconnected(nc)
 
         def second() -> tuple[bytes, DirectConnection]:
             return call(requests, "two"), requests.connection()
@@ -124,6 +124,18 @@ async def test_a_connection_the_server_closed_is_replaced_before_sending(
         requests.close()
         await nc.close()
         server.stop()
+
+
+async def reconnected(nc: Connection) -> None:
+    """Until nats-py is connected again and the server has its subscriptions (a PONG):
+    a PING sent on the old connection before nats-py saw it gone is never answered."""
+    for _ in range(30):
+        try:
+            await nc.flush(timeout=1)
+            return
+        except Exception:  # FlushTimeoutError, or not connected yet
+            await asyncio.sleep(0.2)
+    raise AssertionError("nats-py did not reconnect")
 
 
 async def test_threads_past_the_cap_are_refused_a_connection(
