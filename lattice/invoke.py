@@ -104,13 +104,13 @@ def invoke_direct(
             # Not sent: a connection idle for minutes may have been closed by the
             # server (it pings, nobody reads). A new one, once.
             reply = _send_direct(requests, subject, payload, who, headers, timeout_s)
+    except (Unsent, PayloadTooLarge):
+        raise  # nothing was sent
     except NoResponders as exc:
         raise _no_host(who) from exc
     except TimeoutError as exc:
         raise _late(who, timeout_s) from exc
     except (OSError, LatticeError) as exc:
-        if isinstance(exc, Unsent):
-            raise
         raise RequestTimeout(f"{_who(*who)}: the connection failed while waiting: {exc}") from exc
     return _result(reply.headers, reply.data, who)
 

@@ -21,7 +21,7 @@ from lattice import direct
 from lattice.connection import Connection, NatsOptions, connect
 from lattice.direct import DirectConnection, DirectRequests, Unsent
 from lattice.errors import RemoteError, RequestTimeout
-from lattice.invoke import FUNC_HEADER, invoke_direct, serve_component
+from lattice.invoke import FUNC_HEADER, PayloadTooLarge, invoke_direct, serve_component
 from lattice.natsd import NatsServer
 from lattice.subjects import Subjects
 from tests.test_auth import tls_server, token_server, user_server
@@ -282,3 +282,15 @@ async def test_each_connection_has_an_inbox_no_other_process_can_share(
     seen = await asyncio.to_thread(inboxes)
     assert len(set(seen)) == len(seen)
     assert all(len(inbox.rsplit(b".", 1)[1]) >= 20 for inbox in seen)
+
+
+async def test_arguments_over_the_max_payload_are_refused_with_both_sizes(
+    nats_server: NatsServer, responder: Connection
+) -> None:
+    requests = DirectRequests(NatsOptions(nats_server.url))
+    try:
+        with pytest.raises(PayloadTooLarge, match=r"is 2097152 bytes, over .* 1048576 bytes"):
+            await asyncio.to_thread(call, requests, "big", bytes(2 << 20))
+        assert await asyncio.to_thread(call, requests, "after") == b"after:after:hi"
+    finally:
+        requests.close()
