@@ -203,7 +203,7 @@ def _http_span(method: str, path: str, headers: Mapping[str, str], host_id: str)
 
 def component_call(component_id: str, function: str, host_id: str) -> AbstractContextManager[None]:
     """Span + metrics around one call into a component."""
-    if not (_enabled["traces"] or _enabled["metrics"]):
+    if not observing():
         return _NO_SPAN
     return _component_call(component_id, function, host_id)
 

@@ -87,6 +87,18 @@ def _status_line(version: str, status: int) -> bytes:
     return line
 
 
+def bodiless_status(status: int) -> bool:
+    """1xx, 204 and 304 answers carry no body, whatever their length says (RFC 9110 6.4.1)."""
+    return status < 200 or status in (204, 304)
+
+
+def length_value(value: bytes) -> int | None:
+    """A Content-Length field value as a number: digits, spaces or tabs around them
+    (None: not a non-negative integer)."""
+    digits = value.strip(b" \t")
+    return int(digits) if digits.isdigit() else None
+
+
 def _date_header() -> bytes:
     global _date
     now = int(time.time())
@@ -282,13 +294,13 @@ class ResponseWriter:
         """Status line and headers; ``fields`` the handler's, already encoded;
         ``framed``: they hold the body's length already."""
         request = self._request
-        empty = self._empty or status < 200 or status in (204, 304)
+        empty = self._empty or bodiless_status(status)
         self._empty = empty
         parts = [_status_line(request.version, status), fields]
         if not typed and length != 0 and not empty:
             parts.append(_BINARY_TYPE)
         if length is not None:
-            if status >= 200 and status not in (204, 304):
+            if not bodiless_status(status):
                 parts.append(b"Content-Length: %d\r\n" % length)
         elif not empty and not framed:
             if request.version == "1.1":
@@ -391,10 +403,10 @@ def _encode_raw(headers: list[tuple[str, bytes]]) -> tuple[bytes, bool, int | No
         low = name.lower()
         if low in _OWN_HEADERS:
             if low == "content-length":
-                digits = value.strip(b" \t")
-                if not digits.isdigit() or (length is not None and int(digits) != length):
+                declared = length_value(value)
+                if declared is None or (length is not None and declared != length):
                     raise ValueError(f"a response's Content-Length is invalid: {value!r}")
-                length = int(digits)
+                length = declared
             continue
         typed = typed or low == "content-type"
         lines.append(b"%b: %b\r\n" % (name.encode(), value))

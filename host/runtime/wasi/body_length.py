@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Literal
 
 from host.runtime.wasi.values import Variant
+from providers.http_messages import length_value
 
 __all__ = ["Side", "body_size_error", "content_length"]
 
@@ -30,10 +31,10 @@ def content_length(fields: list[tuple[str, bytes]]) -> int | None:
     for name, value in fields:
         if name != "content-length":
             continue
-        digits = value.strip(b" \t")
-        if not digits.isdigit() or int(digits) > _MAX_LENGTH:
+        length = length_value(value)
+        if length is None or length > _MAX_LENGTH:
             raise ValueError(f"content-length {value!r} is not a non-negative integer")
-        lengths.add(int(digits))
+        lengths.add(length)
     if len(lengths) > 1:
         raise ValueError(f"content-length has differing values {sorted(lengths)}")
     return lengths.pop() if lengths else None

@@ -50,6 +50,7 @@ from host.runtime.wasi.io import (
 )
 from host.runtime.wasi.table import KINDS, CallScope, HostObject, ResourceTable, WasiTrap
 from host.runtime.wasi.values import Err, Ok, Variant
+from providers.http_messages import bodiless_status
 from providers.http_server import BodyError, ResponseSink, StreamedRequest
 
 __all__ = [
@@ -270,7 +271,7 @@ class Exchange:
 
     def _bodiless(self, status: int) -> bool:
         """An answer that carries no body whatever its length says (RFC 9110 8.6)."""
-        return self.request.method == "HEAD" or status < 200 or status in (204, 304)
+        return self.request.method == "HEAD" or bodiless_status(status)
 
     def fail(self, code: Variant) -> None:
         self.responded = True
