@@ -228,13 +228,15 @@ class HostDaemon:
             runtime, codecs = build_runtime(nc, settings)
             undo.push_async_callback(runtime.close)
             members = max(0, config.data_plane_processes - 1)
-            http = build_http(runtime, settings, reuse_port=members > 0)
+            # With members, this process accepts every connection and hands each to
+            # the process holding the fewest (host.dataplane.connections).
+            http = build_http(runtime, settings, accept_here=members > 0)
             undo.push_async_callback(http.stop)
             await _start_http(http)
-            # Members join the port this process took (a free one, for port 0).
             settings = dataclasses.replace(settings, http_port=http.port)
-            dataplane = await DataPlaneGroup.start(settings, members)
+            dataplane = await DataPlaneGroup.start(settings, members, serve_here=http.adopt)
             undo.push_async_callback(dataplane.close)
+            http.hand_off = dataplane.take
             publish = functools.partial(_publish, nc, subjects)
             supervisor = ProviderSupervisor(
                 nc,

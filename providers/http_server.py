@@ -35,13 +35,16 @@ response rather than a complete-looking one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from lattice import tracing
+from providers.http_accept import BACKLOG, Acceptor, HandOff, listening_sockets
 from providers.http_limits import ByteBudget, ConnectionTracker, HttpLimits
 from providers.http_messages import BodyFailure, IncomingBody, IncomingRequest, ResponseWriter
 from providers.http_protocol import HttpFront
@@ -268,7 +271,7 @@ class HttpServer:
         limits: HttpLimits | None = None,
         *,
         exchanges: ExchangeLookup | None = None,
-        reuse_port: bool = False,
+        accept_here: bool = False,
         tracker: ConnectionTracker | None = None,
     ) -> None:
         self.invoke = invoke
@@ -276,8 +279,10 @@ class HttpServer:
         self.routes = RouteTable()
         self.bind_host = host
         self.port = port
-        # SO_REUSEPORT: the processes of one host all listen on its port (host.dataplane).
-        self.reuse_port = reuse_port
+        # Accept in Python (providers.http_accept), offering each connection to
+        # ``hand_off``: the daemon of a host with data-plane members (host.dataplane).
+        self.accept_here = accept_here
+        self.hand_off: HandOff | None = None
         self.max_body_bytes = max_body_bytes
         self.limits = limits or HttpLimits()
         # Told of every connection and request phase (providers.http_limits): a data-plane
@@ -285,27 +290,69 @@ class HttpServer:
         self.server = HttpFront(self._handle, self.limits, tracker)
         self.bodies = ByteBudget(self.limits.body_buffer_bytes)
         self._listener: asyncio.Server | None = None
+        self._acceptor: Acceptor | None = None
+        self._adopting: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self.host_id = "local"  # names this host in traces
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(
-            self.server,
-            self.bind_host,
-            self.port,
-            reuse_address=True,
-            reuse_port=self.reuse_port or None,
-            backlog=128,
-        )
+        if self.accept_here:
+            sockets = await listening_sockets(self.bind_host, self.port)
+            self._acceptor = Acceptor(sockets, self._accepted)
+            port = sockets[0].getsockname()[1]
+        else:
+            loop = asyncio.get_running_loop()
+            self._listener = await loop.create_server(
+                self.server, self.bind_host, self.port, reuse_address=True, backlog=BACKLOG
+            )
+            port = self._listener.sockets[0].getsockname()[1]
         if self.port == 0:
-            self.port = self._listener.sockets[0].getsockname()[1]
+            self.port = port
+
+    @property
+    def load(self) -> int:
+        """Connections this server holds open, or is about to."""
+        return self.server.open_connections + len(self._adopting)
+
+    def _accepted(self, conn: socket.socket) -> None:
+        if self.hand_off is None or not self.hand_off(conn, self.load):
+            self.adopt(conn)
+
+    def adopt(self, conn: socket.socket) -> None:
+        """Serve ``conn``, accepted elsewhere, as a connection of this server's own."""
+        task = asyncio.get_running_loop().create_task(self._adopt(conn))
+        self._adopting.add(task)
+        task.add_done_callback(self._adopting.discard)
+
+    async def _adopt(self, conn: socket.socket) -> None:
+        try:
+            await self.serve_accepted(conn)
+        except Exception as exc:
+            log.warning("an accepted connection could not be served: %s", exc)
+            conn.close()
+
+    async def serve_accepted(self, conn: socket.socket) -> None:
+        """``adopt``, done once the server has the connection; raises if it cannot have it."""
+        if self._stopping:
+            raise ConnectionRefusedError("the HTTP server is stopping")
+        conn.setblocking(False)
+        with contextlib.suppress(OSError):  # answers are one write each: send them at once
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await asyncio.get_running_loop().connect_accepted_socket(self.server, conn)
 
     async def stop(self) -> None:
         """Stop listening; close idle connections, let requests in flight finish."""
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
+        self._stopping = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
             listener.close()
-            await self.server.shutdown()
+        if self._acceptor is not None:
+            self._acceptor.close()
+            self._acceptor = None
+        if self._adopting:
+            await asyncio.wait(self._adopting)
+        await self.server.shutdown()
+        if listener is not None:
             await listener.wait_closed()
 
     @property

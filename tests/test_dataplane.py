@@ -1,9 +1,10 @@
 """A host serving its HTTP port from two processes (host.dataplane), all real.
 
-The daemon runs in the test's loop; its data-plane member is a real process on
-the same port (SO_REUSEPORT). Requests go on fresh connections, so the kernel
-spreads them over both listeners; what each process served is read from its
-own instance pools (the daemon's directly, the member's through its stats).
+The daemon runs in the test's loop; its data-plane member is a real process.
+The daemon accepts every connection and hands each to the process holding the
+fewest, so requests on fresh connections are spread over both; what each
+process served is read from its own instance pools (the daemon's directly, the
+member's through its stats).
 """
 
 from __future__ import annotations
@@ -89,6 +90,25 @@ async def test_both_processes_serve_and_the_inventory_counts_both(
     assert here + there == REQUESTS
     (echo,) = (await client.inventory("host-a")).components
     assert echo.invocations == REQUESTS
+
+
+async def test_kept_alive_connections_are_spread_evenly_over_the_processes(
+    lattice: tuple[HostDaemon, LatticeClient], components: dict[str, Path]
+) -> None:
+    daemon, client = lattice
+    url = await _deploy(daemon, client, "hello", components["hello-wat"])
+    # One after another, each answered and kept open: as a load generator's are.
+    opened = [await _open(url, b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") for _ in range(16)]
+    try:
+        assert [(await _answer(reader))[0] for reader, _ in opened] == [200] * 16
+        assert daemon.http.server.open_connections == 8
+        assert daemon.dataplane.connections == [8]
+        assert daemon.runtime.get("hello").pool.invocations == 8
+        there, _, _ = await _member_stats(daemon, "hello")
+        assert there == 8
+    finally:
+        for _, writer in opened:
+            writer.close()
 
 
 async def test_link_change_and_stop_reach_every_process(

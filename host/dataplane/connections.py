@@ -1,35 +1,43 @@
-"""A member's connections, held by the daemon too: a member that dies still answers.
+"""Connections handed to members, with a copy kept: a member that dies still answers.
 
-When a data-plane member is killed, the kernel would close every connection it
-had, and its clients would see them cut. So the daemon keeps a copy of each:
+The daemon alone accepts on the host's HTTP port. Each connection goes to the
+process of the host that holds the fewest open connections, the daemon
+included (``DataPlaneGroup.take``): a few kept-alive clients are spread evenly,
+where ``SO_REUSEPORT``'s hash often gave one process twice the other's share,
+and the tail latency followed. The daemon keeps a copy of every connection it
+hands to a member, so that if the member is killed its clients are answered
+rather than cut:
 
 - per member, the daemon makes a ``SOCK_SEQPACKET`` socket pair and a small
   shared table (a memfd, one byte per connection slot, as many slots as the
   member may hold connections), and passes the member its end of both;
-- the member's HTTP server is given a ``ConnectionReporter`` (a
-  ``providers.http_limits.ConnectionTracker``): each connection it accepts
-  takes a free slot, and its descriptor goes to the daemon (SCM_RIGHTS) with
-  the slot number. The server writes the connection's phase into the slot:
-  ``IN_REQUEST`` once a request head is parsed, ``IDLE`` as soon as its
+- to hand a connection over, the daemon takes a free slot, marks it ``GIVEN``
+  and sends the descriptor (SCM_RIGHTS) with the slot number
+  (``HeldConnections.give``), keeping its own copy. The member's
+  ``ConnectionReporter`` gives it to the member's HTTP server, which is told
+  the slot when the connection opens (a ``providers.http_limits.ConnectionTracker``)
+  and from then on writes the connection's phase into it: ``IDLE``, then
+  ``IN_REQUEST`` once a request head is parsed, ``IDLE`` again as soon as its
   response starts. When the member closes a connection it shuts the socket
   down (the daemon's copy would otherwise keep it open), frees the slot and
-  tells the daemon, which closes its copy (``HeldConnections``);
+  tells the daemon, which closes its copy and may give the slot again;
 - when the member has exited, the daemon reads what is left on the socket
-  pair, then, for each connection it holds: ``IN_REQUEST`` -> a ``503`` with
-  ``Connection: close``; otherwise (idle, or a response under way, which
-  cannot be finished) -> closed. Either way it stops writing (FIN), reads and
-  drops what the client still sends for up to ``LINGER_S`` (closing a socket
-  with unread bytes would send a reset, which can destroy the 503 before the
-  client reads it), then closes.
+  pair, then, for each connection it holds: ``GIVEN`` (the member never
+  started on it, not a byte of it was read) -> served by the daemon itself;
+  ``IN_REQUEST`` -> a ``503`` with ``Connection: close``; otherwise (idle, or a
+  response under way, which cannot be finished) -> closed. Either way it stops
+  writing (FIN), reads and drops what the client still sends for up to
+  ``LINGER_S`` (closing a socket with unread bytes would send a reset, which
+  can destroy the 503 before the client reads it), then closes.
 
-Per request the member pays two byte stores; per connection one ``sendmsg``
-when it opens and one ``shutdown`` and ``send`` when it closes. The daemon's
-own connections need none of this: if the daemon dies, the host is gone.
+Per request the member pays two byte stores; per connection the daemon one
+``sendmsg`` when it opens, the member one ``shutdown`` and ``send`` when it
+closes. The daemon's own connections need none of this: if the daemon dies,
+the host is gone.
 
-Not covered: connections the member's kernel queue had accepted but the
-member had not yet taken (they are reset), and a request whose head the
-member had read but not finished parsing (closed like an idle connection; a
-client may resend an idempotent request on a kept-alive connection).
+Not covered: a request whose head the member had read but not finished
+parsing (closed like an idle connection; a client may resend an idempotent
+request on a kept-alive connection).
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ import resource
 import socket
 import struct
 from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 from providers.http_limits import FREE, IDLE, IN_REQUEST, TrackedSocket, plain_response
 
@@ -50,14 +60,30 @@ log = logging.getLogger(__name__)
 
 LINGER_S = 2.0
 _MESSAGE = struct.Struct("<BI")  # (op, slot)
-_OPENED = 1
-_CLOSED = 2
-# Room for a burst of messages before the member's sends would block.
+_GIVE = 1  # daemon -> member, with the connection's descriptor
+_CLOSED = 2  # member -> daemon
+# Room for a burst of messages before a send would block.
 _BUFFER_BYTES = 1 << 20
+# A slot's phase besides those the HTTP server writes (providers.http_limits):
+# handed to the member, which has not started on it yet.
+GIVEN = 3
 
 GONE = plain_response(
     503, "Service Unavailable", "the process serving this request stopped; try again"
 )
+
+# Serves a connection accepted elsewhere in this process: the member's
+# ``HttpServer.serve_accepted``, the daemon's ``HttpServer.adopt``.
+ServeAccepted = Callable[[socket.socket], Awaitable[None]]
+Adopt = Callable[[socket.socket], None]
+
+
+class Ended(NamedTuple):
+    """What became of an exited member's connections."""
+
+    answered: int  # its request answered 503
+    closed: int  # idle or mid-response: closed
+    served_here: int  # never started on: the daemon serves it
 
 
 def raise_fd_limit(wanted: int) -> None:
@@ -70,11 +96,11 @@ def raise_fd_limit(wanted: int) -> None:
 
 
 class ConnectionReporter:
-    """The member's side: slots, phases and descriptors for the daemon.
+    """The member's side: the connections the daemon hands over, their slots and phases.
 
     Implements ``providers.http_limits.ConnectionTracker``. Made in the loop
-    that serves the connections (a send that would block waits for the socket
-    to be writable there).
+    that serves the connections; ``serve(serve_accepted)`` starts taking them
+    (a send that would block waits for the socket to be writable there).
     """
 
     def __init__(self, sock: socket.socket, table: mmap.mmap) -> None:
@@ -82,9 +108,12 @@ class ConnectionReporter:
         self._sock = sock
         self._table = table
         self.states = memoryview(table)
-        self._free = list(range(len(table) - 1, -1, -1))
-        # Messages a full socket did not take yet, in order; a descriptor in it is a dup.
-        self._outbox: deque[tuple[bytes, int | None]] = deque()
+        # Descriptor -> slot of each connection handed over that the server has not opened yet.
+        self._given: dict[int, int] = {}
+        self._serve: ServeAccepted | None = None
+        self._taking: set[asyncio.Task[None]] = set()
+        # Messages a full socket did not take yet, in order.
+        self._outbox: deque[bytes] = deque()
         self._broken = False
         self._loop = asyncio.get_running_loop()
 
@@ -97,26 +126,68 @@ class ConnectionReporter:
             os.close(states_fd)
         return cls(sock, table)
 
+    def serve(self, serve_accepted: ServeAccepted) -> None:
+        """Serve each connection the daemon hands over with ``serve_accepted``."""
+        self._serve = serve_accepted
+        self._loop.add_reader(self._sock, self._receive)
+
+    def _receive(self) -> None:
+        while not self._broken:
+            try:
+                data, fds, _, _ = socket.recv_fds(
+                    self._sock, _MESSAGE.size, 1, socket.MSG_CMSG_CLOEXEC
+                )
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._break(exc)
+                return
+            if not data:  # the daemon is gone: this member stops (lattice.process.watch_parent)
+                self._loop.remove_reader(self._sock)
+                return
+            conns = [socket.socket(fileno=fd) for fd in fds]
+            if len(data) != _MESSAGE.size or len(conns) != 1 or data[0] != _GIVE:
+                for conn in conns:
+                    conn.close()
+                continue
+            (conn,) = conns
+            _, slot = _MESSAGE.unpack(data)
+            self._given[conn.fileno()] = slot
+            task = self._loop.create_task(self._take(conn, slot))
+            self._taking.add(task)
+            task.add_done_callback(self._taking.discard)
+
+    async def _take(self, conn: socket.socket, slot: int) -> None:
+        fd = conn.fileno()
+        try:
+            assert self._serve is not None
+            await self._serve(conn)
+        except Exception as exc:  # e.g. the server is stopping; the daemon closes its copy
+            log.warning("a connection handed over by the daemon could not be served: %s", exc)
+            conn.close()
+        if self._given.pop(fd, None) is not None:
+            self._free(slot)  # the server never opened it (refused, or failed above)
+
     def opened(self, sock: TrackedSocket) -> int:
-        if not self._free or self._broken:
-            return -1
-        slot = self._free.pop()
-        self.states[slot] = IDLE  # before the daemon can see the descriptor
-        self._send(_MESSAGE.pack(_OPENED, slot), sock.fileno())
+        slot = self._given.pop(sock.fileno(), -1)
+        if slot >= 0:
+            self.states[slot] = IDLE
         return slot
 
     def closed(self, slot: int, sock: TrackedSocket) -> None:
         _shutdown(sock.fileno())
-        self.states[slot] = FREE
-        self._free.append(slot)
-        self._send(_MESSAGE.pack(_CLOSED, slot), None)
+        self._free(slot)
 
-    def _send(self, message: bytes, fd: int | None) -> None:
+    def _free(self, slot: int) -> None:
+        self.states[slot] = FREE
+        self._send(_MESSAGE.pack(_CLOSED, slot))
+
+    def _send(self, message: bytes) -> None:
         if self._broken:
             return
         if not self._outbox:
             try:
-                self._send_now(message, fd)
+                self._sock.send(message)
                 return
             except BlockingIOError:
                 pass
@@ -124,28 +195,18 @@ class ConnectionReporter:
                 self._break(exc)
                 return
             self._loop.add_writer(self._sock, self._flush)
-        # The connection may close before this is sent, and its number be reused.
-        self._outbox.append((message, os.dup(fd) if fd is not None else None))
-
-    def _send_now(self, message: bytes, fd: int | None) -> None:
-        if fd is None:
-            self._sock.send(message)
-        else:
-            socket.send_fds(self._sock, [message], [fd])
+        self._outbox.append(message)
 
     def _flush(self) -> None:
         while self._outbox:
-            message, fd = self._outbox[0]
             try:
-                self._send_now(message, fd)
+                self._sock.send(self._outbox[0])
             except BlockingIOError:
                 return
             except OSError as exc:
                 self._break(exc)
                 return
             self._outbox.popleft()
-            if fd is not None:
-                os.close(fd)
         self._loop.remove_writer(self._sock)
 
     def _break(self, exc: OSError | None) -> None:
@@ -153,28 +214,28 @@ class ConnectionReporter:
         if exc is not None and not self._broken:
             log.warning("the daemon's connection channel failed: %s", exc)
         self._broken = True
+        self._loop.remove_reader(self._sock)
         self._loop.remove_writer(self._sock)
-        for _, fd in self._outbox:
-            if fd is not None:
-                os.close(fd)
         self._outbox.clear()
 
     def close(self) -> None:
-        """Idempotent."""
+        """Idempotent. Connections handed over but not served yet are left to the daemon."""
         if self._sock.fileno() < 0:
             return
         self._break(None)
+        for task in self._taking:
+            task.cancel()
         self._sock.close()
         self.states.release()
         self._table.close()
 
 
 class HeldConnections:
-    """The daemon's side for one member: its copies of the member's connections.
+    """The daemon's side for one member: the connections it hands over, and its copies.
 
     ``HeldConnections.create(slots)`` in the daemon's loop; pass
-    ``member_fds`` to the member (then ``close_member_fds``); ``await end()``
-    once the member has exited.
+    ``member_fds`` to the member (then ``close_member_fds``); ``give`` it
+    connections; ``await end()`` once the member has exited.
     """
 
     def __init__(self, sock: socket.socket, table: mmap.mmap, member_fds: tuple[int, int]) -> None:
@@ -182,6 +243,7 @@ class HeldConnections:
         self._table = table
         self.member_fds = member_fds
         self._held: dict[int, int] = {}  # slot -> our copy of the connection's descriptor
+        self._free = list(range(len(table) - 1, -1, -1))  # pop() takes the lowest
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock, self._receive)
         self._ended = False
@@ -200,7 +262,7 @@ class HeldConnections:
 
     @property
     def held(self) -> int:
-        """How many of the member's connections the daemon holds a copy of."""
+        """The member's open connections (handed over, not yet closed by it)."""
         return len(self._held)
 
     def close_member_fds(self) -> None:
@@ -209,6 +271,25 @@ class HeldConnections:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.member_fds = (-1, -1)
+
+    def give(self, conn: socket.socket) -> bool:
+        """Hand ``conn`` to the member, keeping a copy (``conn`` is detached then).
+
+        False, with ``conn`` untouched, if the member holds all the connections
+        it may, its channel is full, or it is gone.
+        """
+        if self._ended or not self._free:
+            return False
+        slot = self._free[-1]
+        self._table[slot] = GIVEN  # before the member can see the descriptor
+        try:
+            socket.send_fds(self._sock, [_MESSAGE.pack(_GIVE, slot)], [conn.fileno()])
+        except OSError:
+            self._table[slot] = FREE
+            return False
+        self._free.pop()
+        self._held[slot] = conn.detach()
+        return True
 
     def _receive(self) -> None:
         while True:
@@ -225,29 +306,26 @@ class HeldConnections:
             if not data:  # the member's end is closed: everything has been read
                 self._loop.remove_reader(self._sock)
                 return
-            self._apply(data, fds)
-
-    def _apply(self, data: bytes, fds: list[int]) -> None:
-        if len(data) != _MESSAGE.size:
-            for fd in fds:
+            for fd in fds:  # a member sends none
                 os.close(fd)
-            return
-        op, slot = _MESSAGE.unpack(data)
-        old = self._held.pop(slot, None)
-        if old is not None:
-            os.close(old)
-        if op == _OPENED and fds:
-            self._held[slot] = fds[0]
-            for extra in fds[1:]:
-                os.close(extra)
+            if len(data) == _MESSAGE.size and data[0] == _CLOSED:
+                self._closed(_MESSAGE.unpack(data)[1])
 
-    async def end(self) -> tuple[int, int]:
-        """Answer what the exited member held: (answered 503, closed); idempotent.
+    def _closed(self, slot: int) -> None:
+        fd = self._held.pop(slot, None)
+        if fd is not None:
+            os.close(fd)
+            self._free.append(slot)
 
-        The caller makes sure the member has exited: a live one could still write.
+    async def end(self, serve_here: Adopt | None = None) -> Ended:
+        """Answer what the exited member held (see the module's docstring); idempotent.
+
+        ``serve_here`` serves the connections the member never started on
+        (without it they are closed). The caller makes sure the member has
+        exited: a live one could still write.
         """
         if self._ended:
-            return 0, 0
+            return Ended(0, 0, 0)
         self._ended = True
         self._receive()  # what the member sent before it died is still queued
         self._loop.remove_reader(self._sock)
@@ -257,9 +335,13 @@ class HeldConnections:
         self._table.close()
         held, self._held = self._held, {}
         socks: list[socket.socket] = []
-        answered = 0
+        answered = served = 0
         for slot, fd in held.items():
             sock = socket.socket(fileno=fd)
+            if states[slot] == GIVEN and serve_here is not None:
+                serve_here(sock)
+                served += 1
+                continue
             sock.setblocking(False)
             if states[slot] == IN_REQUEST:
                 with contextlib.suppress(OSError):
@@ -276,7 +358,7 @@ class HeldConnections:
         finally:
             for sock in socks:
                 sock.close()
-        return answered, len(held) - answered
+        return Ended(answered, len(socks) - answered, served)
 
     async def _drain(self, sock: socket.socket) -> None:
         """Read and drop what the client still sends, until it closes."""

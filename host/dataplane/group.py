@@ -1,12 +1,14 @@
 """The daemon's side of the data plane: its members, kept in step and kept alive.
 
 ``DataPlaneGroup.start(settings, count)`` spawns ``count`` members
-(``host.dataplane.member``) and waits until each listens on the host's port.
-Then:
+(``host.dataplane.member``) and waits until each is ready to serve. Then:
 
 - ``start_component`` / ``stop_component`` / ``set_routes`` go to every
   member (concurrently) and are remembered, so a member started later gets
-  the same: every component that runs, then the route table, then ``listen``;
+  the same: every component that runs, then the route table, then ``serve``;
+- ``take`` is the daemon's ``HttpServer.hand_off``: a connection the daemon
+  accepted goes to the ready member with the fewest open connections, if it
+  has fewer than the daemon (``host.dataplane.connections``);
 - each member has a named task that asks for its stats every
   ``STATS_INTERVAL_S`` (the inventory adds them up; the answer is the health
   check) and notices its exit within ``EXIT_POLL_S``; a member that exited,
@@ -16,9 +18,10 @@ Then:
 - a member that exited does not leave its clients hanging or cut: the daemon
   holds a copy of each of the member's connections (``host.dataplane.connections``)
   and, once the member is gone, answers every request it was serving with
-  ``503`` (``Connection: close``) and closes its other connections, then starts it
-  again (the lingering for those clients overlaps the backoff);
-- ``close()`` asks each member to shut down (it stops listening and drains),
+  ``503`` (``Connection: close``), closes its other connections and serves
+  those it had not started on itself (``serve_here``), then starts it again
+  (the lingering for those clients overlaps the backoff);
+- ``close()`` asks each member to shut down (it takes no more connections and drains),
   then stops it by pid (SIGTERM, then SIGKILL: ``lattice.process``); idempotent.
 
 A member that is restarting misses nothing: a change made meanwhile is in
@@ -41,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from host.dataplane.channel import Channel, ChannelClosed, MemberError
-from host.dataplane.connections import HeldConnections, raise_fd_limit
+from host.dataplane.connections import Adopt, HeldConnections, raise_fd_limit
 from host.dataplane.settings import (
     PlaneSettings,
     routes_to_wire,
@@ -92,7 +95,7 @@ class _Member:
     channel: Channel | None = None
     # The daemon's copies of the process's connections, answered when it exits.
     connections: HeldConnections | None = None
-    # Listening with every component and route: broadcasts go to it directly.
+    # Serving with every component and route: broadcasts and connections go to it.
     ready: bool = False
     restarts: int = 0
     started_at: float = 0.0
@@ -109,8 +112,12 @@ class _Member:
 class DataPlaneGroup:
     """A host's data-plane members; ``await DataPlaneGroup.start(...)`` builds a running one."""
 
-    def __init__(self, settings: PlaneSettings, count: int) -> None:
+    def __init__(
+        self, settings: PlaneSettings, count: int, serve_here: Adopt | None = None
+    ) -> None:
         self.settings = settings
+        # Serves, in the daemon, a dead member's connections that it had not started on.
+        self._serve_here = serve_here
         self._members = [_Member(index) for index in range(1, count + 1)]
         # What every member must run: component id -> (spec, remote provider ids); routes.
         self._components: dict[str, tuple[ComponentSpec, tuple[str, ...]]] = {}
@@ -118,9 +125,11 @@ class DataPlaneGroup:
         self._closed = False
 
     @classmethod
-    async def start(cls, settings: PlaneSettings, count: int) -> DataPlaneGroup:
-        """Spawn ``count`` members (0: none) listening on ``settings.http_port``."""
-        group = cls(settings, count)
+    async def start(
+        cls, settings: PlaneSettings, count: int, serve_here: Adopt | None = None
+    ) -> DataPlaneGroup:
+        """Spawn ``count`` members (0: none) and wait until each is ready to serve."""
+        group = cls(settings, count, serve_here)
         # The daemon holds a copy of every member connection besides its own.
         raise_fd_limit(256 + (count + 1) * settings.http_limits.max_connections)
         try:
@@ -141,7 +150,7 @@ class DataPlaneGroup:
 
     @property
     def ready(self) -> bool:
-        """Every member listens with every component and route."""
+        """Every member serves with every component and route."""
         return all(m.ready for m in self._members)
 
     @property
@@ -152,6 +161,21 @@ class DataPlaneGroup:
         """Calls, failures and calls in flight of a component over all members."""
         found = [m.stats.get(component_id, (0, 0, 0)) for m in self._members]
         return (sum(s[0] for s in found), sum(s[1] for s in found), sum(s[2] for s in found))
+
+    def take(self, conn: socket.socket, load: int) -> bool:
+        """Give ``conn`` to the ready member with the fewest open connections, if that
+        is fewer than ``load`` (the daemon's own); False leaves it to the daemon."""
+        best: HeldConnections | None = None
+        for member in self._members:
+            held = member.connections
+            if member.ready and held is not None and (best is None or held.held < best.held):
+                best = held
+        return best is not None and best.held < load and best.give(conn)
+
+    @property
+    def connections(self) -> list[int]:
+        """Each member's open connections."""
+        return [m.connections.held if m.connections is not None else 0 for m in self._members]
 
     # -- what every member runs ----------------------------------------------------------
 
@@ -194,7 +218,7 @@ class DataPlaneGroup:
     # -- processes -----------------------------------------------------------------------
 
     async def _bring_up(self, member: _Member) -> None:
-        """Spawn, configure, give it every component and route, then let it listen."""
+        """Spawn, configure, give it every component and route, then let it serve."""
         async with member.lock:
             ours, theirs = socket.socketpair()
             member.connections = held = HeldConnections.create(
@@ -218,9 +242,9 @@ class DataPlaneGroup:
             for spec, remote in list(self._components.values()):
                 await channel.request("start", START_TIMEOUT_S, **_start_fields(spec, remote))
             await channel.request("routes", CHANGE_TIMEOUT_S, routes=routes_to_wire(self._routes))
-            await channel.request("listen", CHANGE_TIMEOUT_S)
+            await channel.request("serve", CHANGE_TIMEOUT_S)
             member.ready = True
-        log.info("data-plane process %s listening as pid %s", member.index, member.pid)
+        log.info("data-plane process %s serving as pid %s", member.index, member.pid)
 
     async def _supervise(self, member: _Member) -> None:
         delay = BACKOFF_INITIAL_S
@@ -272,20 +296,21 @@ class DataPlaneGroup:
             kill_process(member.process)
 
     async def _answer_orphans(self, member: _Member) -> None:
-        """The exited member's requests answered 503, its other connections closed."""
+        """The exited member's requests answered 503, its other connections closed,
+        those it had not started on served here."""
         held, member.connections = member.connections, None
         if held is None:
             return
-        answered, closed = await held.end()
-        if answered or closed:
+        ended = await held.end(self._serve_here)
+        if any(ended):
             log.warning(
                 "data-plane process %s: %s request(s) it was serving answered 503, "
-                "%s other connection(s) closed",
-                member.index, answered, closed,
+                "%s other connection(s) closed, %s not yet started on served here",
+                member.index, ended.answered, ended.closed, ended.served_here,
             )  # fmt: skip
 
     async def close(self) -> None:
-        """Stop every member: stop listening, drain, exit; idempotent."""
+        """Stop every member: take no more connections, drain, exit; idempotent."""
         self._closed = True
         tasks = [m.task for m in self._members if m.task is not None]
         for task in tasks:

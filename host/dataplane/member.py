@@ -12,22 +12,23 @@ asked, one request at a time:
 - ``start``: start or update a component (the daemon's own ``ComponentSpec``);
 - ``stop``: stop one;
 - ``routes``: the host's whole route table, swapped in at once;
-- ``listen``: join the host's port (SO_REUSEPORT). The daemon asks only once
-  the member runs every component and route, so a restarted member never
-  answers 404 for a component that runs;
+- ``serve``: start taking the connections the daemon hands over (the daemon
+  alone accepts on the host's port). The daemon asks only once the member runs
+  every component and route, so a restarted member never answers 404 for a
+  component that runs;
 - ``stats``: calls, failures and calls in flight per component (the
   inventory counts the host's processes together); it is the health check too;
-- ``shutdown``: stop listening, let in-flight calls finish, exit.
+- ``shutdown``: take no more connections, let in-flight calls finish, exit.
 
 It exits as well when its channel closes or its parent is gone (a daemon that
 was SIGKILLed cannot stop it: no orphans), and on SIGTERM.
 
-Descriptors C and S are how the daemon answers for it should it die
-(``host.dataplane.connections``): every connection the member accepts goes to
-the daemon over C, and its HTTP server marks in the table S which connections
-have a request waiting for its answer. If the member is killed, those get a
-``503`` from the daemon, its other connections are closed, and the daemon
-starts a new member.
+Descriptors C and S carry its connections (``host.dataplane.connections``):
+the daemon hands each over C and keeps a copy, and the member's HTTP server
+marks in the table S which connections have a request waiting for its answer.
+If the member is killed, those get a ``503`` from the daemon, the ones it had
+not started on are served by the daemon, its other connections are closed,
+and the daemon starts a new member.
 """
 
 from __future__ import annotations
@@ -68,13 +69,19 @@ class Member:
     """The parts of one member and the operations the daemon drives them with."""
 
     def __init__(
-        self, settings: PlaneSettings, nc: Connection, runtime: HostRuntime, http: HttpServer
+        self,
+        settings: PlaneSettings,
+        nc: Connection,
+        runtime: HostRuntime,
+        http: HttpServer,
+        connections: ConnectionReporter,
     ) -> None:
         self.settings = settings
         self.nc = nc
         self.runtime = runtime
         self.http = http
-        self.listening = False
+        self.connections = connections
+        self.serving = False
         self.stop_requested = asyncio.Event()
 
     async def handle(self, message: dict[str, Any]) -> Any:
@@ -96,11 +103,11 @@ class Member:
                     table.add(route)
                 self.http.routes = table
                 return None
-            case "listen":
-                if not self.listening:
-                    await self.http.start()
-                    self.listening = True
-                return self.http.port
+            case "serve":
+                if not self.serving:
+                    self.connections.serve(self.http.serve_accepted)
+                    self.serving = True
+                return None
             case "stats":
                 return {
                     cid: [r.pool.invocations, r.pool.failures, r.pool.active]
@@ -127,7 +134,7 @@ class Member:
             await channel.send(reply)
 
     async def close(self) -> None:
-        """Stop listening, drain in-flight calls, disconnect."""
+        """Take no more connections, drain in-flight calls, disconnect."""
         await self.http.stop()
         for component_id in list(self.runtime.components):
             await self.runtime.stop(component_id, DRAIN_TIMEOUT_S)
@@ -144,8 +151,8 @@ async def run(fd: int, parent_pid: int, connections_fd: int, states_fd: int) -> 
         tracing.setup("wasmlattice-host", settings.traces)
     nc = await connect(settings.nats)
     runtime, _ = build_runtime(nc, settings)
-    http = build_http(runtime, settings, reuse_port=True, tracker=reporter)
-    member = Member(settings, nc, runtime, http)
+    http = build_http(runtime, settings, tracker=reporter)
+    member = Member(settings, nc, runtime, http, reporter)
     await channel.send(ok(os.getpid()))
     stop_on_signals(member.stop_requested.set)
     try:

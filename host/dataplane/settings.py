@@ -91,11 +91,12 @@ def build_http(
     runtime: HostRuntime,
     settings: PlaneSettings,
     *,
-    reuse_port: bool,
+    accept_here: bool = False,
     tracker: ConnectionTracker | None = None,
 ) -> HttpServer:
-    """The HTTP front of ``runtime`` (not listening yet); ``reuse_port`` to share the port,
-    ``tracker`` to have its connections answered by the daemon should this process die."""
+    """The HTTP front of ``runtime`` (not listening yet). ``accept_here``: the daemon's,
+    which hands connections to its members; ``tracker``: a member's, whose connections
+    the daemon answers should this process die."""
     http = HttpServer(
         runtime.handle_http,
         settings.http_host,
@@ -103,7 +104,7 @@ def build_http(
         settings.max_body_bytes,
         settings.http_limits,
         exchanges=runtime.http_exchange,
-        reuse_port=reuse_port,
+        accept_here=accept_here,
         tracker=tracker,
     )
     http.host_id = settings.host_id
