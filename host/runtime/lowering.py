@@ -392,6 +392,9 @@ class _Tuple(Conv):
     def lift(self, mv: Any, addr: int, off: int) -> Any:
         n, data = VEC.unpack_from(mv, off + OF)
         _check_size(n, len(self._lifts))
+        if n == 2:  # the usual tuple (a header, an environment variable): no loop
+            first, second = self._lifts
+            return (first(MEMORY, 1, data - 1), second(MEMORY, 1, data - 1 + VAL))
         pairs = zip(self._lifts, self._offsets, strict=True)
         return tuple([lift(MEMORY, 1, data + o) for lift, o in pairs])
 

@@ -105,6 +105,19 @@ def _compile(impl: Callable[..., Any], func: WitFunc, plain: bool) -> Call:
                 lower(context, result, MEMORY, 1, results - 1)
 
         return call0
+    if len(reads) == 1:
+        (read,) = reads
+
+        def call1(context: int, args: int, nargs: int, results: int) -> None:
+            if args <= 0:
+                _null(args)
+            result = impl(context, read(context, args))
+            if lower is not None:
+                if results <= 0:
+                    _null(results)
+                lower(context, result, MEMORY, 1, results - 1)
+
+        return call1
 
     def call(context: int, args: int, nargs: int, results: int) -> None:
         if args <= 0:
