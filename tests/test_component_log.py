@@ -20,17 +20,24 @@ from providers import logging_provider
 from providers.logging_provider import OutputLines, component_log, log_from_component
 
 
+class _Caught(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @pytest.fixture
 def records() -> Iterator[list[logging.LogRecord]]:
     """The records reaching a handler on the component logger (level DEBUG - 5)."""
-    caught: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = caught.append  # type: ignore[method-assign]
+    handler = _Caught()
     level = component_log.level
     component_log.addHandler(handler)
     component_log.setLevel(logging.DEBUG - 5)
     try:
-        yield caught
+        yield handler.records
     finally:
         component_log.removeHandler(handler)
         component_log.setLevel(level)
@@ -76,8 +83,9 @@ def test_levels_the_logger_does_not_show_make_no_record(
 
 
 def test_filters_on_the_logger_still_apply(records: list[logging.LogRecord]) -> None:
-    only_errors = logging.Filter()
-    only_errors.filter = lambda record: record.levelno >= logging.ERROR  # type: ignore[method-assign]
+    def only_errors(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
     component_log.addFilter(only_errors)
     try:
         log_from_component("web", "info", "", "filtered out")
