@@ -14,7 +14,10 @@ translation layer between it and the C side.
 A guest makes a dozen host calls per request, so the per-call overhead counts:
 the C callbacks take every pointer as a plain int (ctypes builds no pointer
 objects), the function gets the raw store context as its ``store`` (no
-``StoreContext``), and no closure is made per call. Destructors
+``StoreContext``), and no closure is made per call. Each function's first call
+compiles its call (``_compile``), shaped to its parameters: values are read and
+written in place through ``c_api.MEMORY`` (no views), and a method reads its
+handle's rep with no helper call and builds no parameter list. Destructors
 (``add_fast_resource``) go the same way.
 
 Ownership: the C API frees the arguments after the call (a lifted handle stays
@@ -44,7 +47,10 @@ from host.runtime.wit_types import WitFunc, WitOpaque, WitType
 
 __all__ = ["add_fast_func", "add_fast_resource"]
 
-_functions: dict[int, Callable[[int, int, int, int], None]] = {}
+Call = Callable[[int, int, int, int], None]  # (context, args, nargs, results)
+Read = Callable[[int, int], Any]  # (context, args) -> one parameter's value
+
+_functions: dict[int, Call] = {}
 _destructors: dict[int, Callable[[int, int], None]] = {}
 _ids = itertools.count(1)
 _lock = threading.Lock()
@@ -75,10 +81,6 @@ class _HostFunc:
             if self._key in _functions:  # not when the linker is already gone
                 _functions[self._key] = call
         call(context, args, nargs, results)
-
-
-Call = Callable[[int, int, int, int], None]  # (context, args, nargs, results)
-Read = Callable[[int, int], Any]  # (context, args) -> one parameter's value
 
 
 def _compile(impl: Callable[..., Any], func: WitFunc, plain: bool) -> Call:
