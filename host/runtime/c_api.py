@@ -60,9 +60,8 @@ F32_BITS = struct.Struct("@f")
 F64_BITS = struct.Struct("@d")
 
 # Scratch memory for one value: a ctypes array is the cheapest zeroed buffer with
-# a known address; all zeroes is an empty bool, which owns nothing. Fixed-size
-# container contents get array types of their own; variable sizes use view(),
-# since ctypes caches an array type per length forever.
+# a known address; all zeroes is an empty bool, which owns nothing. Container
+# contents are read and written through MEMORY (below).
 ValImage = c_ubyte * VAL
 
 # -- kinds -----------------------------------------------------------------------
@@ -149,14 +148,18 @@ func_call = ctypes.CFUNCTYPE(
 # of C memory made without a ctypes call (PyMemoryView_FromMemory through ctypes cost
 # ~0.6 µs, and a wasi:http request makes ~30 views). Nothing is allocated: the array
 # type only describes the address range.
-_MEMORY = memoryview((ctypes.c_ubyte * (sys.maxsize - 1)).from_address(1)).cast("B")
+#
+# A converter (``host.runtime.lowering``) writes and reads the value at ``off`` of a
+# buffer whose first byte is at ``addr``: ``(MEMORY, 1, address - 1)`` is the value
+# at ``address`` with no view made at all, which the per-call paths use.
+MEMORY = memoryview((ctypes.c_ubyte * (sys.maxsize - 1)).from_address(1)).cast("B")
 
 
 def view(address: int, size: int) -> memoryview:
     """A writable memoryview of `size` bytes of C memory at `address`."""
     if address <= 0:
         raise ValueError(f"no memory at address {address}")
-    return _MEMORY[address - 1 : address - 1 + size]
+    return MEMORY[address - 1 : address - 1 + size]
 
 
 def string_at(address: int, size: int) -> bytes:
@@ -172,4 +175,5 @@ def raise_error(error: int) -> None:
 def string_of(mv: Any, off: int) -> str:
     """The UTF-8 byte vec at offset `off` of `mv`, decoded."""
     size, data = VEC.unpack_from(mv, off)
-    return string_at(data, size).decode("utf-8") if size else ""
+    # Decoded from the C memory in place (no bytes copy first).
+    return str(MEMORY[data - 1 : data - 1 + size], "utf-8") if size else ""

@@ -56,7 +56,7 @@ from __future__ import annotations
 import ctypes
 import struct
 from collections.abc import Callable
-from ctypes import addressof, byref, c_ubyte, c_void_p
+from ctypes import addressof, byref, c_void_p
 from functools import partial
 from typing import Any
 
@@ -75,6 +75,7 @@ from host.runtime.c_api import (
     FLAGS,
     INTEGERS,
     LIST,
+    MEMORY,
     NAME,
     OF,
     OPTION,
@@ -125,9 +126,11 @@ from host.runtime.wit_types import (
 )
 from host.runtime.wit_values import (
     Case,
+    Err,
     HandleRef,
     HostHandle,
     NoCase,
+    Ok,
     PlainCases,
     Record,
     WitCases,
@@ -334,8 +337,11 @@ class _Bytes(Conv):
 
     def lift(self, mv: Any, addr: int, off: int) -> Any:
         n, data = VEC.unpack_from(mv, off + OF)
+        if n == 0:
+            return b""
         # Every VAL-th byte of the values, read in place (no copy of the whole values).
-        return view(data, n * VAL)[OF::VAL].tobytes() if n else b""
+        start = data - 1 + OF
+        return MEMORY[start : start + n * VAL : VAL].tobytes()
 
 
 class _List(Conv):
@@ -351,27 +357,27 @@ class _List(Conv):
         n = len(val)
         data = _new_vec(vallist_new_uninit, LIST, n, mv, addr, off)
         if n:
-            lower, items = self._lower, view(data, n * VAL)
+            lower, start = self._lower, data - 1
             # zip with the offsets: a list growing meanwhile cannot write past the end.
-            for o, item in zip(range(0, n * VAL, VAL), val, strict=False):
-                lower(store, item, items, data, o)
+            for o, item in zip(range(start, start + n * VAL, VAL), val, strict=False):
+                lower(store, item, MEMORY, 1, o)
 
     def lift(self, mv: Any, addr: int, off: int) -> Any:
         n, data = VEC.unpack_from(mv, off + OF)
         if n == 0:
             return []
-        lift, items = self._lift, view(data, n * VAL)
-        return [lift(items, data, o) for o in range(0, n * VAL, VAL)]
+        lift, start = self._lift, data - 1
+        return [lift(MEMORY, 1, o) for o in range(start, start + n * VAL, VAL)]
 
 
 class _Tuple(Conv):
-    __slots__ = ("_items", "_lifts", "_lowers", "_offsets")
+    __slots__ = ("_lifts", "_lowers", "_offsets")
 
     def __init__(self, elements: list[Conv]) -> None:
         self._lowers = tuple(e.lower for e in elements)
         self._lifts = tuple(e.lift for e in elements)
-        self._offsets = tuple(range(0, len(elements) * VAL, VAL))
-        self._items = c_ubyte * (len(elements) * VAL)
+        # Each element's offset from the data address, through MEMORY.
+        self._offsets = tuple(range(-1, len(elements) * VAL - 1, VAL))
 
     def lower(self, store: Any, val: Any, mv: Any, addr: int, off: int) -> None:
         if not isinstance(val, tuple):
@@ -380,26 +386,26 @@ class _Tuple(Conv):
         if len(val) != n:
             raise TypeError("tuple length mismatch")
         data = _new_vec(valtuple_new_uninit, TUPLE, n, mv, addr, off)
-        items = self._items.from_address(data)
         for lower, o, item in zip(self._lowers, self._offsets, val, strict=True):
-            lower(store, item, items, data, o)
+            lower(store, item, MEMORY, 1, data + o)
 
     def lift(self, mv: Any, addr: int, off: int) -> Any:
         n, data = VEC.unpack_from(mv, off + OF)
         _check_size(n, len(self._lifts))
-        items = self._items.from_address(data)
+        if n == 2:  # the usual tuple (a header, an environment variable): no loop
+            first, second = self._lifts
+            return (first(MEMORY, 1, data - 1), second(MEMORY, 1, data - 1 + VAL))
         pairs = zip(self._lifts, self._offsets, strict=True)
-        return tuple([lift(items, data, o) for lift, o in pairs])
+        return tuple([lift(MEMORY, 1, data + o) for lift, o in pairs])
 
 
 class _Record(Conv):
     """A record as ``wasmtime.component.Record`` with kebab-case attribute names."""
 
-    __slots__ = ("_entries", "_fields", "_lifts", "_n")
+    __slots__ = ("_fields", "_lifts", "_n")
 
     def __init__(self, fields: list[tuple[str, Conv]]) -> None:
         self._n = len(fields)
-        self._entries = c_ubyte * (self._n * ENTRY)
         # (name, encoded name, entry offset, lower) per field, in type order.
         self._fields = tuple(
             (name, name.encode("utf-8"), i * ENTRY, conv.lower)
@@ -412,21 +418,20 @@ class _Record(Conv):
     def lower(self, store: Any, val: Any, mv: Any, addr: int, off: int) -> None:
         n = self._n
         data = _new_vec(valrecord_new_uninit, RECORD, n, mv, addr, off)
-        entries = self._entries.from_address(data)
         for name, encoded, o, lower in self._fields:
-            lower(store, getattr(val, name), entries, data, o + ENTRY_VAL)
+            lower(store, getattr(val, name), MEMORY, 1, data - 1 + o + ENTRY_VAL)
             # The C side frees every entry's name with the record.
             byte_vec_new(data + o, len(encoded), encoded)
 
     def lift(self, mv: Any, addr: int, off: int) -> Any:
         n, data = VEC.unpack_from(mv, off + OF)
         _check_size(n, self._n)
-        entries = self._entries.from_address(data)
         record = Record()
         # Record has no __setattr__: filling __dict__ is what setattr would do.
         attrs = record.__dict__
+        start = data - 1
         for name, o, lift in self._lifts:
-            attrs[name] = lift(entries, data, o)
+            attrs[name] = lift(MEMORY, 1, start + o)
         return record
 
 
@@ -481,21 +486,13 @@ class _Cases(Conv):
         conv = self._convs[case.index]
         if conv is None:
             return 0
-        image = ValImage()
-        address = addressof(image)
-        try:
-            conv.lower(store, payload, image, address, 0)
-        except BaseException:
-            val_delete(address)
-            raise
-        box: int = val_new(address)
-        return box
+        return _boxed(conv.lower, store, payload)
 
     def _lift_case(self, case: Case, box: int) -> Any:
         conv = self._convs[case.index]
         if conv is None:
             return self._cases.value(case, None)
-        return self._cases.value(case, conv.lift(ValImage.from_address(box), box, 0))
+        return self._cases.value(case, conv.lift(MEMORY, 1, box - 1))
 
 
 class _Variant(_Cases):
@@ -543,6 +540,73 @@ class _Result(_Cases):
     def lift(self, mv: Any, addr: int, off: int) -> Any:
         case = self._cases.cases[0 if mv[off + OF] else 1]
         return self._lift_case(case, PTR.unpack_from(mv, off + RESULT_VAL)[0])
+
+
+class _PlainOption(_Cases):
+    """An option in the plain spelling (a host function's): ``None`` or the payload."""
+
+    __slots__ = ("_some_lift", "_some_lower")
+
+    def __init__(self, cases: WitCases, payload: WitType) -> None:
+        super().__init__(cases, (None, payload), host_handles=True)
+        some = self._convs[1]
+        assert some is not None
+        self._some_lower = some.lower
+        self._some_lift = some.lift
+
+    def lower(self, store: Any, val: Any, mv: Any, addr: int, off: int) -> None:
+        box = 0 if val is None else _boxed(self._some_lower, store, val)
+        PTR.pack_into(mv, off + OF, box)
+        mv[off] = OPTION
+
+    def lift(self, mv: Any, addr: int, off: int) -> Any:
+        box = PTR.unpack_from(mv, off + OF)[0]
+        return self._some_lift(MEMORY, 1, box - 1) if box else None
+
+
+class _PlainResult(_Cases):
+    """A result in the plain spelling (a host function's): ``Ok(value)`` or ``Err(value)``."""
+
+    __slots__ = ("_err", "_ok")
+
+    def __init__(self, cases: WitCases, ok: WitType | None, err: WitType | None) -> None:
+        super().__init__(cases, (ok, err), host_handles=True)
+        self._ok, self._err = self._convs
+
+    def lower(self, store: Any, val: Any, mv: Any, addr: int, off: int) -> None:
+        cls = type(val)
+        if cls is Ok:
+            conv, is_ok = self._ok, 1
+        elif cls is Err:
+            conv, is_ok = self._err, 0
+        else:
+            self._select(val)  # raises the error for a value of neither case
+            raise AssertionError(f"{val!r} is neither Ok nor Err")
+        box = 0 if conv is None else _boxed(conv.lower, store, val.value)
+        mv[off + OF] = is_ok
+        PTR.pack_into(mv, off + RESULT_VAL, box)
+        mv[off] = RESULT
+
+    def lift(self, mv: Any, addr: int, off: int) -> Any:
+        box = PTR.unpack_from(mv, off + RESULT_VAL)[0]
+        if mv[off + OF]:
+            ok = self._ok
+            return Ok(None if ok is None else ok.lift(MEMORY, 1, box - 1))
+        err = self._err
+        return Err(None if err is None else err.lift(MEMORY, 1, box - 1))
+
+
+def _boxed(lower: Callable[[Any, Any, Any, int, int], None], store: Any, payload: Any) -> int:
+    """``payload`` lowered, then moved into a C box (as ``_Cases._box``)."""
+    image = ValImage()
+    address = addressof(image)
+    try:
+        lower(store, payload, image, address, 0)
+    except BaseException:
+        val_delete(address)
+        raise
+    box: int = val_new(address)
+    return box
 
 
 # -- kinds only wasmtime-py converts ----------------------------------------------
@@ -675,9 +739,13 @@ def converter_for(ty: WitType, *, host_handles: bool = False) -> Conv:
     if isinstance(ty, WitVariant):
         return _Variant(ty.cases, ty.payloads, host_handles)
     if isinstance(ty, WitOption):
-        return _Option(ty.cases, (None, ty.payload), host_handles)
+        if host_handles:
+            return _PlainOption(ty.cases, ty.payload)
+        return _Option(ty.cases, (None, ty.payload))
     if isinstance(ty, WitResult):
-        return _Result(ty.cases, (ty.ok, ty.err), host_handles)
+        if host_handles:
+            return _PlainResult(ty.cases, ty.ok, ty.err)
+        return _Result(ty.cases, (ty.ok, ty.err))
     assert isinstance(ty, WitOpaque)
     if host_handles:
         if not ty.is_handle:

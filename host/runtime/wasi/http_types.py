@@ -49,7 +49,7 @@ from host.runtime.wasi.io import (
     StreamFailed,
 )
 from host.runtime.wasi.table import KINDS, CallScope, HostObject, ResourceTable, WasiTrap
-from host.runtime.wasi.values import Err, Ok, Variant
+from host.runtime.wasi.values import OK, Err, Ok, Variant
 from providers.http_messages import bodiless_status
 from providers.http_server import BodyError, ResponseSink, StreamedRequest
 
@@ -97,7 +97,7 @@ def header_problem(name: str, value: bytes | None = None) -> Variant | None:
     """The ``header-error`` of a name (and value), or None when both are fine."""
     if not _TOKEN.match(name.encode("latin-1", "replace")):
         return Variant("invalid-syntax")
-    if value is not None and any(c in value for c in b"\r\n\0"):
+    if value is not None and (b"\r" in value or b"\n" in value or b"\0" in value):
         return Variant("invalid-syntax")
     if name.lower() in FORBIDDEN:
         return Variant("forbidden")
@@ -391,7 +391,7 @@ def functions(table: ResourceTable) -> Mapping[str, Callable[..., Any]]:
             table.take(trailers, Fields)  # dropped: the provider cannot send trailers
         body.finished = True
         error = body.sink.finish()
-        return Ok() if error is None else Err(error)
+        return OK if error is None else Err(error)
 
     def set_response(_s: Any, param: int, response: Any) -> None:
         exchange = table.take(param, ResponseOutparam).exchange

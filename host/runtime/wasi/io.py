@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from host.errors import DeadlineExceeded
 from host.runtime.wasi.table import KINDS, HostObject, ResourceTable
-from host.runtime.wasi.values import Err, Ok, Variant
+from host.runtime.wasi.values import OK, Err, Ok, Variant
 
 __all__ = [
     "Always",
@@ -247,6 +247,8 @@ class OutputStream(HostObject):
 
     def _settle(self) -> int:
         """Forget finished writes (noting a failure); the bytes still in flight."""
+        if not self._in_flight:  # the usual case: sinks mostly finish writes at once
+            return 0
         pending = []
         for future, size in self._in_flight:
             if not future.done():
@@ -290,7 +292,7 @@ class OutputStream(HostObject):
                         self._settle()
                         if self._error is not None:
                             return Err(stream_failed(table, self._error))
-        return Ok()
+        return OK
 
     def flush(self, table: ResourceTable, blocking: bool) -> Any:
         """A blocking flush waits until the bytes in flight are under the write budget.
@@ -312,7 +314,7 @@ class OutputStream(HostObject):
             self._settle()
             if self._error is not None:
                 return Err(stream_failed(table, self._error))
-        return Ok()
+        return OK
 
 
 def stream_failed(table: ResourceTable, error: IoError) -> Variant:

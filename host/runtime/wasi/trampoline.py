@@ -14,7 +14,10 @@ translation layer between it and the C side.
 A guest makes a dozen host calls per request, so the per-call overhead counts:
 the C callbacks take every pointer as a plain int (ctypes builds no pointer
 objects), the function gets the raw store context as its ``store`` (no
-``StoreContext``), and no closure is made per call. Destructors
+``StoreContext``), and no closure is made per call. Each function's first call
+compiles its call (``_compile``), shaped to its parameters: values are read and
+written in place through ``c_api.MEMORY`` (no views), and a method reads its
+handle's rep with no helper call and builds no parameter list. Destructors
 (``add_fast_resource``) go the same way.
 
 Ownership: the C API frees the arguments after the call (a lifted handle stays
@@ -31,83 +34,162 @@ import itertools
 import threading
 from collections.abc import Callable
 from ctypes import c_char_p, c_size_t, c_uint32, c_void_p
-from typing import Any
+from typing import Any, NoReturn
 
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime.component import LinkerInstance, ResourceType, _enter
 
-from host.runtime.c_api import OF, PTR, VAL, view
+from host.runtime.c_api import MEMORY, OF, PTR, VAL
 from host.runtime.lowering import converter_for, rep_at
 from host.runtime.wasi.values import param_reader
 from host.runtime.wit_types import WitFunc, WitOpaque, WitType
 
 __all__ = ["add_fast_func", "add_fast_resource"]
 
-_functions: dict[int, _HostFunc] = {}
+Call = Callable[[int, int, int, int], None]  # (context, args, nargs, results)
+Read = Callable[[int, int], Any]  # (context, args) -> one parameter's value
+
+_functions: dict[int, Call] = {}
 _destructors: dict[int, Callable[[int, int], None]] = {}
 _ids = itertools.count(1)
 _lock = threading.Lock()
 
 
 class _HostFunc:
-    """One host function: its converters are compiled on its first call.
+    """One host function before its first call, which compiles its converters.
 
     A componentize-py component imports ~100 WASI functions and calls a dozen;
     describing and compiling all of them at start cost ~10 ms of every start.
+    The first call puts the compiled call (``_compile``) in its place in
+    ``_functions``, so later calls go straight to it.
     """
 
-    __slots__ = ("_build", "_impl", "_lower", "_params", "_plain")
+    __slots__ = ("_build", "_key", "_plain")
 
     def __init__(
-        self, build: Callable[[], tuple[Callable[..., Any], WitFunc]], plain: bool
+        self, key: int, build: Callable[[], tuple[Callable[..., Any], WitFunc]], plain: bool
     ) -> None:
+        self._key = key
         self._build = build
         self._plain = plain
-        self._impl: Callable[..., Any] | None = None
-        self._lower: Any = None
-        self._params: tuple[tuple[int, Any, Any], ...] = ()
-
-    def _compile(self) -> Callable[..., Any]:
-        """Build the converters (racing threads may both do it: the result is the same)."""
-        impl, func = self._build()
-        plain = self._plain
-        # Per parameter: its offset, and either None (a handle: its rep is read
-        # straight from the slot) or its converter's lift and the reader of the
-        # handles inside it (values.param_reader).
-        params: list[tuple[int, Any, Any]] = []
-        for i, (_, ty) in enumerate(func.params):
-            if plain and _is_handle(ty):
-                params.append((i * VAL, None, None))
-            else:
-                lift = converter_for(ty, host_handles=plain).lift
-                params.append((i * VAL, lift, param_reader(ty) if plain else None))
-        self._params = tuple(params)
-        self._lower = (
-            None if func.result is None else converter_for(func.result, host_handles=plain).lower
-        )
-        self._impl = impl  # last: a thread that sees it sees the converters too
-        return impl
 
     def __call__(self, context: int, args: int, nargs: int, results: int) -> None:
-        impl = self._impl
-        if impl is None:
-            impl = self._compile()
-        if nargs:
-            mv = view(args, nargs * VAL)
-            values = []
-            for off, lift, read in self._params:
-                if lift is None:
-                    values.append(rep_at(context, PTR.unpack_from(mv, off + OF)[0]))
-                elif read is None:
-                    values.append(lift(mv, args, off))
-                else:
-                    values.append(read(context, lift(mv, args, off)))
-            result = impl(context, *values)
-        else:
+        # Racing threads may both compile: the results are the same.
+        call = _compile(*self._build(), self._plain)
+        with _lock:
+            if self._key in _functions:  # not when the linker is already gone
+                _functions[self._key] = call
+        call(context, args, nargs, results)
+
+
+def _compile(impl: Callable[..., Any], func: WitFunc, plain: bool) -> Call:
+    """The call of ``impl`` with ``func``'s converters, specialised to its parameters.
+
+    Values are read and written through ``MEMORY`` at their addresses (no views).
+    Most calls are methods with at most one more parameter: those read their
+    handle's rep in place and build no list of parameters. Every Python call
+    saved here is saved a dozen times per request.
+    """
+    params = [ty for _, ty in func.params]
+    lower = None if func.result is None else converter_for(func.result, host_handles=plain).lower
+    handle_first = plain and bool(params) and _is_handle(params[0])
+    if handle_first and len(params) <= 2:
+        return _method(impl, _reader(1, params[1], plain) if len(params) == 2 else None, lower)
+    reads = [_reader(i, ty, plain) for i, ty in enumerate(params)]
+    if not reads:
+
+        def call0(context: int, args: int, nargs: int, results: int) -> None:
             result = impl(context)
-        if self._lower is not None:
-            self._lower(context, result, view(results, VAL), results, 0)
+            if lower is not None:
+                if results <= 0:
+                    _null(results)
+                lower(context, result, MEMORY, 1, results - 1)
+
+        return call0
+    if len(reads) == 1:
+        (read,) = reads
+
+        def call1(context: int, args: int, nargs: int, results: int) -> None:
+            if args <= 0:
+                _null(args)
+            result = impl(context, read(context, args))
+            if lower is not None:
+                if results <= 0:
+                    _null(results)
+                lower(context, result, MEMORY, 1, results - 1)
+
+        return call1
+
+    def call(context: int, args: int, nargs: int, results: int) -> None:
+        if args <= 0:
+            _null(args)
+        result = impl(context, *[read(context, args) for read in reads])
+        if lower is not None:
+            if results <= 0:
+                _null(results)
+            lower(context, result, MEMORY, 1, results - 1)
+
+    return call
+
+
+def _method(impl: Callable[..., Any], read: Read | None, lower: Any) -> Call:
+    """The call of a function whose first parameter is a handle, and at most one other."""
+    unpack, rep_of = PTR.unpack_from, rep_at
+    slot = OF - 1  # the first handle's pointer, at args + OF, through MEMORY
+    if read is None:
+
+        def call1(context: int, args: int, nargs: int, results: int) -> None:
+            if args <= 0:
+                _null(args)
+            result = impl(context, rep_of(context, unpack(MEMORY, args + slot)[0]))
+            if lower is not None:
+                if results <= 0:
+                    _null(results)
+                lower(context, result, MEMORY, 1, results - 1)
+
+        return call1
+
+    def call2(context: int, args: int, nargs: int, results: int) -> None:
+        if args <= 0:
+            _null(args)
+        rep = rep_of(context, unpack(MEMORY, args + slot)[0])
+        result = impl(context, rep, read(context, args))
+        if lower is not None:
+            if results <= 0:
+                _null(results)
+            lower(context, result, MEMORY, 1, results - 1)
+
+    return call2
+
+
+def _null(address: int) -> NoReturn:
+    # Checked before any use: through MEMORY, address 0 would be its last byte.
+    raise ValueError(f"no memory at address {address}")
+
+
+def _reader(index: int, ty: WitType, plain: bool) -> Read:
+    """How parameter ``index`` is read from the argument array.
+
+    A handle (plain spelling) is read as its rep straight from its slot; any
+    other value is lifted, then the handles inside it become their reps
+    (``values.param_reader``).
+    """
+    at = index * VAL - 1  # the value at args + index * VAL, through MEMORY
+    if plain and _is_handle(ty):
+        unpack, rep_of = PTR.unpack_from, rep_at
+        slot = at + OF
+
+        def handle(context: int, args: int) -> int:
+            return rep_of(context, unpack(MEMORY, args + slot)[0])
+
+        return handle
+    lift = converter_for(ty, host_handles=plain).lift
+    read = param_reader(ty) if plain else None
+    if read is None:
+        return lambda context, args: lift(MEMORY, 1, args + at)
+    reads_handles = read
+    return lambda context, args: reads_handles(context, lift(MEMORY, 1, args + at))
 
 
 def _is_handle(ty: WitType) -> bool:
@@ -171,10 +253,11 @@ def _address(obj: Any) -> int:
     return ctypes.cast(obj, c_void_p).value or 0
 
 
-def _register(table: dict[int, Any], value: Any) -> int:
+def _register(table: dict[int, Any], make: Callable[[int], Any]) -> int:
+    """Store ``make(key)`` under a new key."""
     with _lock:
         key = next(_ids)
-        table[key] = value
+        table[key] = make(key)
     return key
 
 
@@ -200,7 +283,7 @@ def add_fast_func(
     what a linked component's forwarder hands on unchanged. Resources are then
     not converted: such a function must have none in its type.
     """
-    key = _register(_functions, _HostFunc(build, plain))
+    key = _register(_functions, lambda key: _HostFunc(key, build, plain))
     encoded = name.encode("utf-8")
     error = _add_func(
         _address(instance.ptr()),
@@ -217,7 +300,7 @@ def add_fast_resource(
     instance: LinkerInstance, name: str, ty: ResourceType, dtor: Callable[[int, int], None]
 ) -> None:
     """``instance.add_resource(name, ty, dtor)``; ``dtor(context, rep)``."""
-    key = _register(_destructors, dtor)
+    key = _register(_destructors, lambda _key: dtor)
     encoded = name.encode("utf-8")
     error = _add_resource(
         _address(instance.ptr()),

@@ -41,9 +41,10 @@ from host.runtime.wit_types import (
 )
 from host.runtime.wit_values import Err, HandleRef, Ok
 
-__all__ = ["Err", "Ok", "Variant", "param_reader"]
+__all__ = ["OK", "Err", "Ok", "Variant", "param_reader"]
 
 Variant = wc.Variant
+OK = Ok()  # ``ok`` without a payload, made once (Ok is frozen)
 ReadParam = Callable[[Any, Any], Any]  # (store, lifted value) -> plain value
 
 
