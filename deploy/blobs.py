@@ -22,7 +22,7 @@ import os
 import re
 from pathlib import Path
 
-_HEX = re.compile(r"^[0-9a-f]{64}$")
+_HEX = re.compile(r"^[0-9a-f]{64}\Z")
 
 DEFAULT_CACHE_BYTES = 2 * 2**30
 

@@ -42,10 +42,10 @@ SEPARATOR = "--"
 MAX_NAME = 63
 MAX_VERSION = 64
 
-_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+-]*(\.[0-9][A-Za-z0-9_+-]*)*$")
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?\Z")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+-]*(\.[0-9][A-Za-z0-9_+-]*)*\Z")
 # A link's namespace, package and name are parts of its key.
-_LINK_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")
+_LINK_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*\Z")
 
 NAME_RULE = "use lowercase letters, digits and single '-' (not at either end), at most 63"
 VERSION_RULE = (

@@ -32,7 +32,7 @@ from nats.js.object_store import ObjectStore
 from lattice.errors import LatticeError
 from lattice.subjects import Subjects
 
-_HEX = re.compile(r"^[0-9a-f]{64}$")
+_HEX = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 class ArtifactFailure(LatticeError):

@@ -19,9 +19,9 @@ from nats.js.kv import KeyValue
 
 from lattice.errors import KeyValueFailure
 
-_PLAIN_KEY = re.compile(r"^[-/_=a-zA-Z0-9]+(\.[-/_=a-zA-Z0-9]+)*$")
+_PLAIN_KEY = re.compile(r"^[-/_=a-zA-Z0-9]+(\.[-/_=a-zA-Z0-9]+)*\Z")
 _ENCODED_PREFIX = "_b64."
-_BUCKET_NAME = re.compile(r"^[-_a-zA-Z0-9]+$")
+_BUCKET_NAME = re.compile(r"^[-_a-zA-Z0-9]+\Z")
 MAX_CAS_RETRIES = 64
 
 

@@ -46,7 +46,7 @@ from lattice.kv import Bucket, open_bucket
 from lattice.subjects import Subjects
 
 LATTICE_KEY = "lattice-key"
-_NAME = re.compile(r"^[A-Za-z0-9][-_A-Za-z0-9]{0,127}$")
+_NAME = re.compile(r"^[A-Za-z0-9][-_A-Za-z0-9]{0,127}\Z")
 
 
 class SecretError(LatticeError):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 DEFAULT_PREFIX = "wasmlattice"
 DEFAULT_LATTICE = "default"
 
-_TOKEN = re.compile(r"^[-_a-zA-Z0-9]+$")
+_TOKEN = re.compile(r"^[-_a-zA-Z0-9]+\Z")
 
 
 def check_token(kind: str, value: str) -> str:

@@ -63,7 +63,7 @@ __all__ = [
     "method_variant",
 ]
 
-_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 FORBIDDEN = frozenset(
     {
         "connection",
