@@ -113,6 +113,9 @@ valrecord_new_uninit = _c(None, "wasmtime_component_valrecord_new_uninit", c_voi
 valflags_new_uninit = _c(None, "wasmtime_component_valflags_new_uninit", c_void_p, c_size_t)
 val_new = _c(c_void_p, "wasmtime_component_val_new", c_void_p)
 val_delete = _c(None, "wasmtime_component_val_delete", c_void_p)
+# A deep copy into C allocations (src, dst): host.runtime.imaging's values built in
+# Python memory become C-owned with it.
+val_clone = _c(None, "wasmtime_component_val_clone", c_void_p, c_void_p)
 # Host-defined resources, converted without wasmtime-py's ResourceAny/ResourceHost
 # objects (host.runtime.lowering's host handles). The errors are wasmtime_error_t*.
 resource_any_to_host = _c(

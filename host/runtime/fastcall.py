@@ -28,6 +28,7 @@ from wasmtime import component as wc
 from wasmtime.component._enter import maybe_raise_last_exn
 
 from host.runtime.c_api import VAL, ValImage, func_call, val_delete
+from host.runtime.imaging import image_lowerer
 from host.runtime.lowering import converter_for
 from host.runtime.wit_types import describe_func
 
@@ -71,7 +72,7 @@ class FastFunc:
         self.type = func.type(store)
         described = describe_func(self.type)
         params = described.params
-        self._lowers = tuple(converter_for(ty).lower for _, ty in params)
+        self._lowers = tuple(image_lowerer(ty, converter_for(ty).lower) for _, ty in params)
         self._nparams = len(params)
         self._offsets = tuple(range(0, len(params) * VAL, VAL))
         # At least one slot, so the C side never sees a null parameter array.
