@@ -162,6 +162,10 @@ ECHOES: list[tuple[str, Any]] = [
     ("echo-bytes", b""),
     ("echo-bytes", b"\x00\xff"),
     ("echo-bytes", bytes(range(256)) * 400),
+    # The last list<u8> the image arena holds (64 KiB: 2047 values after the root), then
+    # the first it does not (lowered the usual way).
+    ("echo-bytes", b"\x01" * 2047),
+    ("echo-bytes", b"\x02" * 2048),
     ("echo-string", ""),
     ("echo-string", "plain"),
     ("echo-string", "héllo wörld ✓ 🎉 \0 end"),
@@ -192,6 +196,8 @@ ECHOES: list[tuple[str, Any]] = [
     ("echo-tuple", (255, "x", 2.5)),
     ("echo-headers", []),
     ("echo-headers", [("content-type", "text/plain"), ("x-ü", "✓")]),
+    # Overflows the image arena part-way through: lowered the usual way.
+    ("echo-headers", [(f"name-{i}", "v" * 200) for i in range(300)]),
     ("echo-list-opt", []),
     ("echo-list-opt", [1, None, 2**32 - 1]),
     ("echo-nested", []),
