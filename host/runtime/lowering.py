@@ -242,10 +242,10 @@ class _Char(Conv):
 class _String(Conv):
     """A string; enums are the same on the wire with another kind."""
 
-    __slots__ = ("_kind", "_message")
+    __slots__ = ("_message", "kind")
 
     def __init__(self, kind: int = STRING, message: str = "expected string type") -> None:
-        self._kind = kind
+        self.kind = kind
         self._message = message
 
     def lower(self, store: Any, val: Any, mv: Any, addr: int, off: int) -> None:
@@ -253,7 +253,7 @@ class _String(Conv):
             raise TypeError(self._message)
         data = val.encode("utf-8")
         byte_vec_new(addr + off + OF, len(data), data)
-        mv[off] = self._kind
+        mv[off] = self.kind
 
     def lift(self, mv: Any, addr: int, off: int) -> Any:
         return string_of(mv, off + OF)
@@ -370,10 +370,18 @@ class _List(Conv):
         return [lift(MEMORY, 1, o) for o in range(start, start + n * VAL, VAL)]
 
 
+# Two string values side by side (a tuple<string, string>'s elements): each one's vec.
+_STRING_PAIR = struct.Struct(f"@{OF}xNP{VAL - OF - VEC.size}x{OF}xNP")
+
+
 class _Tuple(Conv):
-    __slots__ = ("_lifts", "_lowers", "_offsets")
+    __slots__ = ("_lifts", "_lowers", "_offsets", "_strings")
 
     def __init__(self, elements: list[Conv]) -> None:
+        # tuple<string, string> (not enums: theirs lift the same, but stay generic).
+        self._strings = len(elements) == 2 and all(
+            type(e) is _String and e.kind == STRING for e in elements
+        )
         self._lowers = tuple(e.lower for e in elements)
         self._lifts = tuple(e.lift for e in elements)
         # Each element's offset from the data address, through MEMORY.
@@ -392,6 +400,12 @@ class _Tuple(Conv):
     def lift(self, mv: Any, addr: int, off: int) -> Any:
         n, data = VEC.unpack_from(mv, off + OF)
         _check_size(n, len(self._lifts))
+        if self._strings:  # a header: both strings' vecs read with one unpack
+            size, at, size2, at2 = _STRING_PAIR.unpack_from(MEMORY, data - 1)
+            return (
+                str(MEMORY[at - 1 : at - 1 + size], "utf-8") if size else "",
+                str(MEMORY[at2 - 1 : at2 - 1 + size2], "utf-8") if size2 else "",
+            )
         if n == 2:  # the usual tuple (a header, an environment variable): no loop
             first, second = self._lifts
             return (first(MEMORY, 1, data - 1), second(MEMORY, 1, data - 1 + VAL))
