@@ -134,14 +134,13 @@ class ConnectionReporter:
     def _receive(self) -> None:
         while not self._broken:
             try:
-                data, fds, _, _ = socket.recv_fds(
-                    self._sock, _MESSAGE.size, 1, socket.MSG_CMSG_CLOEXEC
-                )
-            except (BlockingIOError, InterruptedError):
-                return
+                message = _next_message(self._sock)
             except OSError as exc:
                 self._break(exc)
                 return
+            if message is None:
+                return
+            data, fds = message
             if not data:  # the daemon is gone: this member stops (lattice.process.watch_parent)
                 self._loop.remove_reader(self._sock)
                 return
@@ -294,15 +293,14 @@ class HeldConnections:
     def _receive(self) -> None:
         while True:
             try:
-                data, fds, _, _ = socket.recv_fds(
-                    self._sock, _MESSAGE.size, 1, socket.MSG_CMSG_CLOEXEC
-                )
-            except (BlockingIOError, InterruptedError):
-                return
+                message = _next_message(self._sock)
             except OSError as exc:
                 log.warning("a data-plane connection channel failed: %s", exc)
                 self._loop.remove_reader(self._sock)
                 return
+            if message is None:
+                return
+            data, fds = message
             if not data:  # the member's end is closed: everything has been read
                 self._loop.remove_reader(self._sock)
                 return
@@ -365,6 +363,18 @@ class HeldConnections:
         with contextlib.suppress(OSError):
             while await self._loop.sock_recv(sock, 65536):
                 pass
+
+
+def _next_message(sock: socket.socket) -> tuple[bytes, list[int]] | None:
+    """One message from the channel and the descriptors with it; None if none is waiting.
+
+    b"" when the other end is closed and everything has been read; OSError if it failed.
+    """
+    try:
+        data, fds, _, _ = socket.recv_fds(sock, _MESSAGE.size, 1, socket.MSG_CMSG_CLOEXEC)
+    except (BlockingIOError, InterruptedError):
+        return None
+    return data, fds
 
 
 def _shutdown(fd: int) -> None:
