@@ -270,6 +270,7 @@ async def test_an_admin_cannot_join_an_invocation_queue_group(
         return b"real:" + body
 
     responder = await serve_component(host, SUBJECTS, "pay", "acme:pay/api", real, concurrency=4)
+    await host.flush()  # the server has the host's subscription before the first call
     forged_calls: list[bytes] = []
 
     async def forge(msg: object) -> None:
