@@ -155,18 +155,23 @@ def _string(kind: int, message: str) -> Image:
         if not isinstance(val, str):
             raise TypeError(message)
         data = val.encode("utf-8")
-        top = arena.top
-        end = top + len(data)
-        if end > arena.end:
-            raise _Overflow
-        arena.top = end
-        MEMORY[top - 1 : end - 1] = data
-        pack(MEMORY, at - 1, kind, len(data), top)
+        pack(MEMORY, at - 1, kind, len(data), _put(arena, data))
 
     return image
 
 
 # -- containers --------------------------------------------------------------------
+
+
+def _put(arena: _Arena, data: bytes) -> int:
+    """The address of a copy of `data` in the arena (bytes of text: no alignment)."""
+    top = arena.top
+    end = top + len(data)
+    if end > arena.end:
+        raise _Overflow
+    arena.top = end
+    MEMORY[top - 1 : end - 1] = data
+    return top
 
 
 def _take(arena: _Arena, size: int) -> int:
@@ -282,13 +287,7 @@ def _flags(arena: _Arena, val: Any, at: int) -> None:
     names = [s.encode("utf-8") for s in val]
     data = _take(arena, len(names) * NAME)
     for i, name in enumerate(names):
-        top = arena.top
-        end = top + len(name)
-        if end > arena.end:
-            raise _Overflow
-        arena.top = end
-        MEMORY[top - 1 : end - 1] = name
-        _NAME.pack_into(MEMORY, data - 1 + i * NAME, len(name), top)
+        _NAME.pack_into(MEMORY, data - 1 + i * NAME, len(name), _put(arena, name))
     _VEC_HEAD.pack_into(MEMORY, at - 1, FLAGS, len(names), data)
 
 
