@@ -127,9 +127,10 @@ class ConnectionReporter:
         return cls(sock, table)
 
     def serve(self, serve_accepted: ServeAccepted) -> None:
-        """Serve each connection the daemon hands over with ``serve_accepted``."""
-        self._serve = serve_accepted
-        self._loop.add_reader(self._sock, self._receive)
+        """Serve each connection the daemon hands over with ``serve_accepted``; idempotent."""
+        if self._serve is None and not self._broken:
+            self._serve = serve_accepted
+            self._loop.add_reader(self._sock, self._receive)
 
     def _receive(self) -> None:
         while not self._broken:

@@ -81,7 +81,6 @@ class Member:
         self.runtime = runtime
         self.http = http
         self.connections = connections
-        self.serving = False
         self.stop_requested = asyncio.Event()
 
     async def handle(self, message: dict[str, Any]) -> Any:
@@ -104,9 +103,7 @@ class Member:
                 self.http.routes = table
                 return None
             case "serve":
-                if not self.serving:
-                    self.connections.serve(self.http.serve_accepted)
-                    self.serving = True
+                self.connections.serve(self.http.serve_accepted)
                 return None
             case "stats":
                 return {
