@@ -308,3 +308,34 @@ async def test_the_accepting_server_serves_what_its_hand_off_declines(
             writer.close()
         await daemon.stop()
         await member.stop()
+
+
+async def test_the_member_drops_a_message_that_is_not_a_connection(
+    pair: tuple[HeldConnections, ConnectionReporter], listener: socket.socket
+) -> None:
+    held, reporter = pair
+    taken: list[socket.socket] = []
+
+    async def take(conn: socket.socket) -> None:
+        taken.append(conn)
+        reporter.opened(conn)
+
+    reporter.serve(take)
+    spare, other = socket.socketpair()
+    try:
+        # Malformed: too short; a GIVE with no descriptor, too long, with two; another op.
+        held._sock.send(b"\x01")
+        held._sock.send(b"\x01\x00\x00\x00\x00")
+        held._sock.send(b"\x01\x00\x00\x00\x00\x00")  # too long
+        socket.send_fds(held._sock, [b"\x01\x00\x00\x00\x00"], [spare.fileno(), other.fileno()])
+        socket.send_fds(held._sock, [b"\x02\x00\x00\x00\x00"], [spare.fileno()])
+        client, server = await _accepted(listener)
+        assert held.give(server)  # a real one after them is still taken
+        await _until(lambda: taken, "the member took the real connection")
+        assert len(taken) == 1 and reporter.states[0] == IDLE
+        client.close()
+    finally:
+        for conn in taken:
+            conn.close()
+        spare.close()
+        other.close()

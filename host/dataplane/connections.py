@@ -62,6 +62,7 @@ LINGER_S = 2.0
 _MESSAGE = struct.Struct("<BI")  # (op, slot)
 _GIVE = 1  # daemon -> member, with the connection's descriptor
 _CLOSED = 2  # member -> daemon
+_CUT = b"\x00"  # what a truncated message is read as: no op is 0
 # Room for a burst of messages before a send would block.
 _BUFFER_BYTES = 1 << 20
 # A slot's phase besides those the HTTP server writes (providers.http_limits):
@@ -370,11 +371,17 @@ def _next_message(sock: socket.socket) -> tuple[bytes, list[int]] | None:
     """One message from the channel and the descriptors with it; None if none is waiting.
 
     b"" when the other end is closed and everything has been read; OSError if it failed.
+    A message cut short (longer than any, or with more than one descriptor: the kernel
+    drops the rest) comes back as ``_CUT``, which no end acts on.
     """
     try:
-        data, fds, _, _ = socket.recv_fds(sock, _MESSAGE.size, 1, socket.MSG_CMSG_CLOEXEC)
+        data, fds, flags, _ = socket.recv_fds(sock, _MESSAGE.size, 1, socket.MSG_CMSG_CLOEXEC)
     except (BlockingIOError, InterruptedError):
         return None
+    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+        for fd in fds:
+            os.close(fd)
+        return _CUT, []
     return data, fds
 
 
